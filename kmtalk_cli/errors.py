@@ -1,0 +1,34 @@
+"""The error types the library raises; the CLI turns each into one line on stderr.
+
+Every message is a full sentence a user can act on, so the CLI never needs a traceback.
+"""
+
+from __future__ import annotations
+
+
+class KmtalkError(Exception):
+    """Base class: a problem with the user's input or environment, not a bug."""
+
+
+class AudioError(KmtalkError):
+    """Audio that cannot be read or is unusable (missing, not audio, empty, too short, NaN)."""
+
+
+class MotionError(KmtalkError):
+    """A motion array with the wrong shape, vertex count or values."""
+
+
+class TemplateError(KmtalkError):
+    """A template mesh or region file that cannot be loaded."""
+
+
+class RenderError(KmtalkError):
+    """Rendering or video encoding failed."""
+
+
+class OutputError(KmtalkError):
+    """An output that cannot be written (missing directory, no permission, exists without --force)."""
+
+
+class KmtalkWarning(UserWarning):
+    """Something worth telling the user that does not stop the run (clipping, silence, fallbacks)."""
