@@ -38,16 +38,22 @@ def atomic_output(path: Path, *, force: bool = False) -> Iterator[Path]:
     (ffmpeg, numpy) behave as they would on the final name.
     """
     path = check_output_path(Path(path), force=force)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent or "."
-    )
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent or "."
+        )
+    except OSError as exc:
+        raise OutputError(f"Cannot write in {path.parent}: {exc.strerror}.") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
         if not force and path.exists():
             raise OutputError(f"Output {path} appeared while writing; pass --force to overwrite it.")
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise OutputError(f"Cannot write {path}: {exc.strerror}.") from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

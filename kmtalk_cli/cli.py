@@ -1,0 +1,39 @@
+"""The ``kmtalk`` command line: a Typer app whose commands live in :mod:`kmtalk_cli.commands`.
+
+Commands import their heavy dependencies inside the function so ``kmtalk --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from . import __version__
+from .commands.render import render
+
+app = typer.Typer(
+    name="kmtalk",
+    help="Speech-driven 3D facial animation with KMTalk key motions.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode="rich",
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"kmtalk {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", help="Show the version and exit.", callback=_print_version, is_eager=True)
+    ] = False,
+) -> None:
+    """Speech-driven 3D facial animation with KMTalk key motions."""
+
+
+app.command(help="Render a mesh motion (.npy/.npz) to an mp4 with the speech muxed in.")(render)

@@ -1,0 +1,78 @@
+"""What every command shares: the stderr console, error mapping, warnings and progress.
+
+Library code raises :class:`KmtalkError` and warns with :class:`KmtalkWarning`; this module is
+the single place that turns those into one line on stderr and an exit code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Callable, Iterator
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+from ..errors import KmtalkError, KmtalkWarning
+
+err_console = Console(stderr=True, highlight=False)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print ``message`` as one error line and return the Exit to raise."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}")
+    return typer.Exit(code)
+
+
+def notice(message: str) -> None:
+    err_console.print(f"[yellow]warning:[/] {escape(message)}")
+
+
+def info(message: str) -> None:
+    err_console.print(escape(message))
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Map library errors and Ctrl-C to one stderr line and a non-zero exit; show kmtalk warnings."""
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        if issubclass(category, KmtalkWarning):
+            notice(str(message))
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    original = warnings.showwarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", KmtalkWarning)
+        warnings.showwarning = show
+        try:
+            yield
+        except KmtalkError as exc:
+            raise fail(str(exc)) from None
+        except KeyboardInterrupt:
+            raise fail("Interrupted; no output was written.", code=130) from None
+        finally:
+            warnings.showwarning = original
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, *, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
+    """A Rich progress bar on stderr, exposed to library code as a ``(done, total)`` callback."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+        disable=not enabled,
+    ) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
