@@ -59,7 +59,7 @@ def test_side_by_side_and_silent(tmp_path):
     assert meta["size"][0] == 2 * meta["size"][1]
 
 
-def write(tmp_path, array, name="motion.npy"):
+def write(tmp_path, array, name):
     path = tmp_path / name
     np.save(path, array)
     return path
@@ -71,10 +71,10 @@ def bad_inputs(tmp_path):
     (tmp_path / "exists.mp4").write_bytes(b"keep me")
     (tmp_path / "noise.wav").write_text("this is not audio")
     return {
-        "vertex count": ([write(tmp_path, np.zeros((3, (vertices - 1) * 3)))], f"but the template has {vertices}"),
-        "rank": ([write(tmp_path, np.zeros((3, 2, vertices, 3)))], "expected (T, V·3)"),
-        "nan": ([write(tmp_path, np.full((3, vertices * 3), np.nan))], "NaN"),
-        "empty": ([write(tmp_path, np.zeros((0, vertices * 3)))], "empty"),
+        "vertex count": ([write(tmp_path, np.zeros((3, (vertices - 1) * 3)), "count.npy")], f"but the template has {vertices}"),
+        "rank": ([write(tmp_path, np.zeros((3, 2, vertices, 3)), "rank.npy")], "expected (T, V·3)"),
+        "nan": ([write(tmp_path, np.full((3, vertices * 3), np.nan), "nan.npy")], "NaN"),
+        "empty": ([write(tmp_path, np.zeros((0, vertices * 3)), "empty.npy")], "empty"),
         "audio": ([good, "--audio", tmp_path / "noise.wav"], "could not be decoded"),
         "missing audio": ([good, "--audio", tmp_path / "absent.wav"], "does not exist"),
         "missing dir": ([good, "-o", tmp_path / "nowhere" / "x.mp4"], "does not exist"),
