@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from . import __version__
+from .commands.align import align
 from .commands.render import render
 
 app = typer.Typer(
@@ -36,4 +37,5 @@ def main(
     """Speech-driven 3D facial animation with KMTalk key motions."""
 
 
+app.command(help="Align speech to timed ARPAbet phones (pocketsphinx built in, Montreal Forced Aligner if installed).")(align)
 app.command(help="Render a mesh motion (.npy/.npz) to an mp4 with the speech muxed in.")(render)

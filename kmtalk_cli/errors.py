@@ -32,3 +32,7 @@ class OutputError(KmtalkError):
 
 class KmtalkWarning(UserWarning):
     """Something worth telling the user that does not stop the run (clipping, silence, fallbacks)."""
+
+
+class AlignmentError(KmtalkError):
+    """Speech that cannot be aligned to phones: an unusable transcript, TextGrid or aligner."""

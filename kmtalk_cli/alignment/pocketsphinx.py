@@ -1,0 +1,407 @@
+"""The pocketsphinx backend: forced phone alignment that installs from PyPI and runs offline.
+
+pocketsphinx 5.1.1 ships an English acoustic model, dictionary, word LM and phone LM in its
+wheel. Phone-level alignment takes two passes: a word-level FSG pass (``set_align_text``)
+finds the words and pauses, then ``set_alignment`` re-decodes that sequence state by state.
+
+Why plain usage fails on ~38% of synthetic (espeak-ng) clips, and the fixes here:
+
+* **Digital silence.** Synthetic speech (and many edited recordings) has runs of exact zeros.
+  Their log energy is minus infinity, which wrecks cepstral mean normalisation and silence
+  scoring, so the FSG pass ends in a state that "does not match the grammar". A deterministic
+  -80 dBFS dither (fixed seed, so results are reproducible) makes the features finite.
+* **Lattice best-path rescoring.** With ``bestpath`` on, the FSG result is rescored on a
+  lattice and often loses the final state or yields 1-frame phones, which the second pass
+  rejects ("impossible duration"). The first pass's Viterbi result is what the second pass
+  needs, so ``bestpath`` is off.
+* **Filler words.** Optional silences/noises between words (``fsgusefiller``) help on real
+  pauses but can trap the search; a second attempt without them recovers most of the rest.
+* Words missing from pocketsphinx's dictionary make ``set_align_text`` fail outright; they are
+  added with :mod:`.lexicon` pronunciations (CMUdict or espeak-ng).
+
+Default beams are kept: wider beams were measured to make things worse.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import AlignmentError, KmtalkWarning
+from .lexicon import pronounce
+from .phones import SIL, normalize_arpabet
+from .types import Alignment, Segment, fill_silence, shift, validate
+from .vad import energy_segments, speech_regions, split_points
+
+FRAME_RATE = 100  # pocketsphinx frames per second
+SAMPLE_RATE = 16_000
+DITHER_LEVEL = 1e-4  # ≈ -80 dBFS: far below speech, enough to keep log energies finite
+MAX_CHUNK = 25.0  # seconds per decoder pass on long audio
+_FILLER_WORDS = frozenset({"<s>", "</s>", "<sil>", "[noise]", "[speech]", "<unk>"})
+
+#: Forced-alignment attempts, tried in order; each is a pocketsphinx config override.
+ATTEMPTS: tuple[dict[str, Any], ...] = (
+    {"bestpath": False, "fsgusefiller": True},
+    {"bestpath": False, "fsgusefiller": False},
+)
+
+
+class NoPath(RuntimeError):
+    """A decoding pass found no path through the audio (pocketsphinx raised or returned nothing)."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A stretch of the audio decoded on its own, with the words assigned to it."""
+
+    start: float
+    end: float
+    words: tuple[str, ...]
+
+
+def _model_dir() -> str:
+    import pocketsphinx
+
+    return pocketsphinx.get_model_path()
+
+
+class _DecoderPool:
+    """Decoders are costly to build (~0.1-0.4 s), so one per configuration is kept and reused.
+
+    pocketsphinx decoders are not thread-safe; a lock serialises their use.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self._decoders: dict[tuple[tuple[str, Any], ...], Any] = {}
+
+    def get(self, kind: str, **overrides: Any) -> Any:
+        key = (("kind", kind), *sorted(overrides.items()))
+        if key not in self._decoders:
+            self._decoders[key] = _make_decoder(kind, overrides)
+        return self._decoders[key]
+
+    def clear(self) -> None:
+        self._decoders.clear()
+
+
+def _make_decoder(kind: str, overrides: dict[str, Any]) -> Any:
+    """Build a decoder for ``align`` (no LM: faster), ``asr`` (word LM) or ``allphone``."""
+    try:
+        from pocketsphinx import Decoder
+    except ImportError:
+        raise AlignmentError(
+            "The pocketsphinx aligner needs the pocketsphinx package; install it with "
+            "`pip install pocketsphinx==5.1.1`."
+        ) from None
+    config: dict[str, Any] = {"loglevel": "FATAL"}
+    if kind == "align":
+        config["lm"] = None
+    elif kind == "asr":
+        # The forced pass re-times the words anyway; skipping lattice rescoring saves ~30%.
+        config["bestpath"] = False
+    elif kind == "allphone":
+        config["lm"] = None
+        config["allphone"] = os.path.join(_model_dir(), "en-us", "en-us-phone.lm.bin")
+        config["bestpath"] = False
+    config.update(overrides)
+    return Decoder(**config)
+
+
+POOL = _DecoderPool()
+
+
+def to_pcm(samples: np.ndarray, *, seed: int = 0) -> bytes:
+    """float32 16 kHz samples → int16 bytes, DC removed and dithered (see module docstring)."""
+    x = np.asarray(samples, dtype=np.float64)
+    if x.size:
+        x = x - x.mean()
+    rng = np.random.default_rng(seed)
+    x = x + rng.normal(0.0, DITHER_LEVEL, x.shape)
+    return (np.clip(x, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+
+
+def _clean_word(name: str) -> str:
+    """``word(2)`` (an alternate pronunciation) → ``word``."""
+    return name.split("(", 1)[0]
+
+
+def ensure_words(decoder: Any, words: Sequence[str]) -> list[str]:
+    """Add words missing from the decoder's dictionary; return those that cannot be said.
+
+    This is the step whose absence makes plain ``set_align_text`` fail on names and rare
+    words: pocketsphinx refuses any word it cannot pronounce.
+    """
+    unknown: list[str] = []
+    to_add: list[tuple[str, str]] = []
+    for word in dict.fromkeys(words):
+        if decoder.lookup_word(word) is not None:
+            continue
+        phones = pronounce(word).phones
+        if phones:
+            to_add.append((word, " ".join(phones)))
+        else:
+            unknown.append(word)
+    # Rebuilding the search once, on the last word, keeps adding many words cheap.
+    for i, (word, phones) in enumerate(to_add):
+        decoder.add_word(word, phones, i == len(to_add) - 1)
+    return unknown
+
+
+def _run(decoder: Any, pcm: bytes) -> None:
+    decoder.start_utt()
+    decoder.process_raw(pcm, full_utt=True)
+    decoder.end_utt()
+
+
+def forced_pass(words: Sequence[str], pcm: bytes, duration: float, attempt: dict[str, Any]) -> tuple[tuple[Segment, ...], tuple[Segment, ...]]:
+    """One two-pass phone alignment of ``words`` to ``pcm``; raises :class:`NoPath`."""
+    with POOL.lock:
+        decoder = POOL.get("align", **attempt)
+        missing = ensure_words(decoder, words)
+        usable = [w for w in words if w not in missing]
+        if not usable:
+            raise NoPath("no word of the transcript could be pronounced")
+        try:
+            decoder.set_align_text(" ".join(usable))
+            _run(decoder, pcm)
+            if decoder.hyp() is None:
+                raise NoPath("the word pass found no path")
+            decoder.set_alignment()
+            _run(decoder, pcm)
+            alignment = decoder.get_alignment()
+        except RuntimeError as exc:
+            raise NoPath(str(exc)) from None
+        if alignment is None:
+            raise NoPath("the phone pass returned no alignment")
+        word_segs: list[Segment] = []
+        phone_segs: list[Segment] = []
+        for word in alignment:
+            name = _clean_word(word.name)
+            start, end = word.start / FRAME_RATE, (word.start + word.duration) / FRAME_RATE
+            if name.lower() not in _FILLER_WORDS:
+                word_segs.append(Segment(name, start, min(end, duration)))
+            for phone in word:
+                label = normalize_arpabet(phone.name) or SIL
+                p0, p1 = phone.start / FRAME_RATE, (phone.start + phone.duration) / FRAME_RATE
+                phone_segs.append(Segment(label, p0, min(p1, duration)))
+    if not word_segs:
+        raise NoPath("the alignment holds no words")
+    return tuple(word_segs), tuple(phone_segs)
+
+
+def forced(words: Sequence[str], pcm: bytes, duration: float) -> tuple[tuple[Segment, ...], tuple[Segment, ...], list[str]]:
+    """Try each configuration in :data:`ATTEMPTS`; returns segments and notes on retries."""
+    reasons: list[str] = []
+    for attempt in ATTEMPTS:
+        try:
+            words_out, phones = forced_pass(words, pcm, duration, attempt)
+        except NoPath as exc:
+            reasons.append(str(exc))
+            continue
+        notes = [] if not reasons else [f"forced alignment needed a retry without optional pauses ({reasons[0]})"]
+        return words_out, phones, notes
+    raise NoPath("; ".join(dict.fromkeys(reasons)))
+
+
+def recognise_words(pcm: bytes) -> list[str]:
+    """Word recognition with the shipped LM: the transcript when the user gave none."""
+    with POOL.lock:
+        decoder = POOL.get("asr")
+        try:
+            _run(decoder, pcm)
+        except RuntimeError:
+            return []
+        hyp = decoder.hyp()
+        if hyp is None:
+            return []
+        return [_clean_word(w) for w in hyp.hypstr.split() if w.lower() not in _FILLER_WORDS]
+
+
+def recognise_phones(pcm: bytes, duration: float) -> tuple[Segment, ...]:
+    """Phone recognition (allphone search with the shipped phone LM); raises :class:`NoPath`."""
+    with POOL.lock:
+        decoder = POOL.get("allphone")
+        try:
+            _run(decoder, pcm)
+            segs = list(decoder.seg())
+        except RuntimeError as exc:
+            raise NoPath(str(exc)) from None
+    out = []
+    for seg in segs:
+        label = normalize_arpabet(seg.word) or SIL
+        out.append(Segment(label, seg.start_frame / FRAME_RATE, min((seg.end_frame + 1) / FRAME_RATE, duration)))
+    if not any(s.label != SIL for s in out):
+        raise NoPath("phone recognition found no speech")
+    return tuple(out)
+
+
+#: Below this share of phone time on detected speech, a forced path is judged not to fit.
+MIN_SPEECH_SHARE = 0.5
+#: Below this share of detected speech covered by phones, words are missing from the transcript.
+MIN_SPEECH_COVERED = 0.5
+
+
+def check_plausible(phones: Sequence[Segment], samples: np.ndarray) -> None:
+    """Reject a forced path that put the words on silence: the transcript does not fit.
+
+    A Viterbi search always finds *some* path when pauses are optional, even for the wrong
+    words or for silence; real alignments keep their phones on the audible parts.
+    """
+    regions = speech_regions(samples, SAMPLE_RATE)
+    if not regions:
+        raise NoPath("the audio holds no audible speech")
+    spoken = [p for p in phones if p.label != SIL]
+    total = sum(p.duration for p in spoken)
+    on_speech = sum(max(0.0, min(p.end, e) - max(p.start, s)) for p in spoken for s, e in regions)
+    if total > 0 and on_speech / total < MIN_SPEECH_SHARE:
+        raise NoPath(f"only {on_speech / total:.0%} of the aligned phones lie on speech; the transcript does not fit")
+    speech_time = sum(e - s for s, e in regions)
+    if speech_time > 0 and on_speech / speech_time < MIN_SPEECH_COVERED:
+        raise NoPath(
+            f"the transcript's phones cover only {on_speech / speech_time:.0%} of the speech; "
+            "the transcript does not fit"
+        )
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """The outcome for one chunk: segments in chunk-local seconds and how they were found."""
+
+    words: tuple[Segment, ...]
+    phones: tuple[Segment, ...]
+    method: str
+    notes: tuple[str, ...]
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, KmtalkWarning, stacklevel=4)
+
+
+def align_chunk(samples: np.ndarray, words: Sequence[str] | None, *, recognised: bool = False) -> ChunkResult:
+    """Forced alignment of one chunk with the fallback ladder: allphone, then energy.
+
+    ``words`` None means no transcript: recognise words first. Each fallback is recorded
+    in the result's notes and announced once as a :class:`KmtalkWarning`.
+    """
+    duration = samples.shape[0] / SAMPLE_RATE
+    pcm = to_pcm(samples)
+    notes: list[str] = []
+    method = "forced"
+    if words is None:
+        words = recognise_words(pcm)
+        method = "recognised"
+        if not words:
+            notes.append("speech recognition heard no words")
+    elif recognised:
+        method = "recognised"
+    if words:
+        try:
+            w, p, retry_notes = forced(words, pcm, duration)
+            check_plausible(p, samples)
+            return ChunkResult(w, p, method, tuple(notes + retry_notes))
+        except NoPath as exc:
+            what = "the recognised words" if method == "recognised" else "the transcript"
+            notes.append(f"forced alignment to {what} failed ({exc}); used phone recognition instead")
+    try:
+        phones = recognise_phones(pcm, duration)
+        return ChunkResult((), phones, "allphone", tuple(notes))
+    except NoPath as exc:
+        notes.append(f"phone recognition failed ({exc}); used energy-based speech/silence segmentation")
+    return ChunkResult((), energy_segments(samples, SAMPLE_RATE), "energy", tuple(notes))
+
+
+def plan_chunks(samples: np.ndarray, words: Sequence[str] | None, max_chunk: float) -> list[Chunk]:
+    """Cut long audio at pauses and share the transcript's words among the pieces.
+
+    Words are shared in proportion to the *speech* time (energy VAD) in each piece, weighting
+    each word by its phone count; cuts sit at the quietest point so they fall between
+    sentences or phrases, where a proportional split is most likely to be exact.
+    """
+    duration = samples.shape[0] / SAMPLE_RATE
+    cuts = split_points(samples, SAMPLE_RATE, max_chunk)
+    bounds = [0.0, *cuts, duration]
+    if words is None or not cuts:
+        return [Chunk(a, b, tuple(words) if words is not None else ()) for a, b in zip(bounds[:-1], bounds[1:])]
+    regions = speech_regions(samples, SAMPLE_RATE) or [(0.0, duration)]
+    speech = [sum(max(0.0, min(e, b) - max(s, a)) for s, e in regions) for a, b in zip(bounds[:-1], bounds[1:])]
+    total = sum(speech) or 1.0
+    weights = np.array([max(1, len(pronounce(w).phones)) for w in words], dtype=float)
+    position = np.cumsum(weights) - weights / 2  # each word's centre in "phone time"
+    position /= weights.sum()
+    edges = np.cumsum(speech) / total
+    chunks: list[Chunk] = []
+    first = 0
+    for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+        last = len(words) if i == len(edges) - 1 else int(np.searchsorted(position, edges[i]))
+        chunks.append(Chunk(a, b, tuple(words[first:last])))
+        first = last
+    return chunks
+
+
+def align_pocketsphinx(
+    samples: np.ndarray,
+    words: Sequence[str] | None,
+    *,
+    transcript: str | None = None,
+    source: str | None = None,
+    max_chunk: float = MAX_CHUNK,
+) -> Alignment:
+    """Align 16 kHz mono ``samples`` to ``words`` (None: recognise them), chunked if long."""
+    duration = samples.shape[0] / SAMPLE_RATE
+    chunks = plan_chunks(samples, words, max_chunk)
+    all_words: list[Segment] = []
+    all_phones: list[Segment] = []
+    notes: list[str] = []
+    methods: list[str] = []
+    if len(chunks) > 1:
+        notes.append(f"long audio split at pauses into {len(chunks)} chunks of at most {max_chunk:g} s")
+    for chunk in chunks:
+        a, b = int(round(chunk.start * SAMPLE_RATE)), int(round(chunk.end * SAMPLE_RATE))
+        piece = samples[a:b]
+        if words is not None and not chunk.words:
+            result = ChunkResult((), energy_segments(piece, SAMPLE_RATE), "energy", ())
+            if speech_regions(piece, SAMPLE_RATE):
+                result = align_chunk(piece, None, recognised=True)
+        else:
+            result = align_chunk(piece, None if words is None else chunk.words)
+        where = f" in {chunk.start:.1f}-{chunk.end:.1f} s" if len(chunks) > 1 else ""
+        for note in result.notes:
+            notes.append(note + where)
+            if "retry" not in note:
+                _warn(f"Alignment{where}: {note}.")
+        methods.append(result.method)
+        all_words.extend(shift(result.words, chunk.start))
+        all_phones.extend(shift(result.phones, chunk.start))
+    # The whole alignment is only as good as its worst chunk.
+    rank = {"forced": 0, "recognised": 1, "allphone": 2, "energy": 3}
+    method = max(methods, key=rank.__getitem__) if methods else "energy"
+    backend = "energy" if method == "energy" else "pocketsphinx"
+    alignment = Alignment(
+        words=_clip_words(all_words, duration),
+        phones=fill_silence(all_phones, duration),
+        backend=backend,
+        method=method,
+        transcript=transcript,
+        duration=duration,
+        notes=tuple(notes),
+        source=source,
+    )
+    return validate(alignment)
+
+
+def _clip_words(words: Sequence[Segment], duration: float) -> tuple[Segment, ...]:
+    """Keep word segments sorted and inside the audio (chunk edges can overlap by a frame)."""
+    out: list[Segment] = []
+    for w in sorted(words, key=lambda s: s.start):
+        start = max(w.start, out[-1].end if out else 0.0)
+        end = min(w.end, duration)
+        if end > start:
+            out.append(Segment(w.label, start, end))
+    return tuple(out)
