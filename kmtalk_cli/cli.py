@@ -12,6 +12,7 @@ import typer
 from . import __version__
 from .commands.align import align
 from .commands.render import render
+from .commands.synth import synth
 
 app = typer.Typer(
     name="kmtalk",
@@ -39,3 +40,4 @@ def main(
 
 app.command(help="Align speech to timed ARPAbet phones (pocketsphinx built in, Montreal Forced Aligner if installed).")(align)
 app.command(help="Render a mesh motion (.npy/.npz) to an mp4 with the speech muxed in.")(render)
+app.command(help="Build a synthetic talking-face corpus (VOCASET layout) from the rigged head and espeak-ng speech.")(synth)

@@ -36,3 +36,7 @@ class KmtalkWarning(UserWarning):
 
 class AlignmentError(KmtalkError):
     """Speech that cannot be aligned to phones: an unusable transcript, TextGrid or aligner."""
+
+
+class DatasetError(KmtalkError):
+    """A dataset directory that does not follow the templates.pkl + vertices_npy + wav layout."""

@@ -1,0 +1,517 @@
+"""The synthetic talking-face corpus: exactly timed synthetic speech driving the rig, written as VOCASET.
+
+Training, evaluation, the bundled weights and the tests all need talking-face data, and the
+real corpora cannot be shipped. This builds one from nothing but the bundled head and
+espeak-ng: subjects with their own face shape, voice and speaking style say generated
+sentences; the phone timings espeak-ng reports drive the articulatory rig; every file lands in
+the layout real data uses (``templates.pkl``, ``vertices_npy/``, ``wav/``), plus ground-truth
+TextGrids, the rig controls per frame, region files, splits and a data card.
+
+The same options and seed give a byte-identical corpus: every sequence draws from its own
+seed (seed, subject, sentence), sums run in fixed order, and no file records a time stamp.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import os
+import pickle
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..alignment.phones import PHONES, SIL, espeak_to_arpabet
+from ..alignment.types import Alignment, Segment, fill_silence
+from ..errors import OutputError
+from ..face.coarticulation import SpeakingStyle, SpokenPhone, animate_phones
+from ..face.rig import PARAMETERS, RIG_VERSION, Rig, build_rig
+from ..face.template import FaceTemplate, bundled_template
+from ..version import __version__
+from .sentences import generate_sentences
+
+#: espeak-ng's phoneme events run this far ahead of the acoustic boundaries (machine notes).
+ESPEAK_EVENT_LEAD = 0.013
+#: espeak-ng variants used for subjects, in order, with their gender (all ship with
+#: espeakng-loader). Breathy variants (f2, f3, f5, ...) are left out: their noise source is not
+#: reproducible between runs, which would break the byte-identical corpus.
+VOICE_VARIANTS: tuple[tuple[str, str], ...] = (
+    ("m1", "M"), ("f1", "F"), ("m3", "M"), ("f4", "F"), ("m2", "M"), ("Annie", "F"),
+    ("m4", "M"), ("linda", "F"), ("m5", "M"), ("steph", "F"), ("m6", "M"), ("belinda", "F"),
+)
+SUBJECT_PREFIX = "SynthTalk"
+IDENTITY_KEYS: tuple[str, ...] = ("width", "height", "depth", "chin", "jaw_width", "lip_thickness", "mouth_width", "nose", "brow_height")
+
+
+@dataclass(frozen=True)
+class SynthOptions:
+    """What to build; presets fill these, flags override them."""
+
+    subjects: int = 12
+    sentences: int = 40
+    seed: int = 0
+    fps: float = 30.0
+    voices: str = "espeak"
+    workers: int = 0  # 0: one per CPU core, at most 4
+    max_words: int = 14
+
+
+PRESETS: dict[str, SynthOptions] = {
+    "tiny": SynthOptions(subjects=3, sentences=4, max_words=7),
+    "vocaset-like": SynthOptions(subjects=12, sentences=40),
+}
+
+
+@dataclass(frozen=True)
+class SubjectSpec:
+    """One synthetic speaker: name, voice and the seeded coefficients of face and style."""
+
+    name: str
+    voice: str
+    rate: int  # words per minute
+    pitch: int  # espeak-ng 0..99
+    identity: dict[str, float]
+    style: SpeakingStyle
+
+
+@dataclass(frozen=True)
+class UtteranceSpec:
+    """One sequence to make: who says what, under which file name."""
+
+    name: str
+    subject: int
+    sentence: int  # 1-based, as in VOCASET's sentenceNN
+    text: str
+
+
+@dataclass(frozen=True, eq=False)
+class Utterance:
+    """A finished sequence in memory: 16 kHz audio, true timings, rig controls and vertices."""
+
+    name: str
+    samples: np.ndarray  # (N,) float32, 16 kHz
+    alignment: Alignment
+    phones: tuple[SpokenPhone, ...]
+    params: np.ndarray  # (T, P) float32
+    vertices: np.ndarray  # (T, V, 3) float32
+
+
+@dataclass(frozen=True)
+class CorpusSummary:
+    """What was built (for the CLI line, the data card and tests)."""
+
+    path: Path
+    subjects: tuple[str, ...]
+    sequences: int
+    frames: int
+    seconds: float
+    phone_counts: dict[str, int] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------
+# Subjects: identity shape and speaking style
+# --------------------------------------------------------------------------------------------
+
+
+def make_subjects(n: int, seed: int) -> list[SubjectSpec]:
+    """``n`` speakers whose voice, face and style differ visibly and measurably."""
+    out = []
+    for i in range(n):
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5B7, i]))
+        variant, gender = VOICE_VARIANTS[i % len(VOICE_VARIANTS)]
+        identity = {key: float(rng.uniform(-1.0, 1.0)) for key in IDENTITY_KEYS}
+        style = SpeakingStyle(
+            # A golden-ratio sequence (jittered) keeps any few subjects' jaw habits well apart.
+            jaw_gain=float(0.7 + 0.6 * ((0.5 + i * 0.6180339887 + rng.uniform(-0.05, 0.05)) % 1.0)),
+            round_gain=float(rng.uniform(0.75, 1.25)),
+            spread_gain=float(rng.uniform(0.7, 1.3)),
+            closure_gain=float(rng.uniform(0.9, 1.0)),
+            lead=float(rng.uniform(0.0, 0.045)),
+            asymmetry=float(rng.uniform(-0.15, 0.15)),
+            coarticulation=float(rng.uniform(0.8, 1.25)),
+            rest_smile=float(rng.uniform(0.0, 0.15)),
+            blink_rate=float(rng.uniform(8.0, 25.0)),
+            brow_expressiveness=float(rng.uniform(0.2, 1.0)),
+            brow_probability=float(rng.uniform(0.1, 0.4)),
+        )
+        out.append(
+            SubjectSpec(
+                name=f"{SUBJECT_PREFIX}_{i + 1:02d}_{gender}",
+                voice=f"en-us+{variant}",
+                rate=int(rng.integers(145, 186)),
+                pitch=int(rng.integers(30, 71)),
+                identity=identity,
+                style=style,
+            )
+        )
+    return out
+
+
+def identity_shape(rig: Rig, coefficients: dict[str, float]) -> np.ndarray:
+    """A subject's rest shape (V, 3): smooth, plausible changes of proportions around the bundled head.
+
+    Each coefficient in -1..1 scales one field; the lips keep touching at rest because every
+    field near the mouth is zero on the contact line.
+    """
+    v = rig.rest
+    x, y = v[:, 0], v[:, 1]
+    c = {key: float(coefficients.get(key, 0.0)) for key in IDENTITY_KEYS}
+    mouth, lips, y_contact = rig.masks["mouth"], rig.masks["lip_zone"], rig.masks["contact_y"]
+    away_from_lips = 1.0 - lips
+    mouth_x = float(np.average(x, weights=lips + 1e-12))
+    d = np.zeros_like(v)
+    d[:, 1] += c["chin"] * 0.09 * (y - y_contact) * np.clip(y_contact - y, 0, None) / 0.05 * rig.jaw_weight * away_from_lips
+    d[:, 0] += c["jaw_width"] * 0.08 * x * rig.jaw_weight * away_from_lips
+    d[:, 1] += c["lip_thickness"] * 0.25 * (y - y_contact) * lips
+    d[:, 0] += c["mouth_width"] * 0.08 * (x - mouth_x) * mouth
+    nose_base = v[int(np.argmax(rig.masks["nose"]))]
+    d += c["nose"] * 0.08 * (v - nose_base) * rig.masks["nose"][:, None]
+    d[:, 1] += c["brow_height"] * 0.0015 * np.clip(rig.masks["brow"], 0, 1)
+    scale = np.array([1 + 0.03 * c["width"], 1 + 0.03 * c["height"], 1 + 0.03 * c["depth"]])
+    return (v + d) * scale
+
+
+# --------------------------------------------------------------------------------------------
+# Speech
+# --------------------------------------------------------------------------------------------
+
+
+def phones_from_events(events: Sequence[tuple[str, float]], duration: float) -> tuple[SpokenPhone, ...]:
+    """espeak-ng phoneme events (mnemonic, start s) → tiled ARPAbet phones with stress.
+
+    Each phoneme lasts until the next event; pauses become SIL; a two-phone mnemonic (``@L``)
+    splits its span evenly. Times move by :data:`ESPEAK_EVENT_LEAD` onto the acoustic clock.
+    """
+    out: list[SpokenPhone] = []
+    for i, (name, start) in enumerate(events):
+        end = events[i + 1][1] if i + 1 < len(events) else duration
+        start, end = min(start + ESPEAK_EVENT_LEAD, duration), min(end + ESPEAK_EVENT_LEAD, duration)
+        if end <= start:
+            continue
+        labels = espeak_to_arpabet(name)
+        stress = 1 if name.startswith("'") else 2 if name.startswith(",") else 0
+        if not labels:
+            out.append(SpokenPhone(SIL, start, end))
+            continue
+        step = (end - start) / len(labels)
+        for k, label in enumerate(labels):
+            out.append(SpokenPhone(label, start + k * step, start + (k + 1) * step, stress))
+    tiled = fill_silence([Segment(p.label, p.start, p.end) for p in out], duration)
+    stresses = {(round(p.start, 9), p.label): p.stress for p in out}
+    return tuple(SpokenPhone(s.label, s.start, s.end, stresses.get((round(s.start, 9), s.label), 0)) for s in tiled)
+
+
+def _word_tier(text: str, voice: str, phones: Sequence[SpokenPhone]) -> tuple[Segment, ...]:
+    """Words over their phones, when espeak-ng's per-word phonemes line up with the spoken ones."""
+    from ..alignment.espeak import text_to_phonemes
+
+    words = [w.strip(".,?!;:\"").lower() for w in text.split()]
+    per_word = [sum(len(espeak_to_arpabet(m)) for m in word) for word in text_to_phonemes(text, voice)]
+    spoken = [p for p in phones if p.label != SIL]
+    if len(per_word) != len(words) or sum(per_word) != len(spoken):
+        return ()
+    out, k = [], 0
+    for word, count in zip(words, per_word):
+        if count == 0:
+            continue
+        out.append(Segment(word, spoken[k].start, spoken[k + count - 1].end))
+        k += count
+    return tuple(out)
+
+
+def make_utterance(spec: UtteranceSpec, subject: SubjectSpec, rig: Rig, rest: np.ndarray, fps: float, seed: int) -> Utterance:
+    """Speak one sentence, time its phones, animate the rig on the subject's face."""
+    from ..alignment.espeak import synthesize
+    from ..audio import TARGET_RATE, resample
+
+    speech = synthesize(spec.text, subject.voice, rate=subject.rate, pitch=subject.pitch)
+    samples = resample(speech.samples, speech.sample_rate, TARGET_RATE)
+    samples = np.clip(samples, -1.0, 1.0).astype(np.float32)
+    duration = len(samples) / TARGET_RATE
+    phones = phones_from_events([(e.name, e.start) for e in speech.phonemes], duration)
+    words = _word_tier(spec.text, subject.voice, phones)
+    alignment = Alignment(
+        words=words,
+        phones=tuple(Segment(p.label, p.start, p.end) for p in phones),
+        backend="textgrid",
+        method="forced",
+        transcript=spec.text,
+        duration=duration,
+        notes=(f"synthetic: espeak-ng {subject.voice} event times + {ESPEAK_EVENT_LEAD * 1000:.0f} ms",),
+        source=None,
+    )
+    n_frames = max(1, int(round(duration * fps)))
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xF4CE, spec.subject, spec.sentence]))
+    params = animate_phones(phones, n_frames, fps, subject.style, rng)
+    vertices = rig.pose(params, rest=rest).astype(np.float32)
+    return Utterance(spec.name, samples, alignment, phones, params.astype(np.float32), vertices)
+
+
+# --------------------------------------------------------------------------------------------
+# Corpus plan
+# --------------------------------------------------------------------------------------------
+
+
+def split_subjects(names: Sequence[str]) -> dict[str, list[str]]:
+    """VOCASET's shape: 8 train / 2 val / 2 test of 12, scaled down for smaller corpora."""
+    n = len(names)
+    held = 2 if n >= 12 else 1 if n >= 3 else 0
+    return {"train": list(names[: n - 2 * held]), "val": list(names[n - 2 * held : n - held]), "test": list(names[n - held :])}
+
+
+def _phonemizer(voice: str) -> Callable[[str], list[str]]:
+    from ..alignment.espeak import text_to_phonemes
+
+    def run(text: str) -> list[str]:
+        return [p for word in text_to_phonemes(text, voice) for m in word for p in espeak_to_arpabet(m)]
+
+    return run
+
+
+def plan_corpus(options: SynthOptions) -> tuple[list[SubjectSpec], list[UtteranceSpec], dict[str, list[str]]]:
+    """Subjects, the utterances to make and the splits; sentences 21–40 (the second half) of
+    val/test subjects come from a pool no train subject ever says, as in VOCASET."""
+    subjects = make_subjects(options.subjects, options.seed)
+    groups = split_subjects([s.name for s in subjects])
+    n_sent = options.sentences
+    first_half = n_sent // 2
+    held_count = n_sent - first_half
+    train_pool_size = max(n_sent, 3 * n_sent if len(groups["train"]) > 2 else n_sent)
+    texts = generate_sentences(
+        train_pool_size + held_count, options.seed, phonemize=_phonemizer("en-us"), max_words=options.max_words
+    )
+    train_pool, held_pool = texts[:train_pool_size], texts[train_pool_size:]
+    utterances: list[UtteranceSpec] = []
+    train_set = set(groups["train"])
+    for i, subject in enumerate(subjects):
+        for j in range(n_sent):
+            if subject.name in train_set or j < first_half:
+                text = train_pool[(i * n_sent + j) % len(train_pool)]
+            else:
+                text = held_pool[j - first_half]
+            utterances.append(UtteranceSpec(f"{subject.name}_sentence{j + 1:02d}", i, j + 1, text))
+    splits: dict[str, list[str]] = {"train": [], "val": [], "test": [], "extra": []}
+    role = {name: part for part, names in groups.items() for name in names}
+    for u in utterances:
+        part = role[subjects[u.subject].name]
+        if part != "train" and u.sentence <= first_half:
+            part = "extra"
+        splits[part].append(u.name)
+    return subjects, utterances, {"subjects": groups, **splits}
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------
+
+_WORKER: dict[str, object] = {}
+
+
+def _worker_state(subjects: Sequence[SubjectSpec]) -> tuple[Rig, list[np.ndarray]]:
+    """Rig and subject rest shapes, built once per process."""
+    key = tuple(s.name for s in subjects)
+    if _WORKER.get("key") != key:
+        rig = build_rig(bundled_template())
+        _WORKER.update(key=key, rig=rig, rests=[identity_shape(rig, s.identity) for s in subjects])
+    return _WORKER["rig"], _WORKER["rests"]  # type: ignore[return-value]
+
+
+def _make_and_write(job: tuple[UtteranceSpec, list[SubjectSpec], float, int, str]) -> dict:
+    """Worker: make one utterance and write its four files; return its statistics."""
+    from ..alignment.textgrid import write_textgrid
+    from ..audio import TARGET_RATE, Audio, write_wav
+
+    spec, subjects, fps, seed, root = job
+    rig, rests = _worker_state(subjects)
+    utt = make_utterance(spec, subjects[spec.subject], rig, rests[spec.subject], fps, seed)
+    out = Path(root)
+    np.save(out / "vertices_npy" / f"{spec.name}.npy", utt.vertices.reshape(len(utt.vertices), -1))
+    write_wav(Audio(utt.samples, TARGET_RATE), out / "wav" / f"{spec.name}.wav")
+    write_textgrid(utt.alignment, out / "alignments" / f"{spec.name}.TextGrid")
+    np.save(out / "rig" / f"{spec.name}.npy", utt.params)
+    counts = Counter(p.label for p in utt.phones if p.label != SIL)
+    return {
+        "name": spec.name,
+        "subject": subjects[spec.subject].name,
+        "sentence": spec.sentence,
+        "text": spec.text,
+        "frames": int(len(utt.vertices)),
+        "duration": round(float(len(utt.samples)) / TARGET_RATE, 6),
+        "words_aligned": bool(utt.alignment.words),
+        "phones": dict(sorted(counts.items())),
+    }
+
+
+def _make_subject(jobs: list[tuple[UtteranceSpec, list[SubjectSpec], float, int, str]]) -> list[dict]:
+    """Worker task: all sentences of one subject, in sentence order."""
+    return [_make_and_write(job) for job in jobs]
+
+
+def _write_static(root: Path, template: FaceTemplate, rig: Rig, subjects: Sequence[SubjectSpec]) -> None:
+    """templates.pkl, the topology mesh, region files and the rig description."""
+    shapes = {s.name: identity_shape(rig, s.identity).astype(np.float32) for s in subjects}
+    (root / "templates.pkl").write_bytes(pickle.dumps(shapes, protocol=4))
+    with open(root / "template.obj", "w", encoding="utf-8") as fh:
+        fh.write(f"# {template.name} rest shape: {template.n_vertices} vertices, {template.n_faces} faces (faces for templates.pkl)\n")
+        np.savetxt(fh, template.vertices, fmt="v %.9g %.9g %.9g")
+        np.savetxt(fh, template.faces.astype(np.int64) + 1, fmt="f %d %d %d")
+    regions = root / "regions"
+    regions.mkdir()
+    for name in sorted(template.regions):
+        text = ",".join(str(int(i)) for i in template.regions[name])
+        (regions / f"{name}.txt").write_text(text + "\n", encoding="utf-8")
+    if template.landmarks is not None:
+        (root / "landmarks.txt").write_text(",".join(str(int(i)) for i in template.landmarks) + "\n", encoding="utf-8")
+    info = {"format": "kmtalk-rig-params", "version": RIG_VERSION, "parameters": list(PARAMETERS), "range": [0.0, 1.0]}
+    (root / "rig.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+
+
+def _datacard(options: SynthOptions, subjects: Sequence[SubjectSpec], records: Sequence[dict], splits: dict, counts: Counter) -> str:
+    """DATACARD.md: how the corpus was made, so a number computed on it can be reproduced."""
+    frames = sum(r["frames"] for r in records)
+    seconds = sum(r["duration"] for r in records)
+    lines = [
+        "# Synthetic talking-face corpus (kmtalk synth)",
+        "",
+        f"Built by kmtalk {__version__} with `kmtalk synth --subjects {options.subjects} --sentences {options.sentences} "
+        f"--seed {options.seed} --fps {options.fps:g} --voices {options.voices}`. The same command rebuilds it byte for byte.",
+        "",
+        "## Contents",
+        "",
+        f"- {len(subjects)} subjects, {len(records)} sequences, {frames} frames at {options.fps:g} fps, {seconds / 60:.1f} minutes of speech.",
+        "- `templates.pkl`: subject → (V, 3) float32 rest shape in metres; `template.obj` gives the faces.",
+        "- `vertices_npy/<subject>_sentenceNN.npy`: (T, V·3) float32 absolute positions in metres.",
+        "- `wav/<same>.wav`: 16 kHz mono 16-bit speech. `alignments/<same>.TextGrid`: the true word and phone",
+        f"  timings (espeak-ng phoneme events + {ESPEAK_EVENT_LEAD * 1000:.0f} ms, MFA tier layout).",
+        "- `rig/<same>.npy`: (T, P) float32 rig controls per frame, named in `rig.json` (ARKit names, 0–1).",
+        "- `regions/*.txt`: vertex index files (`lips` for LVE, `upper_face` for FDD); `landmarks.txt`: 68 iBUG vertices.",
+        "- `splits.json`: VOCASET-style subject split; val/test use sentences from the second half, never spoken by train subjects.",
+        "- `metadata.json`: per-sequence text and timing, per-subject voice, identity and style coefficients.",
+        "",
+        "## How it was made",
+        "",
+        "Sentences come from kmtalk's built-in generator (templates and word lists, chosen greedily for phone coverage).",
+        "Each subject speaks with its own espeak-ng voice variant, rate and pitch; the audio is resampled to 16 kHz.",
+        "The bundled head's articulatory rig (jaw rotation, lip rounding, spreading, closure, labiodental tuck,",
+        "brows, blinks) is driven by the phone timings through Cohen–Massaro dominance coarticulation, with",
+        "per-subject face shape (proportions, lip thickness, jaw width, nose) and speaking style (gains, timing lead,",
+        "asymmetry, blink rate, brow expressiveness). The motion is synthetic: it is plausible, not captured.",
+        "",
+        "## Subjects",
+        "",
+        "| subject | voice | rate | pitch | split |",
+        "|---|---|---:|---:|---|",
+    ]
+    role = {name: part for part, names in splits["subjects"].items() for name in names}
+    for s in subjects:
+        lines.append(f"| {s.name} | {s.voice} | {s.rate} | {s.pitch} | {role[s.name]} |")
+    lines += ["", "## Phone coverage (ARPAbet, all sequences)", "", "| phone | count |", "|---|---:|"]
+    for phone in PHONES:
+        lines.append(f"| {phone} | {counts.get(phone, 0)} |")
+    lines += [
+        "",
+        "## Licences",
+        "",
+        "- Face mesh: derived from menpo3d's template (BSD-3-Clause, Imperial College London); see `LICENSE-menpo3d.txt` in kmtalk.",
+        "- Speech: synthesised with espeak-ng (GPL-3.0-or-later program; its output audio is not covered by the GPL).",
+        "- The corpus itself: generated data, free to use, share and modify (CC0-1.0 as far as kmtalk's authors hold rights).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _default_workers() -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 4))
+
+
+def build_corpus(
+    out_dir: Path,
+    options: SynthOptions = SynthOptions(),
+    *,
+    force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> CorpusSummary:
+    """Build the corpus in a temporary directory beside ``out_dir`` and rename it into place.
+
+    A failed or interrupted build leaves nothing behind and never touches an existing corpus
+    (unless ``force``, and then only after the new one is complete).
+    """
+    out_dir = Path(out_dir)
+    if options.voices != "espeak":
+        raise OutputError(f"Voices {options.voices!r} are not available here; only 'espeak' voices are built in.")
+    if options.subjects < 1 or options.sentences < 1:
+        raise OutputError("A corpus needs at least one subject and one sentence.")
+    if out_dir.exists() and not force:
+        raise OutputError(f"Output {out_dir} already exists; pass --force to replace it.")
+    parent = out_dir.parent if str(out_dir.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"Output directory {parent} does not exist.")
+    try:
+        scratch = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".part", dir=parent))
+    except OSError as exc:
+        raise OutputError(f"Cannot write in {parent}: {exc.strerror}.") from None
+    os.chmod(scratch, 0o755)  # mkdtemp makes it private; a corpus is meant to be shared
+    try:
+        subjects, utterances, splits = plan_corpus(options)
+        for sub in ("vertices_npy", "wav", "alignments", "rig"):
+            (scratch / sub).mkdir()
+        template = bundled_template()
+        rig = build_rig(template)
+        _write_static(scratch, template, rig, subjects)
+        # espeak-ng's output depends on what the library spoke before in the same process, so
+        # each subject's sentences are spoken, in order, by a fresh process of their own: the
+        # audio then depends on the seed alone, never on scheduling or on the caller's history.
+        tasks = [
+            [(u, subjects, float(options.fps), options.seed, str(scratch)) for u in utterances if u.subject == i]
+            for i in range(len(subjects))
+        ]
+        workers = min(options.workers or _default_workers(), len(tasks))
+        records: list[dict] = []
+        total = len(utterances)
+        if progress:
+            progress(0, total)
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(processes=workers, maxtasksperchild=1) as pool:
+            for batch in pool.imap(_make_subject, tasks):
+                records.extend(batch)
+                if progress:
+                    progress(len(records), total)
+        records.sort(key=lambda r: r["name"])
+        counts: Counter[str] = Counter()
+        for r in records:
+            counts.update(r["phones"])
+        (scratch / "splits.json").write_text(json.dumps(splits, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        metadata = {
+            "format": "kmtalk-synth",
+            "version": 1,
+            "options": asdict(replace(options, workers=0)),
+            "fps": options.fps,
+            "subjects": {s.name: {"voice": s.voice, "rate": s.rate, "pitch": s.pitch, "identity": s.identity, "style": asdict(s.style)} for s in subjects},
+            "sequences": {r["name"]: {k: v for k, v in r.items() if k != "name"} for r in records},
+        }
+        (scratch / "metadata.json").write_text(json.dumps(metadata, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        (scratch / "DATACARD.md").write_text(_datacard(options, subjects, records, splits, counts), encoding="utf-8")
+        if out_dir.exists():
+            shutil.rmtree(out_dir) if out_dir.is_dir() else out_dir.unlink()
+        os.replace(scratch, out_dir)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    return CorpusSummary(
+        path=out_dir,
+        subjects=tuple(s.name for s in subjects),
+        sequences=len(records),
+        frames=sum(r["frames"] for r in records),
+        seconds=math.fsum(r["duration"] for r in records),
+        phone_counts=dict(sorted(counts.items())),
+    )

@@ -1,0 +1,277 @@
+"""Phones to rig controls: viseme targets blended by Cohen–Massaro dominance functions.
+
+A mouth never holds one shape per phone: each phone pulls the controls towards its target
+with an influence that rises before it and decays after it, strong for phones whose shape is
+obligatory (lip closure for P/B/M, the tuck for F/V) and weak for phones the mouth barely
+cares about (schwa, H). The blended curves are smooth and bend near phone boundaries, which is
+what KMTalk's key motions sample. The upper face (blinks, brow raises) is driven separately,
+by seeded events.
+
+References: M. M. Cohen and D. W. Massaro, "Modeling coarticulation in synthetic visual
+speech", 1993 (dominance D = α·exp(-θ·|τ|^c), value = Σ D·T / Σ D).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..alignment.phones import SIL, VOWELS
+from .rig import INDEX, PARAMETERS
+
+#: The symmetric lip channels the visemes are written in; split into left/right at the end.
+CHANNELS: tuple[str, ...] = ("jaw", "close", "press", "pucker", "funnel", "stretch", "roll", "upper_up")
+
+
+@dataclass(frozen=True)
+class SpokenPhone:
+    """One phone as spoken: ARPAbet label, times (s) and lexical stress (0 none, 1 primary, 2 secondary)."""
+
+    label: str
+    start: float
+    end: float
+    stress: int = 0
+
+
+@dataclass(frozen=True)
+class Viseme:
+    """Target per channel and how strongly the phone insists on it (its dominance)."""
+
+    targets: dict[str, float]
+    strength: float = 1.0  # α for the channels in ``targets``
+    # Phones leave the channels they do not name to their neighbours.
+    free_strength: float = 0.08
+    # Channels the phone sets only loosely (a bilabial's jaw: the lips close whatever the jaw does).
+    loose: tuple[str, ...] = ()
+
+
+def _v(strength: float = 1.0, loose: tuple[str, ...] = (), **targets: float) -> Viseme:
+    return Viseme(targets=targets, strength=strength, loose=loose)
+
+
+# Targets are rig values 0..1. Diphthongs are written as two visemes (onset, offset).
+VISEMES: dict[str, tuple[Viseme, ...]] = {
+    SIL: (_v(0.7, jaw=0.0, close=0.0, press=0.0, pucker=0.0, funnel=0.0, stretch=0.0, roll=0.0, upper_up=0.0),),
+    "P": (_v(loose=("jaw",), strength=6.0, jaw=0.05, close=1.0, press=0.8, roll=0.0, funnel=0.0, upper_up=0.0),),
+    "B": (_v(loose=("jaw",), strength=6.0, jaw=0.06, close=1.0, press=0.6, roll=0.0, funnel=0.0, upper_up=0.0),),
+    "M": (_v(loose=("jaw",), strength=5.5, jaw=0.05, close=1.0, press=0.5, roll=0.0, funnel=0.0, upper_up=0.0),),
+    "F": (_v(loose=("jaw",), strength=7.0, jaw=0.10, close=0.0, roll=1.0, upper_up=0.25, funnel=0.0),),
+    "V": (_v(loose=("jaw",), strength=7.0, jaw=0.12, close=0.0, roll=0.9, upper_up=0.2, funnel=0.0),),
+    "TH": (_v(2.5, jaw=0.20, close=0.0, roll=0.2),),
+    "DH": (_v(1.5, jaw=0.18, close=0.0, roll=0.15),),
+    "T": (_v(1.5, jaw=0.14, close=0.0),),
+    "D": (_v(1.2, jaw=0.15, close=0.0),),
+    "N": (_v(1.0, jaw=0.15, close=0.0),),
+    "L": (_v(1.0, jaw=0.20, close=0.0),),
+    "S": (_v(3.0, jaw=0.08, close=0.0, stretch=0.30),),
+    "Z": (_v(2.5, jaw=0.09, close=0.0, stretch=0.25),),
+    "K": (_v(0.8, jaw=0.20, close=0.0),),
+    "G": (_v(0.8, jaw=0.20, close=0.0),),
+    "NG": (_v(0.8, jaw=0.18, close=0.0),),
+    "HH": (_v(0.3, jaw=0.25, close=0.0),),
+    "SH": (_v(3.0, jaw=0.14, close=0.0, pucker=0.45, funnel=0.55, stretch=0.0),),
+    "ZH": (_v(3.0, jaw=0.14, close=0.0, pucker=0.45, funnel=0.55, stretch=0.0),),
+    "CH": (_v(3.0, jaw=0.12, close=0.0, pucker=0.40, funnel=0.50, stretch=0.0),),
+    "JH": (_v(3.0, jaw=0.13, close=0.0, pucker=0.40, funnel=0.50, stretch=0.0),),
+    "R": (_v(2.0, jaw=0.14, close=0.0, pucker=0.45, stretch=0.0),),
+    "W": (_v(6.0, jaw=0.06, close=0.0, pucker=1.0, funnel=0.1, stretch=0.0),),
+    "Y": (_v(1.5, jaw=0.10, close=0.0, stretch=0.45, pucker=0.0),),
+    "AA": (_v(1.4, jaw=0.62, close=0.0, pucker=0.0, stretch=0.05, press=0.0),),
+    "AE": (_v(1.3, jaw=0.50, close=0.0, pucker=0.0, stretch=0.40, press=0.0),),
+    "AH": (_v(0.6, jaw=0.38, close=0.0, pucker=0.0, stretch=0.05, press=0.0),),
+    "AO": (_v(1.4, jaw=0.48, close=0.0, pucker=0.30, funnel=0.55, stretch=0.0, press=0.0),),
+    "EH": (_v(1.0, jaw=0.36, close=0.0, pucker=0.0, stretch=0.35, press=0.0),),
+    "IH": (_v(0.9, jaw=0.22, close=0.0, pucker=0.0, stretch=0.40, press=0.0),),
+    "IY": (_v(1.6, jaw=0.12, close=0.0, pucker=0.0, funnel=0.0, stretch=0.80, press=0.0),),
+    "UH": (_v(1.2, jaw=0.22, close=0.0, pucker=0.55, funnel=0.2, stretch=0.0, press=0.0),),
+    "UW": (_v(2.2, jaw=0.10, close=0.0, pucker=1.0, funnel=0.1, stretch=0.0, press=0.0),),
+    "ER": (_v(1.2, jaw=0.25, close=0.0, pucker=0.35, funnel=0.25, stretch=0.0, press=0.0),),
+    "AY": (_v(1.4, jaw=0.58, close=0.0, pucker=0.0, stretch=0.10), _v(1.2, jaw=0.16, close=0.0, pucker=0.0, stretch=0.60)),
+    "AW": (_v(1.4, jaw=0.58, close=0.0, pucker=0.0, stretch=0.10), _v(1.6, jaw=0.14, close=0.0, pucker=0.85, funnel=0.2, stretch=0.0)),
+    "OY": (_v(1.4, jaw=0.35, close=0.0, pucker=0.6, funnel=0.5), _v(1.2, jaw=0.14, close=0.0, pucker=0.0, stretch=0.55)),
+    "EY": (_v(1.2, jaw=0.36, close=0.0, pucker=0.0, stretch=0.35), _v(1.2, jaw=0.15, close=0.0, pucker=0.0, stretch=0.65)),
+    "OW": (_v(1.4, jaw=0.40, close=0.0, pucker=0.35, funnel=0.65, stretch=0.0), _v(1.6, jaw=0.14, close=0.0, pucker=0.85, funnel=0.2, stretch=0.0)),
+}
+
+#: Per channel: time constants (s) of the dominance rise before and decay after a phone.
+#: Rounding anticipates far ahead (the lips round through "str" in "straw").
+TIME_CONSTANTS: dict[str, tuple[float, float]] = {
+    "jaw": (0.060, 0.055),
+    "close": (0.028, 0.025),
+    "press": (0.028, 0.025),
+    "pucker": (0.140, 0.070),
+    "funnel": (0.120, 0.070),
+    "stretch": (0.080, 0.060),
+    "roll": (0.045, 0.040),
+    "upper_up": (0.050, 0.045),
+}
+#: Rounds the corner of |τ| at the phone centre, so curves have no kinks (bounded acceleration).
+_SMOOTH = 0.015
+
+
+@dataclass(frozen=True)
+class SpeakingStyle:
+    """How one subject speaks: gains, timing and upper-face habits (all seeded per subject)."""
+
+    jaw_gain: float = 1.0
+    round_gain: float = 1.0
+    spread_gain: float = 1.0
+    closure_gain: float = 1.0
+    lead: float = 0.02  # s the mouth moves ahead of the sound
+    asymmetry: float = 0.0  # >0: the left side moves more
+    coarticulation: float = 1.0  # scales the time constants (larger = more blended)
+    rest_smile: float = 0.0
+    blink_rate: float = 15.0  # per minute
+    brow_expressiveness: float = 0.5
+    brow_probability: float = 0.3  # chance a stressed syllable gets a brow raise
+
+
+def _targets(phones: Sequence[SpokenPhone]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Anchors (times, per-channel targets, per-channel strengths, durations) for the dominance sum."""
+    centres, targets, strengths, durations = [], [], [], []
+    for phone in phones:
+        visemes = VISEMES.get(phone.label, VISEMES["AH"] if phone.label in VOWELS else VISEMES[SIL])
+        dur = max(phone.end - phone.start, 1e-3)
+        reduced = phone.label in VOWELS and phone.stress == 0
+        spots = (0.5,) if len(visemes) == 1 else (0.3, 0.8)
+        for vis, where in zip(visemes, spots):
+            t = np.zeros(len(CHANNELS))
+            s = np.full(len(CHANNELS), vis.free_strength)
+            for k, name in enumerate(CHANNELS):
+                if name in vis.targets:
+                    value = vis.targets[name]
+                    # Unstressed vowels are weaker and smaller (schwa is barely articulated).
+                    t[k] = value * (0.75 if reduced and name == "jaw" else 1.0)
+                    s[k] = vis.strength * (0.5 if reduced else 1.0) * (0.06 if name in vis.loose else 1.0)
+            centres.append(phone.start + where * dur)
+            targets.append(t)
+            strengths.append(s)
+            durations.append(dur / len(visemes))
+    return np.asarray(centres), np.asarray(targets), np.asarray(strengths), np.asarray(durations)
+
+
+def lip_channels(phones: Sequence[SpokenPhone], times: np.ndarray, style: SpeakingStyle = SpeakingStyle()) -> np.ndarray:
+    """Blended channel values (T, len(CHANNELS)) at ``times`` (s, audio clock)."""
+    times = np.asarray(times, dtype=np.float64)
+    if not phones:
+        return np.zeros((len(times), len(CHANNELS)))
+    centres, targets, strengths, durations = _targets(phones)
+    t = times[:, None] + style.lead  # the mouth shows now what is heard a moment later
+    out = np.zeros((len(times), len(CHANNELS)))
+    for k, name in enumerate(CHANNELS):
+        before, after = TIME_CONSTANTS[name]
+        tau = t - centres[None, :]
+        # Inside a phone its influence holds; it decays from its edges, more slowly for long phones.
+        edge = np.maximum(np.abs(tau) - 0.35 * durations[None, :], 0.0)
+        edge = np.sqrt(edge * edge + _SMOOTH * _SMOOTH) - _SMOOTH
+        theta = np.where(tau < 0, before, after) * style.coarticulation
+        dom = strengths[None, :, k] * np.exp(-edge / theta)
+        total = dom.sum(axis=1) + 1e-4  # a whisper of rest keeps the sum defined in long gaps
+        out[:, k] = (dom * targets[None, :, k]).sum(axis=1) / total
+    return out
+
+
+def lower_face_params(channels: np.ndarray, style: SpeakingStyle = SpeakingStyle()) -> np.ndarray:
+    """Channels → rig parameters (T, P): gains applied, left/right split by the subject's asymmetry."""
+    c = {name: channels[:, k] for k, name in enumerate(CHANNELS)}
+    p = np.zeros((channels.shape[0], len(PARAMETERS)))
+    left, right = 1.0 + style.asymmetry, 1.0 - style.asymmetry
+    p[:, INDEX["jawOpen"]] = c["jaw"] * style.jaw_gain
+    p[:, INDEX["mouthClose"]] = c["close"] * style.closure_gain
+    p[:, INDEX["mouthPucker"]] = c["pucker"] * style.round_gain
+    p[:, INDEX["mouthFunnel"]] = c["funnel"] * style.round_gain
+    p[:, INDEX["mouthRollLower"]] = c["roll"]
+    for side, gain in (("Left", left), ("Right", right)):
+        p[:, INDEX[f"mouthStretch{side}"]] = c["stretch"] * style.spread_gain * gain
+        p[:, INDEX[f"mouthPress{side}"]] = c["press"] * style.closure_gain
+        p[:, INDEX[f"mouthUpperUp{side}"]] = c["upper_up"] * gain
+        # Spreading lifts the corners a little; a resting smile is part of some faces' style.
+        p[:, INDEX[f"mouthSmile{side}"]] = (style.rest_smile + 0.15 * c["stretch"]) * gain
+    return np.clip(p, 0.0, 1.0)
+
+
+def _bump(times: np.ndarray, start: float, rise: float, fall: float) -> np.ndarray:
+    """A raised-cosine pulse, exactly zero outside [start, start + rise + fall]."""
+    t = times - start
+    up = (t >= 0) & (t < rise)
+    down = (t >= rise) & (t <= rise + fall)
+    out = np.zeros_like(times)
+    out[up] = 0.5 - 0.5 * np.cos(np.pi * t[up] / rise)
+    out[down] = 0.5 + 0.5 * np.cos(np.pi * (t[down] - rise) / fall)
+    return out
+
+
+@dataclass(frozen=True)
+class UpperFaceEvents:
+    """The seeded events behind the upper-face tracks (kept so tests and datacards can see them)."""
+
+    blinks: tuple[tuple[float, float], ...]  # (start, duration) s
+    brow_raises: tuple[tuple[float, float], ...]
+
+
+def upper_face_events(
+    phones: Sequence[SpokenPhone], duration: float, style: SpeakingStyle, rng: np.random.Generator
+) -> UpperFaceEvents:
+    """Blinks as a Poisson process with a refractory gap; brow raises at phrase starts and on some stressed vowels."""
+    blinks: list[tuple[float, float]] = []
+    rate = max(style.blink_rate, 0.1) / 60.0
+    t = float(rng.uniform(0.2, 1.5))
+    while t < duration:
+        t += float(rng.exponential(1.0 / rate))
+        if t >= duration:
+            break
+        blinks.append((t, float(rng.uniform(0.10, 0.25))))
+        t += 0.8
+    raises: list[tuple[float, float]] = []
+    previous = SIL
+    for phone in phones:
+        if phone.label in VOWELS:
+            phrase_start = previous == SIL
+            if phrase_start or (phone.stress == 1 and rng.uniform() < style.brow_probability):
+                if not raises or phone.start > raises[-1][0] + raises[-1][1]:
+                    raises.append((max(phone.start - 0.12, 0.0), float(rng.uniform(0.35, 0.7))))
+        if phone.label != SIL or phone.end - phone.start > 0.15:
+            previous = phone.label
+    return UpperFaceEvents(tuple(blinks), tuple(raises))
+
+
+def upper_face_params(
+    events: UpperFaceEvents, times: np.ndarray, style: SpeakingStyle, rng: np.random.Generator
+) -> np.ndarray:
+    """Blink and brow tracks (T, P); exactly zero away from events."""
+    times = np.asarray(times, dtype=np.float64) + style.lead
+    p = np.zeros((len(times), len(PARAMETERS)))
+    for start, dur in events.blinks:
+        depth = float(rng.uniform(0.85, 1.0))
+        pulse = _bump(times, start, 0.4 * dur, 0.6 * dur) * depth  # fast close, slower open
+        p[:, INDEX["eyeBlinkLeft"]] += pulse
+        p[:, INDEX["eyeBlinkRight"]] += pulse * (1.0 - 0.3 * abs(style.asymmetry))
+    for start, dur in events.brow_raises:
+        amp = style.brow_expressiveness * float(rng.uniform(0.5, 1.0))
+        pulse = _bump(times, start, 0.35 * dur, 0.65 * dur) * amp
+        p[:, INDEX["browInnerUp"]] += pulse
+        p[:, INDEX["browOuterUpLeft"]] += pulse * 0.7 * (1.0 + style.asymmetry)
+        p[:, INDEX["browOuterUpRight"]] += pulse * 0.7 * (1.0 - style.asymmetry)
+    return np.clip(p, 0.0, 1.0)
+
+
+def animate_phones(
+    phones: Sequence[SpokenPhone],
+    n_frames: int,
+    fps: float,
+    style: SpeakingStyle = SpeakingStyle(),
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """Rig parameters (n_frames, P) for a phone sequence: lips by coarticulation, upper face by events.
+
+    This is the rig baseline on its own (no learned weights); the corpus uses it as ground truth.
+    """
+    rng = rng if rng is not None else np.random.default_rng(0)
+    times = np.arange(n_frames, dtype=np.float64) / fps
+    lower = lower_face_params(lip_channels(phones, times, style), style)
+    duration = n_frames / fps
+    events = upper_face_events(phones, duration, style, rng)
+    upper = upper_face_params(events, times, style, rng)
+    return np.clip(lower + upper, 0.0, 1.0)
