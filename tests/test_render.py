@@ -229,7 +229,7 @@ def test_interrupt_stops_ffmpeg(tmp_path: Path, sphere) -> None:
 
 
 _CTRL_C_SCRIPT = """
-import sys, numpy as np, trimesh
+import sys, time, numpy as np, trimesh
 from kmtalk_cli.render import render_video, RenderOptions
 mesh = trimesh.creation.icosphere(subdivisions=3)
 rest = np.asarray(mesh.vertices, dtype=np.float32) * np.float32(0.1)
@@ -237,6 +237,7 @@ frames = rest[None] + np.linspace(0, 0.05, 3000, dtype=np.float32)[:, None, None
 def started(done, total):
     if done == 2:
         print("rendering", flush=True)
+    time.sleep(0.002)  # keep the render going well past the signal, however fast the machine
 try:
     render_video(frames, np.asarray(mesh.faces), sys.argv[1], options=RenderOptions(size=256), progress=started)
 except KeyboardInterrupt:
