@@ -40,3 +40,7 @@ class AlignmentError(KmtalkError):
 
 class DatasetError(KmtalkError):
     """A dataset directory that does not follow the templates.pkl + vertices_npy + wav layout."""
+
+
+class ModelError(KmtalkError):
+    """A backbone, configuration or checkpoint that cannot be used (unknown name, mismatch, corrupt file)."""

@@ -1,0 +1,103 @@
+"""Checkpoints: one ``.safetensors`` file holding the weights *and* a JSON description.
+
+The JSON (backbone name, config, template id and vertex count, fps, style subjects, training
+data, metrics) lives in the safetensors header's metadata, so loading needs nothing but the file
+and never unpickles anything. Weights may be stored as float16 to keep bundled files small;
+they load back as float32.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..atomic import atomic_output
+from ..errors import ModelError
+
+FORMAT = "kmtalk-checkpoint"
+FORMAT_VERSION = 1
+METADATA_KEY = "kmtalk"
+
+
+def save_checkpoint(
+    model: nn.Module, path: Path | str, info: dict[str, Any], *, half: bool = False, force: bool = True
+) -> Path:
+    """Write ``model``'s state and ``info`` (JSON-able) atomically to ``path``.
+
+    ``info`` must say what to rebuild: ``kind`` (``"backbone"`` or ``"key-motion"``), the
+    ``backbone`` name and its ``config`` dict; everything else is description.
+    """
+    from safetensors.torch import save_file
+
+    missing = [k for k in ("kind", "backbone", "config") if k not in info]
+    if missing:
+        raise ValueError(f"checkpoint info lacks {', '.join(missing)}")
+    tensors = {}
+    for key, value in model.state_dict().items():
+        value = value.detach().to("cpu")
+        if half and value.is_floating_point():
+            value = value.to(torch.float16)
+        tensors[key] = value.contiguous().clone()
+    header = {"format": FORMAT, "format_version": FORMAT_VERSION, **info}
+    path = Path(path)
+    with atomic_output(path, force=force) as tmp:
+        save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(header, sort_keys=True)})
+    return path
+
+
+def read_checkpoint_info(path: Path | str) -> dict[str, Any]:
+    """The JSON description of a checkpoint, without loading its weights."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"Checkpoint {path} does not exist.")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            metadata = fh.metadata() or {}
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several types for bad files
+        raise ModelError(f"Checkpoint {path} is not a readable safetensors file ({exc}).") from None
+    if METADATA_KEY not in metadata:
+        raise ModelError(f"Checkpoint {path} is a safetensors file but not a kmtalk checkpoint (no description).")
+    try:
+        info = json.loads(metadata[METADATA_KEY])
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"Checkpoint {path} has a corrupt description ({exc}).") from None
+    if info.get("format") != FORMAT or int(info.get("format_version", 0)) > FORMAT_VERSION:
+        raise ModelError(f"Checkpoint {path} has an unsupported format ({info.get('format')} v{info.get('format_version')}).")
+    return info
+
+
+def load_state(path: Path | str, model: nn.Module) -> None:
+    """Load the weights of ``path`` into ``model`` (float16 storage is cast to the model's dtype)."""
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(path))
+    except Exception as exc:  # noqa: BLE001
+        raise ModelError(f"Checkpoint {path} has unreadable weights ({exc}).") from None
+    own = model.state_dict()
+    state = {k: v.to(own[k].dtype) if k in own and v.is_floating_point() else v for k, v in state.items()}
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise ModelError(
+            f"Checkpoint {path} does not fit its own configuration "
+            f"(missing {len(result.missing_keys)}, unexpected {len(result.unexpected_keys)} tensors)."
+        )
+
+
+def load_backbone(path: Path | str):  # noqa: ANN201 - (Backbone, info)
+    """Rebuild a plain backbone checkpoint: the model in eval mode and its description."""
+    from . import create_backbone
+
+    info = read_checkpoint_info(path)
+    if info.get("kind") != "backbone":
+        raise ModelError(f"Checkpoint {path} holds a '{info.get('kind')}' model, not a plain backbone.")
+    model = create_backbone(info["backbone"], info["config"])
+    load_state(path, model)
+    model.eval()
+    return model, info
