@@ -11,8 +11,12 @@ import typer
 
 from . import __version__
 from .commands.align import align
+from .commands.animate import animate, complete, keymotions
+from .commands.backbones import backbones
+from .commands.evaluate import evaluate
 from .commands.render import render
 from .commands.synth import synth
+from .commands.train import train
 
 app = typer.Typer(
     name="kmtalk",
@@ -41,3 +45,9 @@ def main(
 app.command(help="Align speech to timed ARPAbet phones (pocketsphinx built in, Montreal Forced Aligner if installed).")(align)
 app.command(help="Render a mesh motion (.npy/.npz) to an mp4 with the speech muxed in.")(render)
 app.command(help="Build a synthetic talking-face corpus (VOCASET layout) from the rigged head and espeak-ng speech.")(synth)
+app.command(help="Train a backbone (with --key-motions: KMTalk) on a VOCASET/BIWI-format corpus.")(train)
+app.command(help="List the backbones, their presets, training stages and bundled weights.")(backbones)
+app.command(help="Speech → phones → key motions → full face motion (.npy); --render for an mp4.")(animate)
+app.command(help="Key frames at phoneme boundaries and the predicted face there (.keys.npz).")(keymotions)
+app.command(help="Complete the full motion from key motions, guided by the audio (.npy).")(complete)
+app.command(help="Score a checkpoint or saved predictions on a corpus split: LVE (paper and mm), FDD, MVE.")(evaluate)

@@ -63,13 +63,20 @@ class Dataset:
     regions: dict[str, np.ndarray] = field(default_factory=dict)
     splits: dict[str, list[str]] = field(default_factory=dict)
 
+    def train_subjects(self) -> list[str]:
+        """The subjects whose styles a model learns: the split's ``subjects.train`` or the train split's subjects."""
+        named = self.splits.get("subjects", {}).get("train") if isinstance(self.splits.get("subjects"), dict) else None
+        if named:
+            return list(named)
+        return sorted({s.subject for s in self.split("train")})
+
     @property
     def subjects(self) -> tuple[str, ...]:
         """Subjects that have both a template and at least one sequence."""
         return tuple(sorted({s.subject for s in self.sequences}))
 
     def split(self, name: str) -> tuple[SequenceRef, ...]:
-        """The sequences of ``train``/``val``/``test`` from ``splits.json``."""
+        """The sequences of ``train``/``val``/``test`` from ``splits.json`` (or VOCASET's/BIWI's standard split)."""
         if name not in self.splits:
             have = ", ".join(sorted(k for k in self.splits if isinstance(self.splits[k], list))) or "none"
             raise DatasetError(f"Dataset {self.root} has no split '{name}'; available: {have}.")
@@ -198,4 +205,8 @@ def open_dataset(
             splits = json.loads((root / "splits.json").read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise DatasetError(f"splits.json in {root} is not readable JSON ({exc}).") from None
+    else:
+        from .splits import standard_splits
+
+        splits = standard_splits(s.name for s in refs) or {}
     return Dataset(root, templates, tuple(refs), target, stride, regions, splits)

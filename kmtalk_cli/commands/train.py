@@ -1,0 +1,157 @@
+"""``kmtalk train``: train a backbone (optionally with key motions) on a VOCASET/BIWI-format corpus."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .common import info, progress_bar, user_errors
+
+
+def build_run(
+    backbone: str,
+    dataset: Any,
+    *,
+    preset: str = "default",
+    overrides: dict[str, Any] | None = None,
+    key_motions: bool = False,
+    key_motion_overrides: dict[str, Any] | None = None,
+) -> tuple[Any, dict[str, Any], Any]:
+    """The untrained model for ``dataset``, its checkpoint description, and the lip indices.
+
+    Vertex count, fps, style count and region masks always come from the data, so a config
+    file only sets sizes.
+    """
+    import numpy as np
+
+    from ..backbones import create_backbone, make_config
+    from ..errors import DatasetError
+
+    styles = dataset.train_subjects()
+    n_vertices = next(iter(dataset.templates.values())).shape[0]
+    lips, upper = _regions(dataset, n_vertices)
+    forced = {
+        "n_vertices": n_vertices,
+        "fps": dataset.fps,
+        "n_styles": len(styles),
+        "lip_vertices": tuple(int(i) for i in lips),
+        "upper_face_vertices": tuple(int(i) for i in upper),
+    }
+    user = dict(overrides or {})
+    if key_motions:
+        from ..keymotion_model import KeyMotionConfig
+
+        km_config = KeyMotionConfig.from_dict(key_motion_overrides or {})
+        user["condition_dim"] = km_config.embed_dim
+    config = make_config(backbone, preset, **{**user, **forced})
+    if "period" in {f for f in config.to_dict()} and "period" not in user:
+        config = config.replace(period=int(round(dataset.fps)))
+    model = create_backbone(backbone, config)
+    description: dict[str, Any] = {
+        "kind": "backbone",
+        "backbone": backbone,
+        "config": config.to_dict(),
+        "styles": styles,
+        "template": {"name": dataset.root.name, "n_vertices": n_vertices},
+        "training": {"data": str(dataset.root), "preset": preset},
+    }
+    if key_motions:
+        from ..keymotion_model import KeyMotionModel
+
+        model = KeyMotionModel(model, km_config)
+        description["kind"] = "key-motion"
+        description["key_motions"] = km_config.to_dict()
+    if len(lips) == 0:
+        raise DatasetError("The dataset has no lip region; add regions/lips.txt (vertex indices).")
+    return model, description, np.asarray(lips)
+
+
+def _regions(dataset: Any, n_vertices: int) -> tuple[Any, Any]:
+    """Lip and upper-face indices from the corpus' regions/, else the bundled head's if it matches."""
+    import numpy as np
+
+    from ..face.template import bundled_template
+
+    lips, upper = dataset.regions.get("lips"), dataset.regions.get("upper_face")
+    if lips is None or upper is None:
+        head = bundled_template()
+        if head.n_vertices == n_vertices:
+            lips = head.region("lips") if lips is None else lips
+            upper = head.region("upper_face") if upper is None else upper
+    empty = np.zeros(0, dtype=np.int64)
+    return (empty if lips is None else lips), (empty if upper is None else upper)
+
+
+def train(
+    data: Annotated[Path, typer.Option("--data", help="Corpus directory (templates.pkl, vertices_npy/, wav/).")],
+    out: Annotated[Path, typer.Option("--out", help="Run directory for checkpoints and the training log.")],
+    backbone: Annotated[str, typer.Option("--backbone", "-b", help="Backbone name (see `kmtalk backbones`).")] = "faceformer",
+    preset: Annotated[str, typer.Option("--preset", help="Size preset of the backbone.")] = "default",
+    config: Annotated[Path | None, typer.Option("--config", help="JSON file of backbone config fields (and 'key_motions': {...}).")] = None,
+    key_motions: Annotated[bool, typer.Option("--key-motions/--no-key-motions", help="Train with KMTalk key motions (progressive stages).")] = False,
+    epochs: Annotated[int, typer.Option("--epochs", help="Epochs per training stage.", min=1)] = 30,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Sequences per batch.", min=1)] = 4,
+    lr: Annotated[float, typer.Option("--lr", help="Learning rate (AdamW).")] = 1e-3,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    stage: Annotated[list[str] | None, typer.Option("--stage", help="Train only these stages (repeatable).")] = None,
+    max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="Time budget per stage.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from RUN_DIR/last.safetensors.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Train a backbone on a corpus: validation each epoch, best/last checkpoints, DDP under torchrun."""
+    with user_errors():
+        from ..data.dataset import open_dataset
+        from ..errors import KmtalkError
+        from ..training import TrainOptions, load_items
+        from ..training import train as run_training
+
+        overrides: dict[str, Any] = {}
+        km_overrides: dict[str, Any] = {}
+        if config is not None:
+            try:
+                overrides = json.loads(config.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError) as exc:
+                raise KmtalkError(f"Config file {config} is not readable JSON ({exc}).") from None
+            if not isinstance(overrides, dict):
+                raise KmtalkError(f"Config file {config} must hold a JSON object of config fields.")
+            km_overrides = overrides.pop("key_motions", {}) or {}
+        if resume and not (out / "last.safetensors").is_file():
+            raise KmtalkError(f"Nothing to resume in {out}: it has no last.safetensors.")
+        if not resume and (out / "last.safetensors").exists():
+            raise KmtalkError(f"Run directory {out} already has checkpoints; pass --resume to continue it or choose another --out.")
+        dataset = open_dataset(data)
+        model, description, lips = build_run(
+            backbone, dataset, preset=preset, overrides=overrides, key_motions=key_motions, key_motion_overrides=km_overrides
+        )
+        with progress_bar("Loading the corpus", enabled=not quiet) as progress:
+            train_items = load_items(dataset, dataset.split("train"), description["styles"], progress)
+        val_items = load_items(dataset, dataset.split("val"), description["styles"]) if "val" in dataset.splits else []
+        description["training"].update({"train_sequences": len(train_items), "val_sequences": len(val_items)})
+        options = TrainOptions(
+            epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
+            stages=tuple(stage) if stage else None, max_minutes=max_minutes,
+        )
+        n_params = sum(p.numel() for p in model.parameters())
+        info(f"Training {backbone}{' + key motions' if key_motions else ''} ({n_params / 1e6:.2f} M parameters) "
+             f"on {len(train_items)} sequences, validating on {len(val_items)}; stages: {', '.join(options.stages or model.stages)}")
+        log_path = out / "train_log.jsonl"
+
+        def log(entry: Any) -> None:
+            from dataclasses import asdict
+
+            out.mkdir(parents=True, exist_ok=True)
+            with log_path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(asdict(entry)) + "\n")
+            if quiet:
+                return
+            val = "" if entry.val_loss is None else f" val loss {entry.val_loss:.4g}"
+            lve = "" if entry.val_lve_mm is None else f" val LVE {entry.val_lve_mm:.2f} mm"
+            info(f"[{entry.stage}] epoch {entry.epoch + 1}: train loss {entry.train_loss:.4g}{val}{lve} ({entry.seconds:.1f} s)")
+
+        with progress_bar(f"Training {backbone}", enabled=not quiet) as progress:
+            result = run_training(model, train_items, val_items, out, description, options, resume=resume, lips=lips, log=log, progress=progress)
+        info(f"Done in {result.seconds / 60:.1f} min: {result.best} (best), {result.last} (last)")

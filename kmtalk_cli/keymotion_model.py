@@ -1,0 +1,308 @@
+"""KMTalk on any backbone: a key-motion decoder plus cross-modal motion completion.
+
+1. **Key-motion decoder** — predicts the face (offsets) at the key frames from the backbone's own
+   audio features gathered there (the paper's design), plus the phones on either side of each
+   key frame (our extension; ``phone_context``) and the speaker style. The key tokens attend to
+   each other, so each key motion knows its neighbours.
+2. **Completion** — the key motions become a conditioning sequence (B, T, ``embed_dim``): every
+   frame gets the key motions *interpolated* between the previous and the next key frame
+   (projected to ``embed_dim``), its distances to both in frames, and a learned key / non-key
+   embedding. The backbone adds it to its decoder tokens through ``condition_map``; the audio
+   features still drive it (``audio_guidance``). Interpolating gives causal backbones
+   (FaceFormer, CodeTalker) the *next* key motion, which their masks would otherwise hide.
+
+Nothing here knows which backbone it wraps. Training is progressive (``stages``): the backbone's
+own pre-stages (CodeTalker's motion prior), ``keys`` (decoder on ground-truth key frames),
+``complete`` (completion from ground-truth key motions with random key dropout) and ``refine``
+(completion from the decoder's predicted key motions, decoder fine-tuned alongside, so
+training matches inference).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .alignment.phones import LABELS
+from .backbones.base import Backbone, Batch, masked_mse
+from .errors import ModelError
+from .keymotions import KeyFrames, KeyMotions, select_key_frames
+
+KEY_DECODERS = ("transformer", "linear")
+
+
+@dataclass(frozen=True)
+class KeyMotionConfig:
+    rule: str = "boundaries"
+    embed_dim: int = 64  # width of the conditioning sequence
+    decoder: str = "transformer"  # "linear": a per-frame read-out, no attention, no context (ablation)
+    decoder_dim: int = 128
+    decoder_layers: int = 2
+    decoder_heads: int = 4
+    phone_context: bool = True
+    phone_dim: int = 32
+    audio_guidance: bool = True
+    key_dropout: float = 0.3  # share of key frames hidden in the ``complete`` stage
+    key_weight: float = 1.0  # weight of the key-frame loss in ``refine``
+    offset_scale: float = 100.0  # the decoder predicts centimetres
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> KeyMotionConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ModelError(f"Unknown key-motion option(s): {', '.join(unknown)}.")
+        config = cls(**dict(data))
+        if config.decoder not in KEY_DECODERS:
+            raise ModelError(f"Unknown key-motion decoder '{config.decoder}'; choose from {', '.join(KEY_DECODERS)}.")
+        return config
+
+
+def _sinusoid(positions: Tensor, dim: int) -> Tensor:
+    div = torch.exp(torch.arange(0, dim, 2, device=positions.device, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    angles = positions.to(torch.float32)[..., None] * div
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)[..., :dim]
+
+
+class KeyMotionDecoder(nn.Module):
+    """Audio features (+ phone context, style) at key frames → offsets at key frames."""
+
+    def __init__(self, config: KeyMotionConfig, feature_dim: int, n_vertices: int, n_styles: int) -> None:
+        super().__init__()
+        self.config = config
+        d = config.decoder_dim
+        self.inp = nn.Linear(feature_dim, d)
+        self.phones = nn.Embedding(len(LABELS), config.phone_dim) if config.phone_context else None
+        self.phone_map = nn.Linear(2 * config.phone_dim, d) if config.phone_context else None
+        self.style = nn.Embedding(n_styles, d) if n_styles > 0 else None
+        if config.decoder == "transformer":
+            layer = nn.TransformerEncoderLayer(d, config.decoder_heads, 2 * d, dropout=0.1, batch_first=True)
+            self.encoder: nn.Module | None = nn.TransformerEncoder(layer, config.decoder_layers, enable_nested_tensor=False)
+        else:
+            self.encoder = None
+        self.out = nn.Linear(d, n_vertices * 3)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, key_features: Tensor, key_frames: Tensor, context: Tensor, key_mask: Tensor, style: Tensor | None) -> Tensor:
+        """(B, K, F) features, (B, K) frame indices, (B, K, 2) phone ids, (B, K) valid → (B, K, V·3) offsets."""
+        x = self.inp(key_features)
+        if self.config.decoder == "linear":
+            return self.out(x) / self.config.offset_scale
+        x = x + _sinusoid(key_frames, x.shape[-1])
+        if self.phones is not None:
+            x = x + self.phone_map(self.phones(context).flatten(-2))
+        if self.style is not None:
+            emb = self.style(style) if style is not None else self.style.weight.mean(0, keepdim=True).expand(x.shape[0], -1)
+            x = x + emb[:, None]
+        x = self.encoder(x, src_key_padding_mask=~key_mask)
+        return self.out(x) / self.config.offset_scale
+
+
+class KeyMotionEmbedding(nn.Module):
+    """Key motions → the (B, T, embed_dim) conditioning sequence a backbone completes from."""
+
+    def __init__(self, config: KeyMotionConfig, n_vertices: int) -> None:
+        super().__init__()
+        self.scale = config.offset_scale
+        self.project = nn.Linear(n_vertices * 3, config.embed_dim)
+        self.kind = nn.Embedding(2, config.embed_dim)  # 0: in between (masked), 1: a key frame
+        self.distance = nn.Linear(2, config.embed_dim)
+
+    def forward(self, key_offsets: Tensor, key_mask_t: Tensor) -> Tensor:
+        """``key_offsets`` (B, T, V·3) valid where ``key_mask_t`` (B, T) is True (other rows ignored)."""
+        interp, d_prev, d_next = interpolate_keys(key_offsets, key_mask_t)
+        dist = torch.stack([d_prev, d_next], -1).clamp(max=60.0) / 30.0
+        return self.project(interp * self.scale) + self.kind(key_mask_t.long()) + self.distance(dist)
+
+
+def interpolate_keys(key_offsets: Tensor, key_mask_t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear interpolation of key rows between the previous and next key frame of every frame.
+
+    Returns the interpolated (B, T, D) sequence and the distances (in frames) to the previous
+    and the next key frame (0 at key frames). Before the first / after the last key the nearest
+    key is held.
+    """
+    b, t, _ = key_offsets.shape
+    idx = torch.arange(t, device=key_offsets.device).expand(b, t)
+    big = torch.full_like(idx, t * 4)
+    prev = torch.where(key_mask_t, idx, -big).cummax(dim=1).values
+    nxt = torch.where(key_mask_t, idx, big).flip(1).cummin(dim=1).values.flip(1)
+    has_prev, has_next = prev >= 0, nxt < t
+    prev_c = torch.where(has_prev, prev, torch.where(has_next, nxt, idx))
+    next_c = torch.where(has_next, nxt, prev_c)
+    span = (next_c - prev_c).clamp_min(1).to(key_offsets.dtype)
+    w = ((idx - prev_c).to(key_offsets.dtype) / span).clamp(0, 1)[..., None]
+    gather = lambda i: torch.gather(key_offsets, 1, i[..., None].expand(-1, -1, key_offsets.shape[-1]))  # noqa: E731
+    interp = gather(prev_c) * (1 - w) + gather(next_c) * w
+    d_prev = torch.where(has_prev, idx - prev, torch.full_like(idx, 60)).to(key_offsets.dtype)
+    d_next = torch.where(has_next, nxt - idx, torch.full_like(idx, 60)).to(key_offsets.dtype)
+    return interp, d_prev, d_next
+
+
+class KeyMotionModel(nn.Module):
+    """A backbone with KMTalk's key motions. Trains with :func:`kmtalk_cli.training.train`."""
+
+    uses_alignment = True
+
+    def __init__(self, backbone: Backbone, config: KeyMotionConfig) -> None:
+        super().__init__()
+        if backbone.config.condition_dim != config.embed_dim:
+            raise ModelError(
+                f"The backbone's condition_dim ({backbone.config.condition_dim}) must equal the key-motion embed_dim ({config.embed_dim})."
+            )
+        self.backbone = backbone
+        self.km_config = config
+        n_vertices, n_styles = backbone.config.n_vertices, backbone.config.n_styles
+        self.key_decoder = KeyMotionDecoder(config, backbone.feature_dim, n_vertices, n_styles)
+        self.embedding = KeyMotionEmbedding(config, n_vertices)
+        self.stages = (*backbone.stages[:-1], "keys", "complete", "refine")
+
+    @property
+    def config(self):  # noqa: ANN201 - the backbone's config (fps, vertices, regions)
+        return self.backbone.config
+
+    # -- pieces ---------------------------------------------------------------------------------
+    def key_frames(self, alignments: Sequence[Any] | None, frame_lengths: Tensor) -> list[KeyFrames]:
+        if alignments is None or any(a is None for a in alignments):
+            raise ModelError("Key motions need a phone alignment for every sequence (the corpus has no alignments/ TextGrids).")
+        fps = float(self.backbone.config.fps)
+        return [select_key_frames(a, int(n), fps, self.km_config.rule) for a, n in zip(alignments, frame_lengths.tolist())]
+
+    def _key_tensors(self, keys: list[KeyFrames], device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+        k = max(len(kf.indices) for kf in keys)
+        frames = torch.zeros(len(keys), k, dtype=torch.long, device=device)
+        context = torch.zeros(len(keys), k, 2, dtype=torch.long, device=device)
+        valid = torch.zeros(len(keys), k, dtype=torch.bool, device=device)
+        for b, kf in enumerate(keys):
+            n = len(kf.indices)
+            frames[b, :n] = torch.from_numpy(kf.indices).to(device)
+            context[b, :n] = torch.from_numpy(kf.context_ids()).to(device)
+            valid[b, :n] = True
+        return frames, context, valid
+
+    def predict_key_offsets(self, features: Tensor, keys: list[KeyFrames], style: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """(B, K, V·3) key offsets, with the (B, K) frames and validity they belong to."""
+        frames, context, valid = self._key_tensors(keys, features.device)
+        gathered = torch.gather(features, 1, frames[..., None].expand(-1, -1, features.shape[-1]))
+        return self.key_decoder(gathered, frames, context, valid, style), frames, valid
+
+    def condition(self, key_offsets: Tensor, frames: Tensor, valid: Tensor, n_frames: int) -> Tensor:
+        """Scatter (B, K, V·3) key offsets onto the timeline and embed them: (B, T, embed_dim)."""
+        b = key_offsets.shape[0]
+        # One spare frame at the end receives the padding and dropped keys, then is cut off.
+        timeline = key_offsets.new_zeros(b, n_frames + 1, key_offsets.shape[-1])
+        mask_t = torch.zeros(b, n_frames + 1, dtype=torch.bool, device=key_offsets.device)
+        target = torch.where(valid, frames, torch.full_like(frames, n_frames))
+        timeline.scatter_(1, target[..., None].expand(-1, -1, key_offsets.shape[-1]), key_offsets)
+        mask_t.scatter_(1, target, valid)
+        return self.embedding(timeline[:, :n_frames], mask_t[:, :n_frames])
+
+    def _guided(self, features: Tensor) -> Tensor:
+        return features if self.km_config.audio_guidance else torch.zeros_like(features)
+
+    # -- training -------------------------------------------------------------------------------
+    def trainable_parameters(self, stage: str) -> Iterable[nn.Parameter]:
+        if stage in self.backbone.stages[:-1]:
+            return self.backbone.trainable_parameters(stage)
+        if stage == "keys":
+            return [*self.key_decoder.parameters(), *self.backbone.audio_encoder.parameters()]
+        own = [*self.embedding.parameters(), *self.backbone.trainable_parameters(self.backbone.stages[-1])]
+        if stage == "refine":
+            own += list(self.key_decoder.parameters())
+        return own
+
+    def loss(self, batch: Batch, stage: str = "keys", features: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
+        if stage in self.backbone.stages[:-1]:
+            return self.backbone.loss(batch, stage)
+        keys = self.key_frames(batch.alignments, batch.frame_lengths)
+        if features is None:
+            features = self.backbone.encode_audio(batch.audio, batch.audio_lengths, batch.frame_lengths)
+        frames, _, valid = self._key_tensors(keys, features.device)
+        target_keys = torch.gather(batch.offsets, 1, frames[..., None].expand(-1, -1, batch.offsets.shape[-1]))
+        scale = self.km_config.offset_scale
+        if stage == "keys":
+            predicted, _, _ = self.predict_key_offsets(features, keys, batch.style)
+            key_loss = masked_mse(predicted * scale, target_keys * scale, valid)
+            return key_loss, {"key": float(key_loss.detach())}
+        parts: dict[str, float] = {}
+        if stage == "complete":
+            drop = torch.rand(valid.shape, device=valid.device) < self.km_config.key_dropout
+            ends = (frames == 0) | (frames == (batch.frame_lengths[:, None] - 1))
+            use = valid & (~drop | ends)
+            cond = self.condition(target_keys, frames, use, batch.offsets.shape[1])
+            total = torch.zeros((), device=features.device)
+        else:  # refine
+            predicted, _, _ = self.predict_key_offsets(features, keys, batch.style)
+            key_loss = masked_mse(predicted * scale, target_keys * scale, valid)
+            cond = self.condition(predicted.detach(), frames, valid, batch.offsets.shape[1])
+            total = self.km_config.key_weight * key_loss
+            parts["key"] = float(key_loss.detach())
+        completion, backbone_parts = self.backbone.loss(batch.with_condition(cond), self.backbone.stages[-1], features=self._guided(features))
+        parts.update({f"backbone_{k}": v for k, v in backbone_parts.items()})
+        total = total + completion
+        parts["completion"] = float(completion.detach())
+        return total, parts
+
+    # -- inference ------------------------------------------------------------------------------
+    def _encode_one(self, audio: Tensor, n_frames: int) -> tuple[Tensor, Tensor]:
+        device = next(self.parameters()).device
+        audio = audio.reshape(1, -1).to(device)
+        frame_lengths = torch.tensor([n_frames], device=device)
+        return self.backbone.encode_audio(audio, torch.tensor([audio.shape[1]], device=device), frame_lengths), frame_lengths
+
+    @torch.no_grad()
+    def predict_keys(self, audio: Tensor, n_frames: int, *, alignment: Any, style: int | None = None) -> KeyMotions:
+        self.eval()
+        features, frame_lengths = self._encode_one(audio, n_frames)
+        keys = self.key_frames([alignment], frame_lengths)
+        style_t = None if style is None else torch.tensor([style], device=features.device)
+        predicted, _, _ = self.predict_key_offsets(features, keys, style_t)
+        return KeyMotions(keys[0], predicted[0].cpu().numpy().astype(np.float32))
+
+    @torch.no_grad()
+    def complete(self, audio: Tensor, n_frames: int, keys: KeyMotions, *, style: int | None = None) -> Tensor:
+        """Full offsets (n_frames, V·3) from given key motions (predicted or edited by a user)."""
+        self.eval()
+        features, frame_lengths = self._encode_one(audio, n_frames)
+        if keys.frames.n_frames != n_frames or (len(keys.frames.indices) and keys.frames.indices.max() >= n_frames):
+            raise ModelError(f"The key motions are for {keys.frames.n_frames} frames but the speech has {n_frames}.")
+        device = features.device
+        frames = torch.from_numpy(keys.frames.indices).to(device)[None]
+        valid = torch.ones_like(frames, dtype=torch.bool)
+        offsets = torch.from_numpy(np.asarray(keys.offsets, dtype=np.float32)).to(device)[None]
+        cond = self.condition(offsets, frames, valid, n_frames)
+        style_t = None if style is None else torch.tensor([style], device=device)
+        return self.backbone.decode(self._guided(features), frame_lengths, condition=cond, style=style_t)[0]
+
+    @torch.no_grad()
+    def predict(self, audio: Tensor, n_frames: int, *, style: int | None = None, alignment: Any = None) -> Tensor:
+        if alignment is None:
+            raise ModelError("This model uses key motions and needs a phone alignment of the speech.")
+        keys = self.predict_keys(audio, n_frames, alignment=alignment, style=style)
+        return self.complete(audio, n_frames, keys, style=style)
+
+
+def load_keymotion_model(path: Path | str) -> tuple[KeyMotionModel, dict[str, Any]]:
+    from .backbones import create_backbone
+    from .backbones.checkpoint import load_state, read_checkpoint_info
+
+    info = read_checkpoint_info(path)
+    if info.get("kind") != "key-motion":
+        raise ModelError(f"Checkpoint {path} holds a plain backbone, not a key-motion model; use it without key motions.")
+    backbone = create_backbone(info["backbone"], info["config"])
+    model = KeyMotionModel(backbone, KeyMotionConfig.from_dict(info["key_motions"]))
+    load_state(path, model)
+    model.eval()
+    return model, info

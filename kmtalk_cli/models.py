@@ -1,0 +1,91 @@
+"""A trained model as the rest of the tool sees it: load a checkpoint, animate speech.
+
+Whatever the checkpoint holds (a plain backbone, or a backbone with key motions), callers get a
+:class:`LoadedModel` whose :meth:`~LoadedModel.predict_offsets` turns :class:`~kmtalk_cli.audio.Audio`
+into per-frame vertex offsets at the model's frame rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import ModelError
+
+
+@dataclass
+class LoadedModel:
+    model: torch.nn.Module
+    info: dict[str, Any]
+    path: Path | None
+
+    @property
+    def backbone(self) -> str:
+        return str(self.info["backbone"])
+
+    @property
+    def fps(self) -> float:
+        return float(self.info["config"]["fps"])
+
+    @property
+    def n_vertices(self) -> int:
+        return int(self.info["config"]["n_vertices"])
+
+    @property
+    def styles(self) -> list[str]:
+        """Training subjects, in style-index order."""
+        return list(self.info.get("styles", []))
+
+    @property
+    def uses_key_motions(self) -> bool:
+        return self.info.get("kind") == "key-motion"
+
+    def style_index(self, style: str | None) -> int | None:
+        """Index of a training subject's style; None (average style) for None."""
+        if style is None:
+            return None
+        if style not in self.styles:
+            have = ", ".join(self.styles) or "none (the model has no styles)"
+            raise ModelError(f"Style '{style}' is not one of this model's training subjects: {have}.")
+        return self.styles.index(style)
+
+    def n_frames(self, audio: Any) -> int:
+        return max(1, int(round(audio.duration * self.fps)))
+
+    def check_template(self, n_vertices: int) -> None:
+        if n_vertices != self.n_vertices:
+            raise ModelError(
+                f"The model was trained for a template of {self.n_vertices} vertices; this template has {n_vertices}."
+            )
+
+    def predict_offsets(self, audio: Any, *, style: str | None = None, alignment: Any = None, n_frames: int | None = None) -> np.ndarray:
+        """Audio → offsets (T, V·3) float32 at :attr:`fps` (``n_frames`` to fix T, e.g. to a ground
+        truth's length). ``alignment`` is used by key-motion models."""
+        n_frames = n_frames if n_frames is not None else self.n_frames(audio)
+        samples = torch.from_numpy(np.ascontiguousarray(audio.samples, dtype=np.float32))
+        index = self.style_index(style)
+        with torch.inference_mode():
+            if self.uses_key_motions:
+                out = self.model.predict(samples, n_frames, style=index, alignment=alignment)
+            else:
+                out = self.model.predict(samples, n_frames, style=index)
+        return out.detach().cpu().numpy().astype(np.float32)
+
+
+def load_model(path: Path | str) -> LoadedModel:
+    """Load any kmtalk checkpoint (``.safetensors``) for inference."""
+    from .backbones.checkpoint import load_backbone, read_checkpoint_info
+
+    path = Path(path)
+    info = read_checkpoint_info(path)
+    if info.get("kind") == "key-motion":
+        from .keymotion_model import load_keymotion_model
+
+        model, info = load_keymotion_model(path)
+    else:
+        model, info = load_backbone(path)
+    return LoadedModel(model, info, path)

@@ -1,0 +1,123 @@
+"""``animate``: speech → align → key motions → completion → vertices, composed from the stages.
+
+Also the rig baseline (``backbone="rig"``): the articulatory rig driven by the aligner's phones
+through dominance-function coarticulation, with no learned weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ModelError
+
+RIG = "rig"
+
+
+@dataclass(frozen=True)
+class Animation:
+    """The result of :func:`animate`: absolute vertices (T, V, 3) at ``fps`` and how they were made."""
+
+    vertices: np.ndarray
+    fps: float
+    alignment: Any  # Alignment | None
+    key_motions: Any  # KeyMotions | None
+    model: str
+    template: Any  # FaceTemplate
+
+    @property
+    def motion(self) -> np.ndarray:
+        """The (T, V·3) layout FaceFormer/CodeTalker/SelfTalk write."""
+        return self.vertices.reshape(len(self.vertices), -1)
+
+
+def resolve_model(backbone: str, checkpoint: Path | str | None, key_motions: bool | None) -> Any:
+    """A :class:`~kmtalk_cli.models.LoadedModel` from ``checkpoint`` or the bundled weights.
+
+    ``key_motions`` None means "whatever the checkpoint is" (or, bundled, with key motions).
+    """
+    from .models import load_model
+    from .weights import bundled_checkpoints, find_bundled
+
+    if checkpoint is not None:
+        loaded = load_model(checkpoint)
+        if key_motions and not loaded.uses_key_motions:
+            raise ModelError(
+                f"Checkpoint {checkpoint} was trained without key motions; drop --key-motions or train with `kmtalk train --key-motions`."
+            )
+        return loaded
+    want_km = True if key_motions is None else key_motions
+    found = find_bundled(backbone, want_km)
+    if found is None:
+        have = ", ".join(c.label for c in bundled_checkpoints()) or "none"
+        raise ModelError(
+            f"There are no bundled weights for {backbone}{' + key motions' if want_km else ''} (bundled: {have}); "
+            "pass --checkpoint with a model from `kmtalk train`."
+        )
+    return load_model(found.path)
+
+
+def rig_motion(alignment: Any, template: Any, n_frames: int, fps: float) -> np.ndarray:
+    """The rig baseline: coarticulated rig parameters from the phones, posed on ``template``."""
+    from .face.coarticulation import SpokenPhone, animate_phones
+    from .face.rig import build_rig
+
+    phones = [SpokenPhone(p.label, p.start, p.end) for p in alignment.phones]
+    params = animate_phones(phones, n_frames, fps)
+    return build_rig(template).pose(params).astype(np.float32)
+
+
+def animate(
+    speech: Any,
+    *,
+    backbone: str = "faceformer",
+    checkpoint: Path | str | None = None,
+    key_motions: bool | None = None,
+    text: str | None = None,
+    alignment: Any = None,
+    style: str | None = None,
+    template: Any = None,
+    fps: float = 30.0,
+) -> Animation:
+    """Animate ``speech`` (a path or :class:`~kmtalk_cli.audio.Audio`) on ``template`` (default: the bundled head).
+
+    The alignment is made with the built-in aligner when a key-motion model or the rig needs
+    one and none is given (``text`` makes it a forced alignment).
+    """
+    from .audio import Audio, load_audio
+    from .face.template import bundled_template
+
+    audio = speech if isinstance(speech, Audio) else load_audio(speech)
+    face = template if template is not None else bundled_template()
+    if backbone == RIG:
+        if checkpoint is not None or key_motions:
+            raise ModelError("The rig baseline has no weights and no key motions; drop --checkpoint/--key-motions.")
+        alignment = alignment if alignment is not None else _align(audio, text)
+        n_frames = max(1, int(round(audio.duration * fps)))
+        return Animation(rig_motion(alignment, face, n_frames, fps), fps, alignment, None, RIG, face)
+    model = resolve_model(backbone, checkpoint, key_motions)
+    model.check_template(face.n_vertices)
+    keys = None
+    if model.uses_key_motions:
+        import torch
+
+        alignment = alignment if alignment is not None else _align(audio, text)
+        n_frames = model.n_frames(audio)
+        samples = torch.from_numpy(np.ascontiguousarray(audio.samples, dtype=np.float32))
+        index = model.style_index(style)
+        keys = model.model.predict_keys(samples, n_frames, alignment=alignment, style=index)
+        offsets = model.model.complete(samples, n_frames, keys, style=index).cpu().numpy()
+    else:
+        offsets = model.predict_offsets(audio, style=style)
+    vertices = (offsets.reshape(len(offsets), -1, 3) + face.vertices[None]).astype(np.float32)
+    label = f"{model.backbone}{' + KM' if model.uses_key_motions else ''}"
+    return Animation(vertices, model.fps, alignment, keys, label, face)
+
+
+def _align(audio: Any, text: str | None) -> Any:
+    from .alignment import align
+
+    return align(audio, text)
