@@ -27,3 +27,13 @@ def speech_wav(tmp_path):
         return path
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory):
+    """A real synthetic corpus (3 subjects × 3 short sentences, the bundled head), built once."""
+    from kmtalk_cli.data.synth import SynthOptions, build_corpus
+
+    root = tmp_path_factory.mktemp("corpus") / "tiny"
+    build_corpus(root, SynthOptions(subjects=3, sentences=3, max_words=7, workers=1))
+    return root

@@ -1,0 +1,85 @@
+"""The generic training loop: batching, stages, checkpoints, resume, DDP."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from kmtalk_cli.backbones.checkpoint import read_checkpoint_info
+from kmtalk_cli.commands.train import build_run
+from kmtalk_cli.data.dataset import open_dataset
+from kmtalk_cli.training import TrainingItem, TrainOptions, batches, collate, load_items, train
+
+SMALL = {"audio": {"dim": 16, "layers": 1}, "d_model": 16}
+
+
+def item(name: str, frames: int, style: int | None = 0) -> TrainingItem:
+    rng = np.random.default_rng(frames)
+    return TrainingItem(name, "S", rng.normal(size=frames * 533).astype(np.float32), rng.normal(size=(frames, 6)).astype(np.float32), style)
+
+
+def test_collate_pads_at_the_end_and_keeps_lengths() -> None:
+    batch = collate([item("a", 5), item("b", 3)])
+    assert batch.offsets.shape == (2, 5, 6) and batch.frame_lengths.tolist() == [5, 3]
+    assert torch.all(batch.offsets[1, 3:] == 0) and batch.audio_lengths.tolist() == [5 * 533, 3 * 533]
+    assert batch.frame_mask.tolist() == [[True] * 5, [True] * 3 + [False] * 2]
+    assert batch.style.tolist() == [0, 0]
+    # One unseen speaker in the batch means no styles (the average) for all.
+    assert collate([item("a", 5), item("c", 4, style=None)]).style is None
+
+
+def test_batches_group_similar_lengths_and_cover_everything() -> None:
+    items = [item(str(i), n) for i, n in enumerate([9, 3, 7, 4, 8, 2])]
+    groups = batches(items, 2, None)
+    assert [[len(it.offsets) for it in g] for g in groups] == [[2, 3], [4, 7], [8, 9]]
+    shuffled = batches(items, 2, __import__("random").Random(1))
+    assert sorted(it.name for g in shuffled for it in g) == sorted(it.name for it in items)
+
+
+@pytest.fixture(scope="module")
+def corpus(tiny_corpus):
+    return open_dataset(tiny_corpus)
+
+
+def test_training_writes_checkpoints_that_describe_themselves_and_resume(corpus, tmp_path) -> None:
+    model, description, lips = build_run("faceformer", corpus, overrides=SMALL)
+    styles = description["styles"]
+    train_items = load_items(corpus, corpus.split("train"), styles)
+    val_items = load_items(corpus, corpus.split("val"), styles)
+    assert description["config"]["n_vertices"] == 5080 and description["config"]["n_styles"] == len(styles)
+    options = TrainOptions(epochs=1, batch_size=2, val_predict_items=1)
+    first = train(model, train_items, val_items, tmp_path, description, options, lips=lips)
+    info = read_checkpoint_info(first.best)
+    assert info["backbone"] == "faceformer" and info["styles"] == styles
+    assert info["metrics"]["val_lve_mm"] > 0 and info["training"]["epoch"] == 0
+    again, _, _ = build_run("faceformer", corpus, overrides=SMALL)
+    resumed = train(again, train_items, val_items, tmp_path, description, TrainOptions(epochs=2, batch_size=2, val_predict_items=1), resume=True, lips=lips)
+    assert [(h.stage, h.epoch) for h in resumed.history] == [("main", 0), ("main", 1)]
+
+
+def test_unknown_stage_is_refused(corpus, tmp_path) -> None:
+    from kmtalk_cli.errors import ModelError
+
+    model, description, lips = build_run("faceformer", corpus, overrides=SMALL)
+    with pytest.raises(ModelError, match="no training stage"):
+        train(model, [item("a", 3)], [], tmp_path, description, TrainOptions(stages=("bogus",)))
+
+
+def test_two_process_ddp_run(tiny_corpus, tmp_path) -> None:
+    """`torchrun --nproc_per_node 2 kmtalk train` with gloo on CPU: both ranks step, rank 0 writes."""
+    config = tmp_path / "small.json"
+    config.write_text('{"audio": {"dim": 16, "layers": 1}, "d_model": 16}')
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29577",
+        "-m", "kmtalk_cli", "train", "--data", str(tiny_corpus), "--out", str(tmp_path / "run"),
+        "--backbone", "faceformer", "--config", str(config), "--epochs", "1", "--batch-size", "1", "--device", "cpu", "-q",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "run" / "best.safetensors").is_file()
