@@ -30,6 +30,12 @@ def check_output_path(path: Path, *, force: bool = False) -> Path:
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_output(path: Path, *, force: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; move it into place only if the block succeeds.
@@ -46,6 +52,7 @@ def atomic_output(path: Path, *, force: bool = False) -> Iterator[Path]:
         raise OutputError(f"Cannot write in {path.parent}: {exc.strerror}.") from None
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield tmp
         if not force and path.exists():

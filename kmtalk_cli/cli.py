@@ -17,6 +17,7 @@ from .commands.evaluate import evaluate
 from .commands.render import render
 from .commands.synth import synth
 from .commands.train import train
+from .commands.view import view
 
 app = typer.Typer(
     name="kmtalk",
@@ -51,3 +52,4 @@ app.command(help="Speech → phones → key motions → full face motion (.npy);
 app.command(help="Key frames at phoneme boundaries and the predicted face there (.keys.npz).")(keymotions)
 app.command(help="Complete the full motion from key motions, guided by the audio (.npy).")(complete)
 app.command(help="Score a checkpoint or saved predictions on a corpus split: LVE (paper and mm), FDD, MVE.")(evaluate)
+app.command(help="Write a self-contained HTML page that plays a .glb with its speech (file:// or --serve).")(view)

@@ -323,7 +323,7 @@ def _worker_state(subjects: Sequence[SubjectSpec]) -> tuple[Rig, list[np.ndarray
 
 
 def _make_and_write(job: tuple[UtteranceSpec, list[SubjectSpec], float, int, str]) -> dict:
-    """Worker: make one utterance and write its four files; return its statistics."""
+    """Worker: make one utterance and write its five files; return its statistics."""
     from ..alignment.textgrid import write_textgrid
     from ..audio import TARGET_RATE, Audio, write_wav
 
@@ -333,6 +333,8 @@ def _make_and_write(job: tuple[UtteranceSpec, list[SubjectSpec], float, int, str
     out = Path(root)
     np.save(out / "vertices_npy" / f"{spec.name}.npy", utt.vertices.reshape(len(utt.vertices), -1))
     write_wav(Audio(utt.samples, TARGET_RATE), out / "wav" / f"{spec.name}.wav")
+    # The transcript beside the speech, where `kmtalk align` and evaluation look for one.
+    (out / "wav" / f"{spec.name}.txt").write_text(spec.text + "\n", encoding="utf-8")
     write_textgrid(utt.alignment, out / "alignments" / f"{spec.name}.TextGrid")
     np.save(out / "rig" / f"{spec.name}.npy", utt.params)
     counts = Counter(p.label for p in utt.phones if p.label != SIL)
@@ -387,7 +389,7 @@ def _datacard(options: SynthOptions, subjects: Sequence[SubjectSpec], records: S
         f"- {len(subjects)} subjects, {len(records)} sequences, {frames} frames at {options.fps:g} fps, {seconds / 60:.1f} minutes of speech.",
         "- `templates.pkl`: subject → (V, 3) float32 rest shape in metres; `template.obj` gives the faces.",
         "- `vertices_npy/<subject>_sentenceNN.npy`: (T, V·3) float32 absolute positions in metres.",
-        "- `wav/<same>.wav`: 16 kHz mono 16-bit speech. `alignments/<same>.TextGrid`: the true word and phone",
+        "- `wav/<same>.wav`: 16 kHz mono 16-bit speech, with its transcript in `wav/<same>.txt`. `alignments/<same>.TextGrid`: the true word and phone",
         f"  timings (espeak-ng phoneme events + {ESPEAK_EVENT_LEAD * 1000:.0f} ms, MFA tier layout).",
         "- `rig/<same>.npy`: (T, P) float32 rig controls per frame, named in `rig.json` (ARKit names, 0–1).",
         "- `regions/*.txt`: vertex index files (`lips` for LVE, `upper_face` for FDD); `landmarks.txt`: 68 iBUG vertices.",

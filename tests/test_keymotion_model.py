@@ -1,0 +1,116 @@
+"""KMTalk's key-motion decoder and completion, wrapped around real backbones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from kmtalk_cli.backbones import create_backbone, list_backbones
+from kmtalk_cli.backbones.checkpoint import save_checkpoint
+from kmtalk_cli.data.dataset import open_dataset
+from kmtalk_cli.errors import ModelError
+from kmtalk_cli.keymotion_model import KeyMotionConfig, KeyMotionModel, interpolate_keys, load_keymotion_model
+from kmtalk_cli.keymotions import KeyMotions, select_key_frames
+from kmtalk_cli.training import collate, load_items
+
+KM = KeyMotionConfig(embed_dim=16, decoder_dim=32, decoder_layers=1, phone_dim=8)
+
+
+def test_interpolation_between_keys_with_distances() -> None:
+    keys = torch.zeros(1, 5, 1)
+    keys[0, 1, 0], keys[0, 4, 0] = 3.0, 6.0
+    mask = torch.tensor([[False, True, False, False, True]])
+    interp, d_prev, d_next = interpolate_keys(keys, mask)
+    assert interp[0, :, 0].tolist() == pytest.approx([3.0, 3.0, 4.0, 5.0, 6.0])  # held before the first key
+    assert d_prev[0].tolist() == [60, 0, 1, 2, 0] and d_next[0].tolist() == [1, 0, 2, 1, 0]
+
+
+@pytest.fixture(scope="module")
+def corpus(tiny_corpus):
+    return open_dataset(tiny_corpus)
+
+
+def tiny_backbone(name: str, corpus, condition_dim: int = KM.embed_dim):
+    from kmtalk_cli.commands.train import _regions
+
+    lips, upper = _regions(corpus, 5080)
+    sizes = {"faceformer": {"d_model": 16}, "codetalker": {}, "selftalk": {"d_model": 16}}.get(name, {})
+    return create_backbone(
+        name, preset="default", n_vertices=5080, n_styles=1, condition_dim=condition_dim,
+        lip_vertices=tuple(int(i) for i in lips), upper_face_vertices=tuple(int(i) for i in upper),
+        audio={"dim": 16, "layers": 1}, **sizes,
+    )
+
+
+def test_condition_width_must_match(corpus) -> None:
+    with pytest.raises(ModelError, match="condition_dim"):
+        KeyMotionModel(tiny_backbone("faceformer", corpus, condition_dim=8), KM)
+
+
+def test_padding_keys_do_not_overwrite_real_ones(corpus) -> None:
+    model = KeyMotionModel(tiny_backbone("faceformer", corpus), KM)
+    offsets = torch.ones(2, 3, 5080 * 3)
+    frames = torch.tensor([[0, 2, 4], [0, 3, 0]])
+    valid = torch.tensor([[True, True, True], [True, True, False]])
+    with torch.no_grad():
+        a = model.condition(offsets, frames, valid, 6)
+        b = model.condition(offsets[1:], frames[1:, :2], valid[1:, :2], 6)
+    assert torch.allclose(a[1], b[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("name", [b.name for b in list_backbones()])
+def test_each_backbone_with_key_motions_learns_its_key_frames(name: str, corpus, tmp_path) -> None:
+    torch.manual_seed(0)
+    items = load_items(corpus, corpus.split("train")[:2], [corpus.split("train")[0].subject])
+    batch = collate(items)
+    model = KeyMotionModel(tiny_backbone(name, corpus), KM)
+    assert model.stages[-3:] == ("keys", "complete", "refine")
+    for stage in model.stages[:-3]:  # the backbone's own pre-stages (CodeTalker's motion prior)
+        optimizer = torch.optim.Adam(model.trainable_parameters(stage), lr=3e-3)
+        for _ in range(40):
+            loss, _ = model.loss(batch, stage)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    optimizer = torch.optim.Adam(model.trainable_parameters("keys"), lr=3e-3)
+    losses = []
+    for _ in range(25):
+        loss, _ = model.loss(batch, "keys")
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.5 * losses[0]
+
+    # Completion from ground-truth key motions (no dropout) learns to honour them.
+    model.km_config = KeyMotionConfig(**{**KM.to_dict(), "key_dropout": 0.0})
+    optimizer = torch.optim.Adam(model.trainable_parameters("complete"), lr=3e-3)
+    for _ in range(40):
+        loss, _ = model.loss(batch, "complete")
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    it = items[0]
+    n = len(it.offsets)
+    frames = select_key_frames(it.alignment, n, 30.0)
+    given = KeyMotions(frames, it.offsets[frames.indices])
+    zeros = KeyMotions(frames, np.zeros_like(it.offsets[frames.indices]))
+    audio = torch.from_numpy(it.audio)
+    with_keys = model.complete(audio, n, given, style=0).numpy()[frames.indices]
+    without = model.complete(audio, n, zeros, style=0).numpy()[frames.indices]
+    err = lambda pred: float(np.abs(pred - it.offsets[frames.indices]).mean())  # noqa: E731
+    assert err(with_keys) < 0.8 * err(without)
+
+    # Checkpoint round trip, key motions included.
+    path = tmp_path / f"{name}-km.safetensors"
+    info = {"kind": "key-motion", "backbone": name, "config": model.backbone.config.to_dict(), "key_motions": model.km_config.to_dict()}
+    save_checkpoint(model, path, info)
+    loaded, _ = load_keymotion_model(path)
+    assert np.allclose(loaded.predict(audio, n, style=0, alignment=it.alignment).numpy(), model.predict(audio, n, style=0, alignment=it.alignment).numpy(), atol=1e-5)
+
+
+def test_prediction_needs_an_alignment(corpus) -> None:
+    model = KeyMotionModel(tiny_backbone("faceformer", corpus), KM)
+    with pytest.raises(ModelError, match="alignment"):
+        model.predict(torch.zeros(16000), 30)
