@@ -49,6 +49,7 @@ class TrainingItem:
 @dataclass(frozen=True)
 class TrainOptions:
     epochs: int = 30  # per stage
+    stage_epochs: dict[str, int] | None = None  # per-stage overrides of ``epochs``
     batch_size: int = 4
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -61,6 +62,9 @@ class TrainOptions:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def epochs_for(self, stage: str) -> int:
+        return (self.stage_epochs or {}).get(stage, self.epochs)
 
 
 @dataclass
@@ -317,11 +321,12 @@ def train(
 
         wrapped = DistributedDataParallel(wrapped, find_unused_parameters=True)
     began = time.perf_counter()
-    total_steps = sum(len(batches(train_items, options.batch_size, None)) * options.epochs for _ in stages)
+    steps_per_epoch = len(batches(train_items, options.batch_size, None))
+    total_steps = sum(steps_per_epoch * options.epochs_for(s) for s in stages)
     done_steps = 0
     for stage_index, stage in enumerate(stages):
         if stage_index < start_stage:
-            done_steps += len(batches(train_items, options.batch_size, None)) * options.epochs
+            done_steps += steps_per_epoch * options.epochs_for(stage)
             continue
         params = [p for p in model.trainable_parameters(stage) if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=options.lr, weight_decay=options.weight_decay)
@@ -329,11 +334,11 @@ def train(
         if resumed_tensors is not None and stage_index == start_stage:
             _restore_optimizer(optimizer, resumed_tensors, resumed_meta)
             first_epoch = start_epoch
-            done_steps += len(batches(train_items, options.batch_size, None)) * first_epoch
+            done_steps += steps_per_epoch * first_epoch
         if stage_index > start_stage or resumed_tensors is None:
             best_metric = math.inf  # each stage selects its own best
         stage_began = time.perf_counter()
-        for epoch in range(first_epoch, options.epochs):
+        for epoch in range(first_epoch, options.epochs_for(stage)):
             model.train()
             epoch_began = time.perf_counter()
             rng = random.Random(options.seed * 1000 + epoch * 10 + stage_index)
