@@ -14,6 +14,7 @@ from .commands.align import align
 from .commands.animate import animate, complete, keymotions
 from .commands.backbones import backbones
 from .commands.evaluate import evaluate
+from .commands.export import export
 from .commands.render import render
 from .commands.synth import synth
 from .commands.train import train
@@ -53,3 +54,4 @@ app.command(help="Key frames at phoneme boundaries and the predicted face there 
 app.command(help="Complete the full motion from key motions, guided by the audio (.npy).")(complete)
 app.command(help="Score a checkpoint or saved predictions on a corpus split: LVE (paper and mm), FDD, MVE.")(evaluate)
 app.command(help="Write a self-contained HTML page that plays a .glb with its speech (file:// or --serve).")(view)
+app.command(help="Export a motion (ARKit CSV/JSON, glTF, OBJ/PLY sequences) or an alignment (visemes).")(export)

@@ -18,10 +18,10 @@ from .types import Alignment, Segment, fill_silence, validate
 WORD_TIER = "words"
 PHONE_TIER = "phones"
 _WORD_NAMES = ("words", "word", "wrd", "ort", "orthography", "text")
-_PHONE_NAMES = ("phones", "phone", "phonemes", "phoneme", "phn", "segments", "mau", "kan")
+PHONE_TIER_NAMES = ("phones", "phone", "phonemes", "phoneme", "phn", "segments", "mau", "kan")
 
 
-def _pick_tier(names: list[str], wanted: tuple[str, ...]) -> str | None:
+def pick_tier(names: list[str], wanted: tuple[str, ...]) -> str | None:
     """Find a tier by common names, ignoring case; MFA multi-speaker grids use ``spk - words``."""
     lowered = {n.strip().lower(): n for n in names}
     for want in wanted:
@@ -64,13 +64,13 @@ def read_textgrid(path: Path | str, *, duration: float | None = None, transcript
         grid = tgio.openTextgrid(str(path), includeEmptyIntervals=False, reportingMode="silence")
     except Exception as exc:  # praatio raises many types for malformed files
         raise AlignmentError(f"TextGrid {path} could not be read ({type(exc).__name__}: {exc}).") from None
-    phone_name = _pick_tier(grid.tierNames, _PHONE_NAMES)
+    phone_name = pick_tier(grid.tierNames, PHONE_TIER_NAMES)
     if phone_name is None:
         raise AlignmentError(
             f"TextGrid {path} has no phone tier (tiers: {', '.join(grid.tierNames) or 'none'}); "
             "name it 'phones'."
         )
-    word_name = _pick_tier(grid.tierNames, _WORD_NAMES)
+    word_name = pick_tier(grid.tierNames, _WORD_NAMES)
     end_time = float(duration if duration is not None else grid.maxTimestamp)
     phone_tier = grid.getTier(phone_name)
     if not isinstance(phone_tier, tgio.IntervalTier):

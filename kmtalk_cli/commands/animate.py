@@ -66,6 +66,11 @@ def animate(
 
         out = check_output_path(output or speech.with_suffix(".npy"), force=force)
         video = check_output_path(out.with_suffix(".mp4"), force=force) if render else None
+        formats = [f.strip() for f in (export or "").split(",") if f.strip()]
+        if formats:
+            from ..export import check_outputs, default_output
+
+            check_outputs({f: default_output(out.with_suffix(""), f) for f in formats}, force=force)
         audio = load_audio(speech)
         result = run(
             audio, backbone=backbone, checkpoint=checkpoint, key_motions=key_motions, text=_text(speech, text),
@@ -79,11 +84,10 @@ def animate(
         if result.key_motions is not None:
             written.append(write_key_motions(result.key_motions, out.with_suffix(".keys.npz"), template=result.template.vertices, force=True))
             info(f"{len(result.key_motions.frames.indices)} key frames ({result.key_motions.frames.density:.0%} of {len(result.vertices)})")
-        if export:
+        if formats:
             from ..export import export_motion
 
-            formats = [f.strip() for f in export.split(",") if f.strip()]
-            written += export_motion(result.vertices, result.template, formats, out.with_suffix(""), result.fps, audio_path=str(speech), force=force)
+            written += export_motion(result.vertices, result.template, formats, out.with_suffix(""), result.fps, audio_path=str(speech), force=force, log=info)
         if video is not None:
             written.append(_render(result, audio, video, force=force, quiet=quiet))
         info(f"{result.model}: {len(result.vertices)} frames at {result.fps:g} fps → {', '.join(str(p) for p in written)}")
