@@ -18,9 +18,10 @@ Shapes: ``B`` batch, ``N`` audio samples at 16 kHz, ``T`` motion frames at ``con
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -216,7 +217,8 @@ class Backbone(nn.Module):
             features = self.encode_audio(audio, audio_lengths, frame_lengths)
             style_t = None if style is None else torch.tensor([style], device=device)
             cond = None if condition is None else condition.reshape(1, n_frames, -1).to(device)
-            return self.decode(features, frame_lengths, condition=cond, style=style_t)[0]
+            with single_thread(device):
+                return self.decode(features, frame_lengths, condition=cond, style=style_t)[0]
         finally:
             self.train(was_training)
 
@@ -229,6 +231,21 @@ class Backbone(nn.Module):
         nn.init.zeros_(layer.weight)
         nn.init.zeros_(layer.bias)
         return layer
+
+
+@contextlib.contextmanager
+def single_thread(device: torch.device) -> Iterator[None]:
+    """Run frame-by-frame decoding on one CPU thread: its operations are too small to split, and
+    two threads competing with other work made them hundreds of times slower (measured)."""
+    if device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def n_frames_for(n_samples: int, fps: float, sample_rate: int = SAMPLE_RATE) -> int:
