@@ -10,7 +10,8 @@ key-motion model spends the same E passes across its ``keys`` / ``complete`` / `
 stages (CodeTalker's motion prior gets E passes in both). Same seed, same data, same batches.
 
     python benchmarks/keymotion_gain.py --corpus /tmp/voca --runs /tmp/kmruns [--epochs 9] [--seeds 0]
-        [--backbones faceformer,codetalker,selftalk] [--ablations faceformer] [--train-limit N]
+        [--backbones faceformer,codetalker,selftalk] [--ablations faceformer] [--ablate uniform,no-audio]
+        [--train-limit N]
 
 Prints Markdown tables and writes ``RUNS/results.json``. Finished runs are reused.
 """
@@ -32,11 +33,11 @@ from kmtalk_cli.evaluation import ModelPredictions, evaluate, resolve_regions
 from kmtalk_cli.models import load_model
 from kmtalk_cli.training import TrainOptions, load_items, train
 
-ABLATIONS: dict[str, dict[str, Any]] = {
-    "uniform key frames (same density)": {"rule": "uniform"},
-    "no key-motion decoder (linear read-out)": {"decoder": "linear"},
-    "no audio guidance in completion": {"audio_guidance": False},
-    "phone context off": {"phone_context": False},
+ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "uniform": ("uniform key frames (same density)", {"rule": "uniform"}),
+    "linear": ("no key-motion decoder (linear read-out)", {"decoder": "linear"}),
+    "no-audio": ("no audio guidance in completion", {"audio_guidance": False}),
+    "no-phones": ("phone context off", {"phone_context": False}),
 }
 
 
@@ -82,11 +83,14 @@ def rig_floor(dataset: Any) -> dict[str, float]:
     from kmtalk_cli.face.template import bundled_template
 
     rig = build_rig(bundled_template())
-    aligner = CachedAlignments.__new__(CachedAlignments)
-    aligner.alignments = "aligner"
 
     def predict(seq: Any) -> np.ndarray:
-        alignment = aligner._alignment(seq)
+        key = f"aligner:{seq.name}"
+        if key not in CachedAlignments.cache:
+            from kmtalk_cli.alignment import align, find_transcript
+
+            CachedAlignments.cache[key] = align(seq.audio, find_transcript(seq.audio.source))
+        alignment = CachedAlignments.cache[key]
         phones = [SpokenPhone(p.label, p.start, p.end) for p in alignment.phones]
         params = animate_phones(phones, len(seq.vertices), seq.fps)
         return rig.pose(params, rest=seq.template).astype(np.float32)
@@ -115,6 +119,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--backbones", default="faceformer,codetalker,selftalk")
     parser.add_argument("--ablations", default="faceformer", help="backbone to ablate ('' for none)")
+    parser.add_argument("--ablate", default=",".join(ABLATIONS), help=f"which ablations: {', '.join(ABLATIONS)}")
     parser.add_argument("--train-limit", type=int, default=0, help="use only the first N training sequences (0: all)")
     args = parser.parse_args()
 
@@ -144,6 +149,9 @@ def main() -> None:
             base = results["rows"].get(backbone, {}).get("mean") if km is not None else None
             lines.append(row(label, mean, base))
             print(lines[-1], flush=True)
+    still = score(dataset, lambda seq: np.repeat(seq.template[None], len(seq.vertices), axis=0))
+    results["rows"]["template (no motion)"] = {"mean": still}
+    lines.append(row("template (no motion)", still))
     floor = rig_floor(dataset)
     results["rows"]["rig (aligner timings, no learning)"] = {"mean": floor}
     lines.append(row("rig (aligner timings, no learning)", floor))
@@ -156,8 +164,9 @@ def main() -> None:
         true = model_score(dataset, full, alignments="true")
         results["rows"][f"{b} + KM, true timings"] = {"mean": true}
         lines.append(row("… with the true timings instead of the aligner's", true, base))
-        for label, change in ABLATIONS.items():
-            out = args.runs / f"{b}-km-{change and next(iter(change))}-s{seeds[0]}"
+        for key in [k for k in args.ablate.split(",") if k]:
+            label, change = ABLATIONS[key]
+            out = args.runs / f"{b}-km-{key}-s{seeds[0]}"
             m = model_score(dataset, run(dataset, items, b, change, args.epochs, seeds[0], out, args.batch_size))
             results["rows"][f"{b} + KM, {label}"] = {"mean": m}
             lines.append(row(f"… {label}", m, base))

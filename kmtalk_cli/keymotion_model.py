@@ -10,6 +10,11 @@
    embedding. The backbone adds it to its decoder tokens through ``condition_map``; the audio
    features still drive it (``audio_guidance``). Interpolating gives causal backbones
    (FaceFormer, CodeTalker) the *next* key motion, which their masks would otherwise hide.
+   With ``residual`` (default) the backbone predicts what to *add* to that interpolation: on the
+   synthetic corpus, linearly interpolating the true key motions alone is within 0.41 mm lip
+   error of the truth, and a backbone asked to reproduce them from a 64-wide embedding used them
+   poorly (3.54 mm with true keys vs 3.57 mm without). Every backbone stage, CodeTalker's motion
+   prior included, then learns the residual.
 
 Nothing here knows which backbone it wraps. Training is progressive (``stages``): the backbone's
 own pre-stages (CodeTalker's motion prior), ``keys`` (decoder on ground-truth key frames),
@@ -52,6 +57,7 @@ class KeyMotionConfig:
     audio_guidance: bool = True
     key_dropout: float = 0.3  # share of key frames hidden in the ``complete`` stage
     key_weight: float = 1.0  # weight of the key-frame loss in ``refine``
+    residual: bool = True  # the backbone adds to the interpolated key motions instead of replacing them
     offset_scale: float = 100.0  # the decoder predicts centimetres
 
     def to_dict(self) -> dict[str, Any]:
@@ -198,8 +204,10 @@ class KeyMotionModel(nn.Module):
         gathered = torch.gather(features, 1, frames[..., None].expand(-1, -1, features.shape[-1]))
         return self.key_decoder(gathered, frames, context, valid, style), frames, valid
 
-    def condition(self, key_offsets: Tensor, frames: Tensor, valid: Tensor, n_frames: int) -> Tensor:
-        """Scatter (B, K, V·3) key offsets onto the timeline and embed them: (B, T, embed_dim)."""
+    def condition(self, key_offsets: Tensor, frames: Tensor, valid: Tensor, n_frames: int) -> tuple[Tensor, Tensor]:
+        """Scatter (B, K, V·3) key offsets onto the timeline: the (B, T, embed_dim) conditioning
+        sequence, and the key motions interpolated over all frames (B, T, V·3) — the base the
+        backbone's output is added to when ``residual`` is on (zeros otherwise)."""
         b = key_offsets.shape[0]
         # One spare frame at the end receives the padding and dropped keys, then is cut off.
         timeline = key_offsets.new_zeros(b, n_frames + 1, key_offsets.shape[-1])
@@ -207,7 +215,9 @@ class KeyMotionModel(nn.Module):
         target = torch.where(valid, frames, torch.full_like(frames, n_frames))
         timeline.scatter_(1, target[..., None].expand(-1, -1, key_offsets.shape[-1]), key_offsets)
         mask_t.scatter_(1, target, valid)
-        return self.embedding(timeline[:, :n_frames], mask_t[:, :n_frames])
+        timeline, mask_t = timeline[:, :n_frames], mask_t[:, :n_frames]
+        base = interpolate_keys(timeline, mask_t)[0] if self.km_config.residual else torch.zeros_like(timeline)
+        return self.embedding(timeline, mask_t), base
 
     def _guided(self, features: Tensor) -> Tensor:
         return features if self.km_config.audio_guidance else torch.zeros_like(features)
@@ -224,13 +234,14 @@ class KeyMotionModel(nn.Module):
         return own
 
     def loss(self, batch: Batch, stage: str = "keys", features: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
-        if stage in self.backbone.stages[:-1]:
-            return self.backbone.loss(batch, stage)
         keys = self.key_frames(batch.alignments, batch.frame_lengths)
+        frames, _, valid = self._key_tensors(keys, batch.offsets.device)
+        target_keys = torch.gather(batch.offsets, 1, frames[..., None].expand(-1, -1, batch.offsets.shape[-1]))
+        if stage in self.backbone.stages[:-1]:  # e.g. CodeTalker's prior, learnt on what completion adds
+            _, base = self.condition(target_keys, frames, valid, batch.offsets.shape[1])
+            return self.backbone.loss(self._residual_batch(batch, base, None), stage)
         if features is None:
             features = self.backbone.encode_audio(batch.audio, batch.audio_lengths, batch.frame_lengths)
-        frames, _, valid = self._key_tensors(keys, features.device)
-        target_keys = torch.gather(batch.offsets, 1, frames[..., None].expand(-1, -1, batch.offsets.shape[-1]))
         scale = self.km_config.offset_scale
         if stage == "keys":
             predicted, _, _ = self.predict_key_offsets(features, keys, batch.style)
@@ -241,19 +252,27 @@ class KeyMotionModel(nn.Module):
             drop = torch.rand(valid.shape, device=valid.device) < self.km_config.key_dropout
             ends = (frames == 0) | (frames == (batch.frame_lengths[:, None] - 1))
             use = valid & (~drop | ends)
-            cond = self.condition(target_keys, frames, use, batch.offsets.shape[1])
+            cond, base = self.condition(target_keys, frames, use, batch.offsets.shape[1])
             total = torch.zeros((), device=features.device)
         else:  # refine
             predicted, _, _ = self.predict_key_offsets(features, keys, batch.style)
             key_loss = masked_mse(predicted * scale, target_keys * scale, valid)
-            cond = self.condition(predicted.detach(), frames, valid, batch.offsets.shape[1])
+            cond, base = self.condition(predicted.detach(), frames, valid, batch.offsets.shape[1])
             total = self.km_config.key_weight * key_loss
             parts["key"] = float(key_loss.detach())
-        completion, backbone_parts = self.backbone.loss(batch.with_condition(cond), self.backbone.stages[-1], features=self._guided(features))
+        completion, backbone_parts = self.backbone.loss(
+            self._residual_batch(batch, base, cond), self.backbone.stages[-1], features=self._guided(features)
+        )
         parts.update({f"backbone_{k}": v for k, v in backbone_parts.items()})
         total = total + completion
         parts["completion"] = float(completion.detach())
         return total, parts
+
+    @staticmethod
+    def _residual_batch(batch: Batch, base: Tensor, condition: Tensor | None) -> Batch:
+        """The batch the backbone learns from: targets minus the interpolated key motions."""
+        base = base * batch.frame_mask[..., None].to(base.dtype)
+        return dataclasses.replace(batch, offsets=batch.offsets - base, condition=condition)
 
     # -- inference ------------------------------------------------------------------------------
     def _encode_one(self, audio: Tensor, n_frames: int) -> tuple[Tensor, Tensor]:
@@ -282,9 +301,9 @@ class KeyMotionModel(nn.Module):
         frames = torch.from_numpy(keys.frames.indices).to(device)[None]
         valid = torch.ones_like(frames, dtype=torch.bool)
         offsets = torch.from_numpy(np.asarray(keys.offsets, dtype=np.float32)).to(device)[None]
-        cond = self.condition(offsets, frames, valid, n_frames)
+        cond, base = self.condition(offsets, frames, valid, n_frames)
         style_t = None if style is None else torch.tensor([style], device=device)
-        return self.backbone.decode(self._guided(features), frame_lengths, condition=cond, style=style_t)[0]
+        return (self.backbone.decode(self._guided(features), frame_lengths, condition=cond, style=style_t) + base)[0]
 
     @torch.no_grad()
     def predict(self, audio: Tensor, n_frames: int, *, style: int | None = None, alignment: Any = None) -> Tensor:
