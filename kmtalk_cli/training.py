@@ -345,7 +345,7 @@ def train(
             groups = batches(train_items, options.batch_size, rng)
             if dist.world > 1:  # every rank must take the same number of steps, or DDP waits forever
                 groups = groups[: len(groups) - len(groups) % dist.world][dist.rank :: dist.world]
-            total, parts_sum = 0.0, {}
+            total, parts_sum, parts_count = 0.0, {}, {}
             for group in groups:
                 loss, parts = wrapped(collate(group).to(device), stage)
                 optimizer.zero_grad(set_to_none=True)
@@ -354,8 +354,9 @@ def train(
                     torch.nn.utils.clip_grad_norm_(params, options.grad_clip)
                 optimizer.step()
                 total += float(loss.detach())
-                for k, v in parts.items():
+                for k, v in parts.items():  # some parts are absent from some steps (SelfTalk's CTC)
                     parts_sum[k] = parts_sum.get(k, 0.0) + float(v)
+                    parts_count[k] = parts_count.get(k, 0) + 1
                 done_steps += dist.world
                 if progress and dist.main:
                     progress(min(done_steps, total_steps), total_steps)
@@ -363,7 +364,7 @@ def train(
             val_loss, val_lve = (None, None)
             if dist.main and val_items:
                 val_loss, val_lve = validate(model, val_items, stage, options, device, lips)
-            entry = EpochLog(stage, epoch, total / n, val_loss, val_lve, time.perf_counter() - epoch_began, {k: v / n for k, v in parts_sum.items()})
+            entry = EpochLog(stage, epoch, total / n, val_loss, val_lve, time.perf_counter() - epoch_began, {k: v / parts_count[k] for k, v in parts_sum.items()})
             history.append(entry)
             if dist.main:
                 if log:
