@@ -35,7 +35,11 @@ def tiny_backbone(name: str, corpus, condition_dim: int = KM.embed_dim):
     from kmtalk_cli.commands.train import _regions
 
     lips, upper = _regions(corpus, 5080)
-    sizes = {"faceformer": {"d_model": 16}, "codetalker": {}, "selftalk": {"d_model": 16}}.get(name, {})
+    sizes = {
+        "faceformer": {"d_model": 16},
+        "codetalker": {"hidden": 64, "prior_layers": 1, "prior_ffn": 128, "n_components": 4, "code_dim": 16, "d_model": 32, "decoder_layers": 1, "decoder_ffn": 64},
+        "selftalk": {"d_model": 16},
+    }.get(name, {})
     return create_backbone(
         name, preset="default", n_vertices=5080, n_styles=1, condition_dim=condition_dim,
         lip_vertices=tuple(int(i) for i in lips), upper_face_vertices=tuple(int(i) for i in upper),
