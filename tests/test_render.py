@@ -229,8 +229,10 @@ def test_interrupt_stops_ffmpeg(tmp_path: Path, sphere) -> None:
 
 
 _CTRL_C_SCRIPT = """
-import sys, time, numpy as np, trimesh
+import signal, sys, time, numpy as np, trimesh
 from kmtalk_cli.render import render_video, RenderOptions
+# A background job started by a shell inherits SIGINT as ignored; Ctrl-C must raise here.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 mesh = trimesh.creation.icosphere(subdivisions=3)
 rest = np.asarray(mesh.vertices, dtype=np.float32) * np.float32(0.1)
 frames = rest[None] + np.linspace(0, 0.05, 3000, dtype=np.float32)[:, None, None]
