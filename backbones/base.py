@@ -223,6 +223,35 @@ class Backbone(nn.Module):
             self.train(was_training)
 
     # -- helpers for subclasses ---------------------------------------------------------------
+    def mapped_condition(self, condition: Tensor, batch: int, n_frames: int, dtype: torch.dtype) -> Tensor:
+        """``condition_map(condition)`` after checking the model has one and the shape fits."""
+        from ..errors import ModelError
+
+        if getattr(self, "condition_map", None) is None:
+            raise ModelError(f"This {type(self).__name__} was built without a conditioning input (condition_dim = 0).")
+        if condition.shape[:2] != (batch, n_frames) or condition.shape[-1] != self.config.condition_dim:
+            raise ModelError(
+                f"The conditioning sequence has shape {tuple(condition.shape)}; "
+                f"expected ({batch}, {n_frames}, {self.config.condition_dim})."
+            )
+        return self.condition_map(condition.to(dtype))
+
+    def checked_style(self, style: Tensor | None, batch: int) -> Tensor | None:
+        """Style indices as a (B,) long tensor after range checks; None stays None (the average)."""
+        from ..errors import ModelError
+
+        if style is None:
+            return None
+        if self.config.n_styles <= 0:
+            raise ModelError(f"This {type(self).__name__} has no speaker styles (n_styles = 0); predict without a style.")
+        style = style.reshape(-1).long()
+        if style.numel() != batch:
+            raise ModelError(f"Got {style.numel()} style indices for a batch of {batch}.")
+        n = self.config.n_styles
+        if bool(((style < 0) | (style >= n)).any()):
+            raise ModelError(f"Style index {style.tolist()} is out of range; this model has {n} training styles.")
+        return style
+
     def make_condition_map(self, width: int) -> nn.Linear | None:
         """The zero-initialised map from the conditioning sequence to the model width."""
         if self.config.condition_dim <= 0:

@@ -670,29 +670,15 @@ class CodeTalker(Backbone):
         pe = periodic_positional_encoding(torch.arange(n_frames, device=features.device), self.config.d_model, self.config.period)
         inputs = self._style_vectors(batch, style, memory)[:, None, :] + pe.to(memory.dtype)[None]
         if condition is not None:
-            if self.condition_map is None:
-                raise ModelError("This CodeTalker was built without a conditioning input (condition_dim = 0).")
-            if condition.shape[:2] != (batch, n_frames) or condition.shape[-1] != self.config.condition_dim:
-                raise ModelError(
-                    f"The conditioning sequence has shape {tuple(condition.shape)}; "
-                    f"expected ({batch}, {n_frames}, {self.config.condition_dim})."
-                )
-            inputs = inputs + self.condition_map(condition.to(memory.dtype))
+            inputs = inputs + self.mapped_condition(condition, batch, n_frames, memory.dtype)
         return inputs, cross
 
     def _style_vectors(self, batch: int, style: Tensor | None, like: Tensor) -> Tensor:
         """(B, d) style embeddings; the mean over training subjects when ``style`` is None."""
         d = self.config.d_model
+        style = self.checked_style(style, batch)
         if self.style_embedding is None:
-            if style is not None:
-                raise ModelError("This CodeTalker has no speaker styles (n_styles = 0); predict without a style.")
             return like.new_zeros(batch, d)
         if style is None:
             return self.style_embedding.weight.mean(dim=0).expand(batch, d)
-        style = style.reshape(-1).long()
-        if style.numel() != batch:
-            raise ModelError(f"Got {style.numel()} style indices for a batch of {batch}.")
-        n = self.config.n_styles
-        if bool(((style < 0) | (style >= n)).any()):
-            raise ModelError(f"Style index {style.tolist()} is out of range; this model has {n} training styles.")
         return self.style_embedding(style)

@@ -264,9 +264,7 @@ class SelfTalk(Backbone):
     def _tokens(self, features: Tensor, condition: Tensor | None) -> Tensor:
         x = self.feature_map(features)
         if condition is not None:
-            if self.condition_map is None:
-                raise ModelError("This SelfTalk model was built without a conditioning input (condition_dim is 0).")
-            x = x + self.condition_map(condition)
+            x = x + self.mapped_condition(condition, x.shape[0], x.shape[1], x.dtype)
         return x
 
     def _animate(self, x: Tensor, lengths: Tensor, unit: float = 1.0) -> Tensor:
