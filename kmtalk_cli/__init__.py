@@ -14,6 +14,10 @@ from .version import __version__ as __version__
 #: Public name -> the module that defines it.
 _EXPORTS = {
     "align": ".alignment",
+    "animate": ".pipeline",
+    "Animation": ".pipeline",
+    "load_model": ".models",
+    "select_key_frames": ".keymotions",
     "Alignment": ".alignment",
     "Audio": ".audio",
     "load_audio": ".audio",

@@ -126,15 +126,13 @@ def keymotions(
         import torch
 
         from ..alignment import align
+        from ..atomic import check_output_path
         from ..audio import load_audio
         from ..face.template import bundled_template
         from ..keymotions import write_key_motions
         from ..pipeline import resolve_model
 
-        out = output or speech.with_name(speech.stem + ".keys.npz")
-        from ..atomic import check_output_path
-
-        check_output_path(out, force=force)
+        out = check_output_path(output or speech.with_name(speech.stem + ".keys.npz"), force=force)
         audio = load_audio(speech)
         model = resolve_model(backbone, checkpoint, True)
         if not model.uses_key_motions:
