@@ -102,6 +102,28 @@ def model_score(dataset: Any, path: Path, alignments: str = "aligner") -> dict[s
     return score(dataset, CachedAlignments(load_model(path), dataset, alignments=alignments))
 
 
+def keys_only_score(dataset: Any, path: Path) -> dict[str, float]:
+    """A key-motion model's predicted key motions, linearly interpolated: completion left out."""
+    import torch
+
+    from kmtalk_cli.keymotion_model import interpolate_keys
+
+    helper = CachedAlignments(load_model(path), dataset)
+
+    def predict(seq: Any) -> np.ndarray:
+        n = len(seq.vertices)
+        audio = torch.from_numpy(seq.audio.samples.astype(np.float32))
+        style = helper.style_for(seq.subject)
+        keys = helper.model.model.predict_keys(audio, n, alignment=helper._alignment(seq), style=helper.model.style_index(style))
+        mask = torch.zeros(1, n, dtype=torch.bool)
+        mask[0, keys.frames.indices] = True
+        timeline = torch.zeros(1, n, keys.offsets.shape[1])
+        timeline[0, keys.frames.indices] = torch.from_numpy(keys.offsets)
+        return interpolate_keys(timeline, mask)[0][0].numpy().reshape(n, -1, 3) + seq.template
+
+    return score(dataset, predict)
+
+
 def row(label: str, m: dict[str, float], base: dict[str, float] | None = None) -> str:
     gain = "" if base is None else f"{100 * (m['lve_mm'] - base['lve_mm']) / base['lve_mm']:+.1f}%"
     return f"| {label} | {m['lve_paper'] * 1e5:.4f} | {m['lve_mm']:.3f} | {gain} | {m['fdd'] * 1e7:+.4f} | {m['mve_mm']:.3f} |"
@@ -149,6 +171,11 @@ def main() -> None:
             base = results["rows"].get(backbone, {}).get("mean") if km is not None else None
             lines.append(row(label, mean, base))
             print(lines[-1], flush=True)
+            if km is not None:
+                only = keys_only_score(dataset, args.runs / f"{backbone}-km-s{seeds[0]}" / "best.safetensors")
+                results["rows"][f"{label}, key motions only"] = {"mean": only}
+                lines.append(row(f"{label}, key motions only, interpolated (no completion)", only, base))
+                print(lines[-1], flush=True)
     still = score(dataset, lambda seq: np.repeat(seq.template[None], len(seq.vertices), axis=0))
     results["rows"]["template (no motion)"] = {"mean": still}
     lines.append(row("template (no motion)", still))
