@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from ..errors import ModelError
 from .audio_encoders import AudioEncoderConfig, build_audio_encoder
 
 SAMPLE_RATE = 16000
@@ -225,8 +226,6 @@ class Backbone(nn.Module):
     # -- helpers for subclasses ---------------------------------------------------------------
     def mapped_condition(self, condition: Tensor, batch: int, n_frames: int, dtype: torch.dtype) -> Tensor:
         """``condition_map(condition)`` after checking the model has one and the shape fits."""
-        from ..errors import ModelError
-
         if getattr(self, "condition_map", None) is None:
             raise ModelError(f"This {type(self).__name__} was built without a conditioning input (condition_dim = 0).")
         if condition.shape[:2] != (batch, n_frames) or condition.shape[-1] != self.config.condition_dim:
@@ -238,8 +237,6 @@ class Backbone(nn.Module):
 
     def checked_style(self, style: Tensor | None, batch: int) -> Tensor | None:
         """Style indices as a (B,) long tensor after range checks; None stays None (the average)."""
-        from ..errors import ModelError
-
         if style is None:
             return None
         if self.config.n_styles <= 0:

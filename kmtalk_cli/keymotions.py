@@ -151,8 +151,10 @@ def read_key_motions(path: Path | str) -> KeyMotions:
             )
     except FileNotFoundError:
         raise MotionError(f"Key-motion file {path} does not exist.") from None
-    except (OSError, ValueError, KeyError) as exc:
-        raise MotionError(f"{path} is not a key-motion file from `kmtalk keymotions` ({exc}).") from None
+    except KeyError as exc:
+        raise MotionError(f"{path} is not a key-motion file from `kmtalk keymotions` (it has no {exc}).") from None
+    except (OSError, ValueError):
+        raise MotionError(f"{path} is not a key-motion .npz file from `kmtalk keymotions`.") from None
     if offsets.ndim != 2 or len(offsets) != len(indices) or len(frames.left) != len(indices):
         raise MotionError(f"Key-motion file {path} is inconsistent: {len(indices)} key frames but offsets of shape {offsets.shape}.")
     if len(indices) and (indices.min() < 0 or indices.max() >= frames.n_frames or np.any(np.diff(indices) <= 0)):

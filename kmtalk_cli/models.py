@@ -66,14 +66,33 @@ class LoadedModel:
         """Audio → offsets (T, V·3) float32 at :attr:`fps` (``n_frames`` to fix T, e.g. to a ground
         truth's length). ``alignment`` is used by key-motion models."""
         n_frames = n_frames if n_frames is not None else self.n_frames(audio)
-        samples = torch.from_numpy(np.ascontiguousarray(audio.samples, dtype=np.float32))
         index = self.style_index(style)
         with torch.inference_mode():
             if self.uses_key_motions:
-                out = self.model.predict(samples, n_frames, style=index, alignment=alignment)
+                out = self.model.predict(_samples(audio), n_frames, style=index, alignment=alignment)
             else:
-                out = self.model.predict(samples, n_frames, style=index)
+                out = self.model.predict(_samples(audio), n_frames, style=index)
         return out.detach().cpu().numpy().astype(np.float32)
+
+    def predict_keys(self, audio: Any, alignment: Any, *, style: str | None = None) -> Any:
+        """Key frames and the face there (:class:`~kmtalk_cli.keymotions.KeyMotions`); key-motion models only."""
+        self._need_key_motions()
+        return self.model.predict_keys(_samples(audio), self.n_frames(audio), alignment=alignment, style=self.style_index(style))
+
+    def complete(self, audio: Any, keys: Any, *, style: str | None = None) -> np.ndarray:
+        """Offsets (T, V·3) completed from key motions, guided by the audio; key-motion models only."""
+        self._need_key_motions()
+        out = self.model.complete(_samples(audio), self.n_frames(audio), keys, style=self.style_index(style))
+        return out.detach().cpu().numpy().astype(np.float32)
+
+    def _need_key_motions(self) -> None:
+        if not self.uses_key_motions:
+            where = f"Checkpoint {self.path}" if self.path is not None else "This model"
+            raise ModelError(f"{where} was trained without key motions; train one with `kmtalk train --key-motions`.")
+
+
+def _samples(audio: Any) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(audio.samples, dtype=np.float32))
 
 
 def load_model(path: Path | str) -> LoadedModel:

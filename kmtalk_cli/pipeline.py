@@ -39,9 +39,12 @@ def resolve_model(backbone: str, checkpoint: Path | str | None, key_motions: boo
 
     ``key_motions`` None means "whatever the checkpoint is" (or, bundled, with key motions).
     """
+    from .backbones import get_backbone
     from .models import load_model
     from .weights import bundled_checkpoints, find_bundled
 
+    if checkpoint is None:
+        get_backbone(backbone)  # an unknown name lists the backbones that exist
     if checkpoint is not None:
         loaded = load_model(checkpoint)
         if key_motions and not loaded.uses_key_motions:
@@ -102,14 +105,9 @@ def animate(
     model.check_template(face.n_vertices)
     keys = None
     if model.uses_key_motions:
-        import torch
-
         alignment = alignment if alignment is not None else _align(audio, text)
-        n_frames = model.n_frames(audio)
-        samples = torch.from_numpy(np.ascontiguousarray(audio.samples, dtype=np.float32))
-        index = model.style_index(style)
-        keys = model.model.predict_keys(samples, n_frames, alignment=alignment, style=index)
-        offsets = model.model.complete(samples, n_frames, keys, style=index).cpu().numpy()
+        keys = model.predict_keys(audio, alignment, style=style)
+        offsets = model.complete(audio, keys, style=style)
     else:
         offsets = model.predict_offsets(audio, style=style)
     vertices = (offsets.reshape(len(offsets), -1, 3) + face.vertices[None]).astype(np.float32)

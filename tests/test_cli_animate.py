@@ -83,4 +83,12 @@ def test_bad_inputs_are_one_clear_line(checkpoints, speech_wav, tmp_path) -> Non
     assert bad.exit_code == 1 and "no phones" in bad.output
     missing = runner.invoke(app, ["animate", str(speech), "-c", str(tmp_path / "nope.safetensors")])
     assert missing.exit_code == 1 and "does not exist" in missing.output
-    assert not speech.with_suffix(".npy").exists()
+    unknown = runner.invoke(app, ["animate", str(speech), "-b", "facefarmer"])
+    assert unknown.exit_code == 1 and "Unknown backbone 'facefarmer'" in unknown.output and "faceformer" in unknown.output
+    plain_keys = runner.invoke(app, ["keymotions", str(speech), "-c", str(checkpoints["plain"]), "-o", str(tmp_path / "k.npz")])
+    assert plain_keys.exit_code == 1 and "trained without key motions" in plain_keys.output
+    not_keys = tmp_path / "junk.npz"
+    not_keys.write_bytes(b"not an npz")
+    bad_keys = runner.invoke(app, ["complete", str(speech), "--keys", str(not_keys), "-c", km, "-o", str(tmp_path / "c.npy")])
+    assert bad_keys.exit_code == 1 and "is not a key-motion .npz file" in bad_keys.output
+    assert not speech.with_suffix(".npy").exists() and not (tmp_path / "c.npy").exists() and not (tmp_path / "k.npz").exists()

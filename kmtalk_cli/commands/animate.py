@@ -123,8 +123,6 @@ def keymotions(
 ) -> None:
     """Find the key frames at phoneme boundaries and predict the face there (.npz)."""
     with user_errors():
-        import torch
-
         from ..alignment import align
         from ..atomic import check_output_path
         from ..audio import load_audio
@@ -134,12 +132,9 @@ def keymotions(
 
         out = check_output_path(output or speech.with_name(speech.stem + ".keys.npz"), force=force)
         audio = load_audio(speech)
-        model = resolve_model(backbone, checkpoint, True)
-        if not model.uses_key_motions:
-            raise _no_km(checkpoint)
+        model = resolve_model(backbone, checkpoint, None)
         timing = _read_alignment(alignment) or align(audio, _text(speech, text))
-        samples = torch.from_numpy(audio.samples.astype("float32"))
-        keys = model.model.predict_keys(samples, model.n_frames(audio), alignment=timing, style=model.style_index(style))
+        keys = model.predict_keys(audio, timing, style=style)
         head = bundled_template()
         write_key_motions(keys, out, template=head.vertices if head.n_vertices == model.n_vertices else None, force=force)
         info(f"{len(keys.frames.indices)} key frames ({keys.frames.density:.0%} of {keys.frames.n_frames}, rule {keys.frames.rule}) → {out}")
@@ -158,8 +153,6 @@ def complete(
     """Complete the full motion from key motions, guided by the audio (.npy, (T, V·3))."""
     with user_errors():
         import numpy as np
-        import torch
-
         from ..atomic import atomic_output, check_output_path
         from ..audio import load_audio
         from ..errors import MotionError
@@ -169,22 +162,13 @@ def complete(
         out = check_output_path(output or speech.with_suffix(".npy"), force=force)
         key_motions = read_key_motions(keys)
         audio = load_audio(speech)
-        model = resolve_model(backbone, checkpoint, True)
-        if not model.uses_key_motions:
-            raise _no_km(checkpoint)
+        model = resolve_model(backbone, checkpoint, None)
         face = _template(template)
         model.check_template(face.n_vertices)
         if key_motions.offsets.shape[1] != model.n_vertices * 3:
             raise MotionError(f"The key motions have {key_motions.offsets.shape[1] // 3} vertices; the model has {model.n_vertices}.")
-        samples = torch.from_numpy(audio.samples.astype("float32"))
-        offsets = model.model.complete(samples, model.n_frames(audio), key_motions, style=model.style_index(style)).cpu().numpy()
+        offsets = model.complete(audio, key_motions, style=style)
         vertices = offsets.reshape(len(offsets), -1, 3) + face.vertices[None]
         with atomic_output(out, force=force) as tmp:
             np.save(tmp, vertices.reshape(len(vertices), -1).astype(np.float32))
         info(f"{len(vertices)} frames completed from {len(key_motions.frames.indices)} key frames → {out}")
-
-
-def _no_km(checkpoint: Path | None) -> Exception:
-    from ..errors import ModelError
-
-    return ModelError(f"Checkpoint {checkpoint} was trained without key motions; train one with `kmtalk train --key-motions`.")

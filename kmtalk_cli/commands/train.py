@@ -47,7 +47,7 @@ def build_run(
         km_config = KeyMotionConfig.from_dict(key_motion_overrides or {})
         user["condition_dim"] = km_config.embed_dim
     config = make_config(backbone, preset, **{**user, **forced})
-    if "period" in {f for f in config.to_dict()} and "period" not in user:
+    if "period" in config.to_dict() and "period" not in user:  # FaceFormer/CodeTalker: one period per second
         config = config.replace(period=int(round(dataset.fps)))
     model = create_backbone(backbone, config)
     description: dict[str, Any] = {
