@@ -78,22 +78,19 @@ def score(dataset: Any, predict: Any) -> dict[str, float]:
 
 def rig_floor(dataset: Any) -> dict[str, float]:
     """The rig (no learning) driven by the aligner's phones, on each test subject's own face."""
-    from kmtalk_cli.face.coarticulation import SpokenPhone, animate_phones
+    from kmtalk_cli.alignment import align, find_transcript
     from kmtalk_cli.face.rig import build_rig
     from kmtalk_cli.face.template import bundled_template
+    from kmtalk_cli.pipeline import rig_motion
 
-    rig = build_rig(bundled_template())
+    head = bundled_template()
+    rig = build_rig(head)
 
     def predict(seq: Any) -> np.ndarray:
         key = f"aligner:{seq.name}"
         if key not in CachedAlignments.cache:
-            from kmtalk_cli.alignment import align, find_transcript
-
             CachedAlignments.cache[key] = align(seq.audio, find_transcript(seq.audio.source))
-        alignment = CachedAlignments.cache[key]
-        phones = [SpokenPhone(p.label, p.start, p.end) for p in alignment.phones]
-        params = animate_phones(phones, len(seq.vertices), seq.fps)
-        return rig.pose(params, rest=seq.template).astype(np.float32)
+        return rig_motion(CachedAlignments.cache[key], head, len(seq.vertices), seq.fps, rig=rig, rest=seq.template)
 
     return score(dataset, predict)
 

@@ -63,14 +63,15 @@ def resolve_model(backbone: str, checkpoint: Path | str | None, key_motions: boo
     return load_model(found.path)
 
 
-def rig_motion(alignment: Any, template: Any, n_frames: int, fps: float) -> np.ndarray:
-    """The rig baseline: coarticulated rig parameters from the phones, posed on ``template``."""
+def rig_motion(alignment: Any, template: Any, n_frames: int, fps: float, *, rig: Any = None, rest: np.ndarray | None = None) -> np.ndarray:
+    """The rig baseline: coarticulated rig parameters from the phones, posed on ``template``
+    (or, with a prebuilt ``rig``, on another identity ``rest`` of the same topology)."""
     from .face.coarticulation import SpokenPhone, animate_phones
     from .face.rig import build_rig
 
     phones = [SpokenPhone(p.label, p.start, p.end) for p in alignment.phones]
     params = animate_phones(phones, n_frames, fps)
-    return build_rig(template).pose(params).astype(np.float32)
+    return (rig or build_rig(template)).pose(params, rest=rest).astype(np.float32)
 
 
 def animate(
