@@ -6,6 +6,7 @@ through dominance-function coarticulation, with no learned weights.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,12 +86,15 @@ def animate(
     style: str | None = None,
     template: Any = None,
     fps: float = 30.0,
+    on_step: Callable[[str], None] | None = None,
 ) -> Animation:
     """Animate ``speech`` (a path or :class:`~kmtalk_cli.audio.Audio`) on ``template`` (default: the bundled head).
 
     The alignment is made with the built-in aligner when a key-motion model or the rig needs
-    one and none is given (``text`` makes it a forced alignment).
+    one and none is given (``text`` makes it a forced alignment). ``on_step`` hears the name of
+    each stage as it starts (the CLI shows them as progress).
     """
+    step = on_step or (lambda _: None)
     from .audio import Audio, load_audio
     from .face.template import bundled_template
 
@@ -99,24 +103,29 @@ def animate(
     if backbone == RIG:
         if checkpoint is not None or key_motions:
             raise ModelError("The rig baseline has no weights and no key motions; drop --checkpoint/--key-motions.")
-        alignment = alignment if alignment is not None else _align(audio, text)
+        alignment = alignment if alignment is not None else _align(audio, text, step)
         n_frames = max(1, int(round(audio.duration * fps)))
         return Animation(rig_motion(alignment, face, n_frames, fps), fps, alignment, None, RIG, face)
+    step("Loading the model")
     model = resolve_model(backbone, checkpoint, key_motions)
     model.check_template(face.n_vertices)
     keys = None
     if model.uses_key_motions:
-        alignment = alignment if alignment is not None else _align(audio, text)
+        alignment = alignment if alignment is not None else _align(audio, text, step)
+        step("Predicting key motions")
         keys = model.predict_keys(audio, alignment, style=style)
+        step("Completing the motion")
         offsets = model.complete(audio, keys, style=style)
     else:
+        step(f"Predicting the motion ({model.backbone})")
         offsets = model.predict_offsets(audio, style=style)
     vertices = (offsets.reshape(len(offsets), -1, 3) + face.vertices[None]).astype(np.float32)
     label = f"{model.backbone}{' + KM' if model.uses_key_motions else ''}"
     return Animation(vertices, model.fps, alignment, keys, label, face)
 
 
-def _align(audio: Any, text: str | None) -> Any:
+def _align(audio: Any, text: str | None, step: Callable[[str], None]) -> Any:
     from .alignment import align
 
+    step("Aligning the speech" + (" to its transcript" if text else " (recognising the words)"))
     return align(audio, text)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .augment import augment_speech
 from .backbones.base import Batch
 from .backbones.checkpoint import save_checkpoint
 from .errors import DatasetError, ModelError
@@ -59,6 +60,7 @@ class TrainOptions:
     stages: tuple[str, ...] | None = None  # default: all of the model's stages
     max_minutes: float | None = None  # per stage; stops after the epoch that passes it
     val_predict_items: int = 8  # validation sequences decoded without teacher forcing
+    augment: bool = False  # degrade the training speech at random (``kmtalk_cli.augment``)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,15 +106,17 @@ def load_items(dataset: Any, refs: Sequence[Any], styles: Sequence[str], progres
     return items
 
 
-def collate(items: Sequence[TrainingItem]) -> Batch:
-    """Pad a list of items into a :class:`Batch` (zeros at the end, lengths kept)."""
+def collate(items: Sequence[TrainingItem], augment: np.random.Generator | None = None) -> Batch:
+    """Pad a list of items into a :class:`Batch` (zeros at the end, lengths kept); with an
+    ``augment`` generator each item's speech gets a random degradation first."""
     n_audio = max(len(it.audio) for it in items)
     n_frames = max(len(it.offsets) for it in items)
     dim = items[0].offsets.shape[1]
     audio = torch.zeros(len(items), n_audio)
     offsets = torch.zeros(len(items), n_frames, dim)
     for b, it in enumerate(items):
-        audio[b, : len(it.audio)] = torch.from_numpy(it.audio)
+        samples = it.audio if augment is None else augment_speech(it.audio, augment)
+        audio[b, : len(it.audio)] = torch.from_numpy(samples)
         offsets[b, : len(it.offsets)] = torch.from_numpy(it.offsets)
     styles = [it.style for it in items]
     style = None if any(s is None for s in styles) else torch.tensor(styles, dtype=torch.long)
@@ -324,6 +328,7 @@ def train(
     steps_per_epoch = len(batches(train_items, options.batch_size, None))
     total_steps = sum(steps_per_epoch * options.epochs_for(s) for s in stages)
     done_steps = 0
+    augment_rng = np.random.default_rng(options.seed * 7919 + dist.rank) if options.augment else None
     for stage_index, stage in enumerate(stages):
         if stage_index < start_stage:
             done_steps += steps_per_epoch * options.epochs_for(stage)
@@ -347,7 +352,7 @@ def train(
                 groups = groups[: len(groups) - len(groups) % dist.world][dist.rank :: dist.world]
             total, parts_sum, parts_count = 0.0, {}, {}
             for group in groups:
-                loss, parts = wrapped(collate(group).to(device), stage)
+                loss, parts = wrapped(collate(group, augment_rng).to(device), stage)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if options.grad_clip > 0:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .common import info, user_errors
+from .common import info, step_progress, user_errors
 
 BackboneOpt = Annotated[str, typer.Option("--backbone", "-b", help="Backbone (see `kmtalk backbones`), or 'rig' for the rig baseline.")]
 CheckpointOpt = Annotated[Path | None, typer.Option("--checkpoint", "-c", help="A checkpoint from `kmtalk train` (default: the bundled weights).")]
@@ -72,10 +72,11 @@ def animate(
 
             check_outputs({f: default_output(out.with_suffix(""), f) for f in formats}, force=force)
         audio = load_audio(speech)
-        result = run(
-            audio, backbone=backbone, checkpoint=checkpoint, key_motions=key_motions, text=_text(speech, text),
-            alignment=_read_alignment(alignment), style=style, template=_template(template),
-        )
+        with step_progress(enabled=not quiet) as on_step:
+            result = run(
+                audio, backbone=backbone, checkpoint=checkpoint, key_motions=key_motions, text=_text(speech, text),
+                alignment=_read_alignment(alignment), style=style, template=_template(template), on_step=on_step,
+            )
         with atomic_output(out, force=force) as tmp:
             np.save(tmp, result.motion)
         written = [out]

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..errors import KmtalkError, KmtalkWarning
 
@@ -76,3 +76,21 @@ def progress_bar(description: str, *, enabled: bool = True) -> Iterator[Callable
             bar.update(task, completed=done, total=total)
 
         yield update
+
+
+@contextlib.contextmanager
+def step_progress(*, enabled: bool = True) -> Iterator[Callable[[str], None]]:
+    """Stages of unknown length (aligning, predicting): a spinner and elapsed time per stage,
+    exposed to library code as a ``(stage name)`` callback; each stage stays listed when done."""
+    with Progress(SpinnerColumn(finished_text="[green]✓[/]"), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=err_console, disable=not enabled) as bar:
+        current: list[int] = []
+
+        def start(name: str) -> None:
+            if current:
+                bar.update(current[-1], total=1, completed=1)
+            current.append(bar.add_task(name, total=None))
+
+        yield start
+        if current:
+            bar.update(current[-1], total=1, completed=1)

@@ -69,6 +69,18 @@ def build_run(
     return model, description, np.asarray(lips)
 
 
+def _stage_epochs(values: list[str], stages: tuple[str, ...]) -> dict[str, int] | None:
+    from ..errors import KmtalkError
+
+    parsed: dict[str, int] = {}
+    for value in values:
+        name, _, count = value.partition("=")
+        if name not in stages or not count.isdigit() or int(count) < 1:
+            raise KmtalkError(f"--stage-epochs takes STAGE=N with N ≥ 1 and STAGE one of {', '.join(stages)}; got '{value}'.")
+        parsed[name] = int(count)
+    return parsed or None
+
+
 def _regions(dataset: Any, n_vertices: int) -> tuple[Any, Any]:
     """Lip and upper-face indices from the corpus' regions/, else the bundled head's if it matches."""
     import numpy as np
@@ -93,12 +105,14 @@ def train(
     config: Annotated[Path | None, typer.Option("--config", help="JSON file of backbone config fields (and 'key_motions': {...}).")] = None,
     key_motions: Annotated[bool, typer.Option("--key-motions/--no-key-motions", help="Train with KMTalk key motions (progressive stages).")] = False,
     epochs: Annotated[int, typer.Option("--epochs", help="Epochs per training stage.", min=1)] = 30,
+    stage_epochs: Annotated[list[str] | None, typer.Option("--stage-epochs", help="STAGE=N: epochs for one stage instead of --epochs (repeatable).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Sequences per batch.", min=1)] = 4,
     lr: Annotated[float, typer.Option("--lr", help="Learning rate (AdamW).")] = 1e-3,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
     stage: Annotated[list[str] | None, typer.Option("--stage", help="Train only these stages (repeatable).")] = None,
     max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="Time budget per stage.")] = None,
+    augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Degrade the training speech at random (reverb, band-limit, noise, gain) for real-world robustness.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from RUN_DIR/last.safetensors.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -132,8 +146,8 @@ def train(
         val_items = load_items(dataset, dataset.split("val"), description["styles"]) if "val" in dataset.splits else []
         description["training"].update({"train_sequences": len(train_items), "val_sequences": len(val_items)})
         options = TrainOptions(
-            epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
-            stages=tuple(stage) if stage else None, max_minutes=max_minutes,
+            epochs=epochs, stage_epochs=_stage_epochs(stage_epochs or [], model.stages), batch_size=batch_size, lr=lr, seed=seed, device=device,
+            stages=tuple(stage) if stage else None, max_minutes=max_minutes, augment=augment,
         )
         n_params = sum(p.numel() for p in model.parameters())
         info(f"Training {backbone}{' + key motions' if key_motions else ''} ({n_params / 1e6:.2f} M parameters) "

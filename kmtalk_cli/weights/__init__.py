@@ -6,9 +6,11 @@ key motions), each with a model card ``<same>.md``.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -47,3 +49,74 @@ def find_bundled(backbone: str, key_motions: bool) -> BundledCheckpoint | None:
         if c.backbone == backbone and c.key_motions == key_motions:
             return c
     return None
+
+
+# -- model cards ----------------------------------------------------------------------------------
+FACTS_FENCE = "```json"
+
+_BACKBONE_TITLES = {"faceformer": "FaceFormer", "codetalker": "CodeTalker", "selftalk": "SelfTalk"}
+
+
+def card_facts(info: dict[str, Any], n_params: int, n_bytes: int, sha256: str) -> dict[str, Any]:
+    """What a card states about its checkpoint, as data (checked against the file by the tests)."""
+    return {
+        "backbone": info["backbone"],
+        "kind": info.get("kind"),
+        "parameters": n_params,
+        "bytes": n_bytes,
+        "sha256": sha256,
+        "dtype": "float16",
+        "config": info["config"],
+        "key_motions": info.get("key_motions"),
+        "styles": info.get("styles", []),
+        "training": info.get("training", {}),
+        "metrics": info.get("metrics", {}),
+    }
+
+
+def card_text(file_name: str, info: dict[str, Any], n_params: int, n_bytes: int, sha256: str) -> str:
+    """The model card (Markdown) of a bundled checkpoint: prose for people, a JSON block for tools."""
+    facts = card_facts(info, n_params, n_bytes, sha256)
+    title = _BACKBONE_TITLES.get(facts["backbone"], facts["backbone"]) + (" + key motions" if facts["kind"] == "key-motion" else "")
+    training = facts["training"]
+    test = facts["metrics"].get("test", {})
+    stages = ", ".join(f"{h}" for h in training.get("options", {}).get("stage_epochs", {}) or {})
+    return f"""# {title} — kmtalk bundled default (`{file_name}`)
+
+A {facts['backbone']} backbone{' with KMTalk key motions (key-motion decoder + completion)' if facts['kind'] == 'key-motion' else ''},
+{n_params / 1e6:.2f} M parameters stored in float16 ({n_bytes / 1e6:.1f} MB), for the bundled head
+({facts['config']['n_vertices']} vertices) at {facts['config']['fps']:g} fps. Speech goes in through the
+log-mel encoder trained with it; no pretrained speech model and no download is involved.
+
+## Training
+- Data: the synthetic `vocaset-like` corpus, made by `{training.get('data', '?')}` (12 subjects × 40
+  sentences; 8 train, 2 val, 2 test subjects; espeak-ng voices, rig-driven motion on the bundled head).
+- Command: `{training.get('command', '?')}` (seed {training.get('seed', '?')}; stages {stages or 'all'});
+  all six defaults: `{training.get('regenerate', 'python tools/train_defaults.py')}`.
+- Speech augmentation during training: room reverberation, band-limiting, coloured noise, gain.
+- Time: {training.get('minutes', '?')} min on {training.get('threads', '?')} CPU thread(s).
+- Styles (`--style`): {', '.join(facts['styles'])}.
+
+## Results on the corpus' test split (unseen subjects and sentences{', phones from the built-in aligner' if facts['kind'] == 'key-motion' else ''})
+| LVE (mm, true L2) | LVE (paper form, m²) | FDD (m²) | MVE (mm) |
+|---:|---:|---:|---:|
+| {test.get('lve_mm', float('nan')):.3f} | {test.get('lve_paper', float('nan')):.3g} | {test.get('fdd', float('nan')):.3g} | {test.get('mve_mm', float('nan')):.3f} |
+
+## Limits
+Trained on synthetic speech and rig-made motion: it moves the bundled head's jaw and lips in
+time with speech, not any one person's captured manner. Real recordings are checked in the
+README (mouth opening against loudness, lip closure on m/b/p). Licence: MIT, like kmtalk; the head
+is menpo3d's (BSD-3-Clause).
+
+## Facts
+{FACTS_FENCE}
+{json.dumps(facts, indent=1, sort_keys=True)}
+```
+"""
+
+
+def read_card_facts(card: Path) -> dict[str, Any]:
+    """The JSON block of a model card."""
+    text = card.read_text(encoding="utf-8")
+    start = text.index(FACTS_FENCE) + len(FACTS_FENCE)
+    return json.loads(text[start : text.index("```", start)])

@@ -1,0 +1,157 @@
+"""Regenerate the bundled default weights: corpus → six trainings → test-split evaluation → fp16
+checkpoints and model cards in ``kmtalk_cli/weights/``.
+
+    python tools/train_defaults.py --work /tmp/defaults            # everything (about 2 h on 2 cores)
+    python tools/train_defaults.py --work /tmp/defaults --only faceformer-km --jobs 1
+
+Every step is a ``kmtalk`` command (printed, and written into the cards), so each checkpoint can
+be rebuilt by hand. Finished steps are skipped when run again with the same ``--work``.
+The sizes are chosen for the bundled head (5,080 vertices): every vertex-sized layer is 32–64
+wide, so the six files stay under 40 MB in fp16 together, and each trains on 2 CPU cores in
+well under an hour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WEIGHTS = ROOT / "kmtalk_cli" / "weights"
+SEED = 0
+CORPUS_COMMAND = ["synth", "--preset", "vocaset-like", "--seed", str(SEED)]
+KEY_MOTIONS = {"decoder_dim": 64, "embed_dim": 32}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str  # file stem in kmtalk_cli/weights
+    backbone: str
+    key_motions: bool
+    config: dict
+    stage_epochs: dict[str, int] = field(default_factory=dict)
+
+    def train_args(self, corpus: Path, out: Path, config_path: Path) -> list[str]:
+        args = ["train", "--data", str(corpus), "--out", str(out), "--backbone", self.backbone, "--config", str(config_path),
+                "--seed", str(SEED), "--augment", "--device", "cpu", "--quiet"]
+        args += ["--key-motions"] if self.key_motions else []
+        for stage, n in self.stage_epochs.items():
+            args += ["--stage-epochs", f"{stage}={n}"]
+        return args
+
+
+RECIPES = [
+    Recipe("faceformer", "faceformer", False, {"d_model": 64}, {"main": 12}),
+    Recipe("faceformer-km", "faceformer", True, {"d_model": 64, "key_motions": KEY_MOTIONS}, {"keys": 6, "complete": 6, "refine": 6}),
+    Recipe("selftalk", "selftalk", False, {"d_model": 96}, {"main": 12}),
+    Recipe("selftalk-km", "selftalk", True, {"d_model": 96, "key_motions": KEY_MOTIONS}, {"keys": 6, "complete": 6, "refine": 6}),
+    Recipe("codetalker", "codetalker", False, {"hidden": 48}, {"prior": 6, "speech": 10}),
+    Recipe("codetalker-km", "codetalker", True, {"hidden": 48, "key_motions": KEY_MOTIONS}, {"prior": 6, "keys": 6, "complete": 6, "refine": 6}),
+]
+
+
+def kmtalk(args: list[str], log: Path | None = None, threads: int | None = None) -> float:
+    """Run ``python -m kmtalk_cli ARGS``; returns the wall time in seconds."""
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+    command = [sys.executable, "-m", "kmtalk_cli", *args]
+    print("$ kmtalk " + shlex.join(args), flush=True)
+    began = time.perf_counter()
+    with open(log, "w", encoding="utf-8") if log else open(os.devnull, "w") as sink:
+        done = subprocess.run(command, stdout=sink, stderr=subprocess.STDOUT, env=env, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"`kmtalk {shlex.join(args)}` failed (exit {done.returncode}); see {log}.")
+    return time.perf_counter() - began
+
+
+def train_one(recipe: Recipe, work: Path, threads: int) -> dict:
+    """Train and evaluate one recipe (skipped when its run finished before)."""
+    run = work / "runs" / recipe.name
+    summary_path = run / "summary.json"
+    if summary_path.is_file():
+        return json.loads(summary_path.read_text())
+    run.mkdir(parents=True, exist_ok=True)
+    config_path = run / "config.json"
+    config_path.write_text(json.dumps(recipe.config, indent=1))
+    train_args = recipe.train_args(work / "corpus", run / "model", config_path)
+    resume = (run / "model" / "last.safetensors").is_file()
+    seconds = kmtalk(train_args + (["--resume"] if resume else []), run / "train.log", threads)
+    eval_args = ["evaluate", str(run / "model" / "best.safetensors"), "--data", str(work / "corpus"), "--split", "test",
+                 "--out", str(run / "test"), "--force", "--quiet"]
+    kmtalk(eval_args, run / "evaluate.log", threads)
+    report = json.loads((run / "test.json").read_text())
+    summary = {"train_args": train_args, "eval_args": eval_args, "train_seconds": round(seconds, 1), "threads": threads,
+               "test": report["pooled"] if "pooled" in report else report}
+    summary_path.write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def install_checkpoint(recipe: Recipe, summary: dict, work: Path, weights: Path, command: str) -> Path:
+    """Write the best checkpoint in fp16 with its provenance, and its model card."""
+    import hashlib
+
+    from kmtalk_cli.backbones.checkpoint import read_checkpoint_info, save_checkpoint
+    from kmtalk_cli.models import load_model
+    from kmtalk_cli.weights import card_text
+
+    source = work / "runs" / recipe.name / "model" / "best.safetensors"
+    info = read_checkpoint_info(source)
+    model = load_model(source).model
+    train_command = "kmtalk " + shlex.join(summary["train_args"]).replace(str(work), "WORK")
+    info["training"] = {
+        **{k: v for k, v in info["training"].items() if k not in ("data",)},
+        "data": f"kmtalk {shlex.join(CORPUS_COMMAND)} WORK/corpus",
+        "command": train_command,
+        "regenerate": command,
+        "seed": SEED,
+        "minutes": round(summary["train_seconds"] / 60, 1),
+        "threads": summary["threads"],
+    }
+    info["metrics"] = {**info.get("metrics", {}), "test": summary["test"]}
+    target = weights / f"{recipe.name}.safetensors"
+    save_checkpoint(model, target, info, half=True, force=True)
+    digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    n_params = sum(p.numel() for p in model.parameters())
+    card = weights / f"{recipe.name}.md"
+    card.write_text(card_text(target.name, read_checkpoint_info(target), n_params, target.stat().st_size, digest), encoding="utf-8")
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, required=True, help="Working directory (corpus, runs, logs).")
+    parser.add_argument("--only", default="", help="Comma-separated recipe names (default: all six).")
+    parser.add_argument("--jobs", type=int, default=2, help="Trainings at once (each gets cores/jobs threads).")
+    parser.add_argument("--no-install", action="store_true", help="Train and evaluate, but leave kmtalk_cli/weights alone.")
+    args = parser.parse_args()
+
+    recipes = [r for r in RECIPES if not args.only or r.name in args.only.split(",")]
+    if not recipes:
+        raise SystemExit(f"--only names none of {', '.join(r.name for r in RECIPES)}.")
+    work = args.work.resolve()
+    corpus = work / "corpus"
+    if not (corpus / "splits.json").is_file():
+        kmtalk([*CORPUS_COMMAND, str(corpus), "--quiet"], work / "synth.log")
+    threads = max(1, (os.cpu_count() or 2) // args.jobs)
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        summaries = dict(zip([r.name for r in recipes], pool.map(lambda r: train_one(r, work, threads), recipes)))
+    if not args.no_install:
+        for recipe in recipes:
+            install_checkpoint(recipe, summaries[recipe.name], work, WEIGHTS, " ".join(["python", "tools/train_defaults.py", *sys.argv[1:]]))
+    print(f"{'model':<16} {'train min':>9} {'test LVE mm':>11} {'FDD':>9}")
+    for name, s in summaries.items():
+        t = s["test"]
+        print(f"{name:<16} {s['train_seconds'] / 60:>9.1f} {t['lve_mm']:>11.3f} {t['fdd']:>9.3g}")
+
+
+if __name__ == "__main__":
+    main()
