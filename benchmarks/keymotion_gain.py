@@ -14,6 +14,11 @@ stages (CodeTalker's motion prior gets E passes in both). Same seed, same data, 
         [--train-limit N]
 
 Prints Markdown tables and writes ``RUNS/results.json``. Finished runs are reused.
+
+    python benchmarks/keymotion_gain.py --corpus /tmp/defaults/corpus --runs /tmp/bundled --bundled
+
+scores the bundled default weights instead (trained by ``tools/train_defaults.py`` on that
+corpus with their own, larger budgets; no training here, no ablations).
 """
 
 from __future__ import annotations
@@ -140,7 +145,10 @@ def main() -> None:
     parser.add_argument("--ablations", default="faceformer", help="backbone to ablate ('' for none)")
     parser.add_argument("--ablate", default=",".join(ABLATIONS), help=f"which ablations: {', '.join(ABLATIONS)}")
     parser.add_argument("--train-limit", type=int, default=0, help="use only the first N training sequences (0: all)")
+    parser.add_argument("--bundled", action="store_true", help="score the bundled default weights instead of training")
     args = parser.parse_args()
+    if args.bundled:
+        args.ablations, args.seeds = "", "0"
 
     if not args.corpus.is_dir():
         from kmtalk_cli.data.synth import PRESETS, build_corpus
@@ -151,17 +159,29 @@ def main() -> None:
     train_refs = dataset.split("train")
     if args.train_limit:
         train_refs = train_refs[:: max(1, len(train_refs) // args.train_limit)][: args.train_limit]
-    items = (load_items(dataset, train_refs, styles), load_items(dataset, dataset.split("val"), styles))
-    results: dict[str, Any] = {"epochs": args.epochs, "train_sequences": len(items[0]), "rows": {}}
+    items = ([], []) if args.bundled else (load_items(dataset, train_refs, styles), load_items(dataset, dataset.split("val"), styles))
+    results: dict[str, Any] = {"epochs": args.epochs, "train_sequences": len(items[0]), "bundled": args.bundled, "rows": {}}
+    budget = "the bundled default weights" if args.bundled else f"{len(items[0])} training sequences, {args.epochs} epochs budget, seeds {args.seeds}"
     lines = [f"Corpus {args.corpus} (test: {len(dataset.split('test'))} sequences of held-out subjects and sentences); "
-             f"{len(items[0])} training sequences, {args.epochs} epochs budget, seeds {args.seeds}; aligner timings.", "", HEADER]
+             f"{budget}; aligner timings.", "", HEADER]
     seeds = [int(s) for s in args.seeds.split(",")]
+
+    def checkpoint(backbone: str, km: dict[str, Any] | None, seed: int) -> Path:
+        if args.bundled:
+            from kmtalk_cli.weights import find_bundled
+
+            found = find_bundled(backbone, km is not None)
+            if found is None:
+                raise SystemExit(f"No bundled {backbone}{' + KM' if km is not None else ''}; run tools/train_defaults.py.")
+            return found.path
+        out = args.runs / f"{backbone}{'-km' if km is not None else ''}-s{seed}"
+        return run(dataset, items, backbone, km, args.epochs, seed, out, args.batch_size)
+
     for backbone in [b for b in args.backbones.split(",") if b]:
         for km in (None, {}):
             scores = []
             for seed in seeds:
-                out = args.runs / f"{backbone}{'-km' if km is not None else ''}-s{seed}"
-                scores.append(model_score(dataset, run(dataset, items, backbone, km, args.epochs, seed, out, args.batch_size)))
+                scores.append(model_score(dataset, checkpoint(backbone, km, seed)))
             mean = {k: float(np.mean([s[k] for s in scores])) for k in scores[0]}
             label = f"{backbone}{' + KM' if km is not None else ''}"
             results["rows"][label] = {"mean": mean, "seeds": scores}
@@ -169,7 +189,7 @@ def main() -> None:
             lines.append(row(label, mean, base))
             print(lines[-1], flush=True)
             if km is not None:
-                only = keys_only_score(dataset, args.runs / f"{backbone}-km-s{seeds[0]}" / "best.safetensors")
+                only = keys_only_score(dataset, checkpoint(backbone, km, seeds[0]))
                 results["rows"][f"{label}, key motions only"] = {"mean": only}
                 lines.append(row(f"{label}, key motions only, interpolated (no completion)", only, base))
                 print(lines[-1], flush=True)

@@ -48,13 +48,13 @@ class Recipe:
         return args
 
 
-RECIPES = [
-    Recipe("faceformer", "faceformer", False, {"d_model": 64}, {"main": 12}),
-    Recipe("faceformer-km", "faceformer", True, {"d_model": 64, "key_motions": KEY_MOTIONS}, {"keys": 6, "complete": 6, "refine": 6}),
-    Recipe("selftalk", "selftalk", False, {"d_model": 96}, {"main": 12}),
-    Recipe("selftalk-km", "selftalk", True, {"d_model": 96, "key_motions": KEY_MOTIONS}, {"keys": 6, "complete": 6, "refine": 6}),
-    Recipe("codetalker", "codetalker", False, {"hidden": 48}, {"prior": 6, "speech": 10}),
-    Recipe("codetalker-km", "codetalker", True, {"hidden": 48, "key_motions": KEY_MOTIONS}, {"prior": 6, "keys": 6, "complete": 6, "refine": 6}),
+RECIPES = [  # plain ones first; two run at once
+    Recipe("selftalk", "selftalk", False, {"d_model": 96}, {"main": 30}),
+    Recipe("codetalker", "codetalker", False, {"hidden": 48}, {"prior": 20, "speech": 30}),
+    Recipe("faceformer", "faceformer", False, {"d_model": 64}, {"main": 30}),
+    Recipe("codetalker-km", "codetalker", True, {"hidden": 48, "key_motions": KEY_MOTIONS}, {"prior": 20, "keys": 15, "complete": 20, "refine": 10}),
+    Recipe("selftalk-km", "selftalk", True, {"d_model": 96, "key_motions": KEY_MOTIONS}, {"keys": 15, "complete": 20, "refine": 10}),
+    Recipe("faceformer-km", "faceformer", True, {"d_model": 64, "key_motions": KEY_MOTIONS}, {"keys": 15, "complete": 20, "refine": 10}),
 ]
 
 
@@ -146,7 +146,7 @@ def main() -> None:
         summaries = dict(zip([r.name for r in recipes], pool.map(lambda r: train_one(r, work, threads), recipes)))
     if not args.no_install:
         for recipe in recipes:
-            install_checkpoint(recipe, summaries[recipe.name], work, WEIGHTS, " ".join(["python", "tools/train_defaults.py", *sys.argv[1:]]))
+            install_checkpoint(recipe, summaries[recipe.name], work, WEIGHTS, "python tools/train_defaults.py --work WORK")
     print(f"{'model':<16} {'train min':>9} {'test LVE mm':>11} {'FDD':>9}")
     for name, s in summaries.items():
         t = s["test"]
