@@ -12,10 +12,7 @@ and speed are reported. MBROLA needs Debian's espeak-ng, mbrola and mbrola-us1/u
 from __future__ import annotations
 
 import argparse
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -26,6 +23,7 @@ import numpy as np
 from kmtalk_cli.alignment import align
 from kmtalk_cli.alignment.espeak import synthesize
 from kmtalk_cli.alignment.evaluate import TimedPhone, boundary_errors, parse_pho, reference_from_espeak
+from kmtalk_cli.alignment.mbrola import missing_reason, synthesize_mbrola
 from kmtalk_cli.audio import Audio, from_array, load_audio
 
 SENTENCES = (
@@ -79,16 +77,13 @@ class Row:
     errors: list[np.ndarray] | None = None
 
 
-def mbrola(text: str, voice: str, tmp: Path) -> tuple[Audio, tuple[TimedPhone, ...]] | None:
-    """Synthesise with an MBROLA voice; None when espeak-ng/mbrola or the voice is missing."""
+def mbrola(text: str, voice: str) -> tuple[Audio, tuple[TimedPhone, ...]] | None:
+    """Synthesise with an MBROLA voice (``mb-us1``); None when espeak-ng/mbrola or the voice is missing."""
     name = voice.removeprefix("mb-")
-    db = Path("/usr/share/mbrola") / name / name
-    if not (shutil.which("espeak-ng") and shutil.which("mbrola") and db.exists()):
+    if missing_reason((name,)) is not None:
         return None
-    pho = subprocess.run(["espeak-ng", "-v", voice, "-q", "--pho", text], capture_output=True, text=True, check=True).stdout
-    (tmp / "x.pho").write_text(pho)
-    subprocess.run(["mbrola", "-e", str(db), str(tmp / "x.pho"), str(tmp / "x.wav")], capture_output=True, check=True)
-    return load_audio(tmp / "x.wav"), parse_pho(pho)
+    speech = synthesize_mbrola(text, name)
+    return from_array(speech.samples, speech.sample_rate), parse_pho(speech.pho)
 
 
 def run_one(row: Row, audio: Audio, text: str, reference: tuple[TimedPhone, ...] | None, asr: bool) -> None:
@@ -139,28 +134,26 @@ def main(argv: list[str] | None = None) -> int:
         align(from_array(warm.samples, warm.sample_rate), None, backend="pocketsphinx")  # load models once
     print("| voice      |   n | forced% | MAE ms | median |    p90 | bias ms | RTF  | RTF no-text |")
     print("|------------|-----|--------|--------|--------|--------|--------|-------|-------|")
-    with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        for voice in [v.strip() for v in args.voices.split(",") if v.strip()]:
-            row = Row(voice)
-            for text in sentences:
-                if voice.startswith("mb-"):
-                    made = mbrola(text, voice, tmp)
-                    if made is None:
-                        break
-                    audio, reference = made
-                else:
-                    syn = synthesize(text, voice)
-                    audio, reference = from_array(syn.samples, syn.sample_rate), reference_from_espeak(syn)
-                run_one(row, audio, text, reference, asr)
-            print(fmt(row, asr), flush=True)
-        if not args.no_librivox and LIBRIVOX.is_dir():
-            row = Row("librivox")
-            for line in (LIBRIVOX / "transcription").read_text().splitlines():
-                text, _, clip = line.rpartition("(")
-                text = text.replace("<s>", "").replace("</s>", "").strip()
-                run_one(row, load_audio(LIBRIVOX / f"{clip.strip(') ')}.wav"), text, None, asr)
-            print(fmt(row, asr))
+    for voice in [v.strip() for v in args.voices.split(",") if v.strip()]:
+        row = Row(voice)
+        for text in sentences:
+            if voice.startswith("mb-"):
+                made = mbrola(text, voice)
+                if made is None:
+                    break
+                audio, reference = made
+            else:
+                syn = synthesize(text, voice)
+                audio, reference = from_array(syn.samples, syn.sample_rate), reference_from_espeak(syn)
+            run_one(row, audio, text, reference, asr)
+        print(fmt(row, asr), flush=True)
+    if not args.no_librivox and LIBRIVOX.is_dir():
+        row = Row("librivox")
+        for line in (LIBRIVOX / "transcription").read_text().splitlines():
+            text, _, clip = line.rpartition("(")
+            text = text.replace("<s>", "").replace("</s>", "").strip()
+            run_one(row, load_audio(LIBRIVOX / f"{clip.strip(') ')}.wav"), text, None, asr)
+        print(fmt(row, asr))
     return 0
 
 

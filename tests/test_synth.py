@@ -14,7 +14,9 @@ from kmtalk_cli.alignment.phones import PHONES
 from kmtalk_cli.alignment.textgrid import read_textgrid
 from kmtalk_cli.cli import app
 from kmtalk_cli.data.sentences import generate_sentences
-from kmtalk_cli.data.synth import PRESETS, build_corpus, phones_from_events
+from kmtalk_cli.alignment import mbrola
+from kmtalk_cli.alignment.phones import sampa_to_arpabet
+from kmtalk_cli.data.synth import PRESETS, _match, build_corpus, phones_from_events, phones_from_pho, transcript_words
 from kmtalk_cli.errors import OutputError
 from kmtalk_cli.face.rig import INDEX, UPPER_FACE_PARAMETERS, lip_gap, lip_width
 from kmtalk_cli.face.template import bundled_template
@@ -133,7 +135,7 @@ def test_refuses_existing_output_and_leaves_nothing_on_failure(corpus, tmp_path)
     with pytest.raises(OutputError):
         build_corpus(corpus, PRESETS["tiny"])
     with pytest.raises(OutputError):
-        build_corpus(tmp_path / "x", replace(PRESETS["tiny"], voices="mbrola"))
+        build_corpus(tmp_path / "x", replace(PRESETS["tiny"], voices="festival"))
     assert not any(tmp_path.iterdir())
 
 
@@ -169,3 +171,128 @@ def test_all_phones_appear_in_a_vocaset_sized_sentence_pool():
     for text in generate_sentences(60, 0, phonemize=ph):
         seen.update(ph(text))
     assert set(PHONES) <= seen
+
+
+# --- words tier -------------------------------------------------------------------------------
+
+
+def _check_words(root: Path) -> int:
+    """Every sequence has every transcript word, in order, each starting and ending on a phone edge."""
+    checked = 0
+    for tg in sorted((root / "alignments").glob("*.TextGrid")):
+        al = read_textgrid(tg)
+        text = (root / "wav" / f"{tg.stem}.txt").read_text(encoding="utf-8")
+        assert [w.label for w in al.words] == transcript_words(text), tg.stem
+        edges = {round(p.start, 6) for p in al.phones} | {round(p.end, 6) for p in al.phones}
+        for w in al.words:
+            assert round(w.start, 6) in edges and round(w.end, 6) in edges
+            inside = [p for p in al.phones if p.start >= w.start - 1e-6 and p.end <= w.end + 1e-6]
+            assert inside and all(p.label != "SIL" for p in inside)
+        checked += 1
+    return checked
+
+
+def test_every_sequence_has_a_words_tier(corpus):
+    assert _check_words(corpus) == 12
+
+
+def test_zero_length_phonemes_share_the_span_they_were_spoken_in():
+    # espeak-ng reports the l of "girl" with no samples of its own, inside the vowel's span.
+    phones = phones_from_events([("g", 0.0), ("'3:", 0.1), ("l", 0.3), ("_:", 0.3)], 0.5)
+    assert [p.label for p in phones] == ["SIL", "G", "ER", "L", "SIL"]
+    assert phones[2].stress == 1 and phones[3].end - phones[3].start == pytest.approx(0.1)
+
+
+def test_match_keeps_word_edges_when_pronunciations_differ():
+    # US "garage was" against British MBROLA: vowels stand for vowels, never across words.
+    expected = "G ER R AA ZH W AH Z".split()
+    spoken = "G AE R IH JH W AA Z".split()
+    assert _match(expected, spoken) == list(range(8))
+    # A linking r has no counterpart: it stays with the word before it.
+    assert _match("CH EH R AE N D".split(), "CH EH R R AE N D".split())[3] <= 2
+
+
+# --- MBROLA -----------------------------------------------------------------------------------
+
+
+def test_pho_phones_are_exact_and_sampa_variants_map():
+    pho = "; comment\n_ 50\nt_h 80 0 120\n{ 120 50 130\nl= 100\n\n_ 30\n"
+    parsed = mbrola.read_pho(pho)
+    assert [p.symbol for p in parsed] == ["_", "t_h", "{", "l=", "_"]
+    assert parsed[2].start == pytest.approx(0.13) and parsed[2].end == pytest.approx(0.25)
+    phones = phones_from_pho(parsed, 0.38)
+    assert [p.label for p in phones] == ["SIL", "T", "AE", "AH", "L", "SIL"]
+    assert phones[2].start == pytest.approx(0.13) and phones[4].end == pytest.approx(0.35)
+    assert sampa_to_arpabet("O2") == ("AO",) and sampa_to_arpabet("zz") == ()
+
+
+def test_missing_mbrola_fails_with_one_sentence_before_writing(tmp_path, monkeypatch):
+    monkeypatch.setattr(mbrola, "MBROLA_DIR", tmp_path / "no-voices")
+    out = tmp_path / "out"
+    for voices in ("mbrola", "both"):
+        with pytest.raises(OutputError, match="MBROLA voice") as err:
+            build_corpus(out, replace(PRESETS["tiny"], voices=voices, workers=1))
+        assert str(err.value).count(". ") == 0 and str(err.value).endswith(".")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    result = CliRunner().invoke(app, ["synth", str(out), "--preset", "tiny", "--voices", "mbrola", "-q"])
+    assert result.exit_code == 1 and "MBROLA" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def _pho_edges(pho: str) -> list[float]:
+    """Every boundary between two spoken (non-pause) phones of a .pho file, in seconds."""
+    phones = mbrola.read_pho(pho)
+    return [b.start for a, b in zip(phones, phones[1:]) if a.symbol != "_" and b.symbol != "_"]
+
+
+def test_mbrola_corpus_or_a_clear_error(tmp_path):
+    """With MBROLA installed: timings are the .pho's, audio is speech, words tier, same bytes twice.
+
+    Without it (CI): the build refuses with its one sentence and writes nothing.
+    """
+    options = replace(PRESETS["tiny"], subjects=2, sentences=2, voices="mbrola", workers=1)
+    out = tmp_path / "mb"
+    if mbrola.missing_reason() is not None:
+        with pytest.raises(OutputError, match="MBROLA"):
+            build_corpus(out, options)
+        assert not any(tmp_path.iterdir())
+        return
+    build_corpus(out, options)
+    import json
+
+    import soundfile as sf
+
+    meta = json.loads((out / "metadata.json").read_text())
+    assert {s["engine"] for s in meta["subjects"].values()} == {"mbrola"}
+    assert "no commercial use" in (out / "DATACARD.md").read_text()
+    for name, seq in meta["sequences"].items():
+        subject = meta["subjects"][seq["subject"]]
+        pho = mbrola.pho_for(seq["text"], subject["voice"].removeprefix("mb-"), rate=subject["rate"], pitch=subject["pitch"])
+        al = read_textgrid(out / "alignments" / f"{name}.TextGrid")
+        edges = [p.start for p in al.phones] + [al.phones[-1].end]
+        for t in _pho_edges(pho):
+            assert min(abs(t - e) for e in edges) < 1e-4, (name, t)  # exact .pho durations
+        info = sf.info(str(out / "wav" / f"{name}.wav"))
+        total = mbrola.read_pho(pho)[-1].end
+        assert info.samplerate == 16000 and abs(info.duration - total) < 0.05 and info.duration > 1.0
+        samples, _ = sf.read(str(out / "wav" / f"{name}.wav"))
+        assert np.sqrt(np.mean(samples**2)) > 0.01  # speech, not silence
+    assert _check_words(out) == 4
+    again = tmp_path / "mb2"
+    build_corpus(again, replace(options, workers=2))
+    assert _digest(again) == _digest(out)
+
+
+def test_both_alternates_engines(tmp_path):
+    """Subjects alternate espeak-ng and MBROLA voices (or the build refuses without MBROLA)."""
+    options = replace(PRESETS["tiny"], subjects=2, sentences=1, voices="both", workers=1)
+    if mbrola.missing_reason() is not None:
+        with pytest.raises(OutputError, match="MBROLA"):
+            build_corpus(tmp_path / "b", options)
+        return
+    build_corpus(tmp_path / "b", options)
+    import json
+
+    subjects = json.loads((tmp_path / "b" / "metadata.json").read_text())["subjects"]
+    assert [s["engine"] for _, s in sorted(subjects.items())] == ["espeak", "mbrola"]
+    assert _check_words(tmp_path / "b") == 2

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .espeak import Synthesis
+from .mbrola import read_pho
 from .phones import SIL, espeak_to_arpabet, sampa_to_arpabet
 from .types import Alignment
 
@@ -40,16 +41,7 @@ def parse_pho(text: str) -> tuple[TimedPhone, ...]:
 
     MBROLA renders exactly these durations, so the starts are exact ground truth.
     """
-    out: list[TimedPhone] = []
-    t = 0.0
-    for line in text.splitlines():
-        fields = line.split()
-        if not fields or fields[0].startswith(";"):
-            continue
-        for label in sampa_to_arpabet(fields[0]):
-            out.append(TimedPhone(label, t))
-        t += float(fields[1]) / 1000.0
-    return tuple(out)
+    return tuple(TimedPhone(label, phone.start) for phone in read_pho(text) for label in sampa_to_arpabet(phone.symbol))
 
 
 def boundary_errors(reference: Sequence[TimedPhone], alignment: Alignment) -> np.ndarray:

@@ -191,7 +191,15 @@ _SAMPA_TO_ARPABET: dict[str, tuple[str, ...]] = {
 
 
 def sampa_to_arpabet(symbol: str) -> tuple[str, ...]:
-    """One MBROLA (SAMPA) phone → ARPAbet; ``_`` (pause) → ``(SIL,)``, unknown → ``()``."""
-    if symbol.strip() in {"_", ""}:
+    """One MBROLA (SAMPA) phone → ARPAbet; ``_`` (pause) → ``(SIL,)``, unknown → ``()``.
+
+    X-SAMPA diacritics after ``_`` (aspiration in ``t_h``) and a voice's numbered allophone
+    (us3's ``O2``) keep the mouth shape of their base phone, so they fall back to it.
+    """
+    name = symbol.strip()
+    if name in {"_", ""}:
         return (SIL,)
-    return _SAMPA_TO_ARPABET.get(symbol.strip(), ())
+    for candidate in (name, name.split("_", 1)[0], name.rstrip("0123456789")):
+        if candidate in _SAMPA_TO_ARPABET:
+            return _SAMPA_TO_ARPABET[candidate]
+    return ()

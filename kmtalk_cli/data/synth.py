@@ -5,7 +5,9 @@ real corpora cannot be shipped. This builds one from nothing but the bundled hea
 espeak-ng: subjects with their own face shape, voice and speaking style say generated
 sentences; the phone timings espeak-ng reports drive the articulatory rig; every file lands in
 the layout real data uses (``templates.pkl``, ``vertices_npy/``, ``wav/``), plus ground-truth
-TextGrids, the rig controls per frame, region files, splits and a data card.
+TextGrids, the rig controls per frame, region files, splits and a data card. Where the
+optional MBROLA programs and voices are installed, subjects may speak with those instead
+(``--voices mbrola|both``); their ``.pho`` durations are the phone timings.
 
 The same options and seed give a byte-identical corpus: every sequence draws from its own
 seed (seed, subject, sentence), sums run in fixed order, and no file records a time stamp.
@@ -27,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..alignment.phones import PHONES, SIL, espeak_to_arpabet
+from ..alignment.mbrola import MBROLA_DIR, VOICE_GENDER, PhoPhone, installed_voices, missing_reason
+from ..alignment.phones import PHONES, SIL, VOWELS, espeak_to_arpabet, sampa_to_arpabet
 from ..alignment.types import Alignment, Segment, fill_silence
 from ..errors import OutputError
 from ..face.coarticulation import SpeakingStyle, SpokenPhone, animate_phones
@@ -45,6 +48,8 @@ VOICE_VARIANTS: tuple[tuple[str, str], ...] = (
     ("m1", "M"), ("f1", "F"), ("m3", "M"), ("f4", "F"), ("m2", "M"), ("Annie", "F"),
     ("m4", "M"), ("linda", "F"), ("m5", "M"), ("steph", "F"), ("m6", "M"), ("belinda", "F"),
 )
+#: What ``--voices`` accepts: espeak-ng's own voices, MBROLA voices, or subjects alternating between them.
+VOICE_SETS: tuple[str, ...] = ("espeak", "mbrola", "both")
 SUBJECT_PREFIX = "SynthTalk"
 IDENTITY_KEYS: tuple[str, ...] = ("width", "height", "depth", "chin", "jaw_width", "lip_thickness", "mouth_width", "nose", "brow_height")
 
@@ -73,11 +78,12 @@ class SubjectSpec:
     """One synthetic speaker: name, voice and the seeded coefficients of face and style."""
 
     name: str
-    voice: str
+    voice: str  # espeak-ng's name for it: "en-us+m1", or "mb-us1" for an MBROLA voice
     rate: int  # words per minute
     pitch: int  # espeak-ng 0..99
     identity: dict[str, float]
     style: SpeakingStyle
+    engine: str = "espeak"  # "espeak" (the bundled library) or "mbrola" (system programs)
 
 
 @dataclass(frozen=True)
@@ -119,12 +125,31 @@ class CorpusSummary:
 # --------------------------------------------------------------------------------------------
 
 
-def make_subjects(n: int, seed: int) -> list[SubjectSpec]:
-    """``n`` speakers whose voice, face and style differ visibly and measurably."""
+def subject_voice(i: int, voices: str, mbrola_voices: Sequence[str] = ()) -> tuple[str, str, str]:
+    """Engine, voice name and gender of subject ``i``; with ``both``, even subjects use espeak-ng, odd ones MBROLA."""
+    if voices == "both":
+        engine, k = ("espeak", i // 2) if i % 2 == 0 else ("mbrola", i // 2)
+    else:
+        engine, k = voices, i
+    if engine == "mbrola":
+        if not mbrola_voices:
+            raise OutputError("No MBROLA voice was given for an MBROLA subject.")
+        voice = mbrola_voices[k % len(mbrola_voices)]
+        return engine, f"mb-{voice}", VOICE_GENDER.get(voice, "M")
+    variant, gender = VOICE_VARIANTS[k % len(VOICE_VARIANTS)]
+    return engine, f"en-us+{variant}", gender
+
+
+def make_subjects(n: int, seed: int, voices: str = "espeak", mbrola_voices: Sequence[str] = ()) -> list[SubjectSpec]:
+    """``n`` speakers whose voice, face and style differ visibly and measurably.
+
+    Face, style, rate and pitch depend only on the seed and the subject's number, never on
+    the voice set, so a subject looks the same whichever engine speaks for it.
+    """
     out = []
     for i in range(n):
         rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5B7, i]))
-        variant, gender = VOICE_VARIANTS[i % len(VOICE_VARIANTS)]
+        engine, voice, gender = subject_voice(i, voices, mbrola_voices)
         identity = {key: float(rng.uniform(-1.0, 1.0)) for key in IDENTITY_KEYS}
         style = SpeakingStyle(
             # A golden-ratio sequence (jittered) keeps any few subjects' jaw habits well apart.
@@ -143,11 +168,12 @@ def make_subjects(n: int, seed: int) -> list[SubjectSpec]:
         out.append(
             SubjectSpec(
                 name=f"{SUBJECT_PREFIX}_{i + 1:02d}_{gender}",
-                voice=f"en-us+{variant}",
+                voice=voice,
                 rate=int(rng.integers(145, 186)),
                 pitch=int(rng.integers(30, 71)),
                 identity=identity,
                 style=style,
+                engine=engine,
             )
         )
     return out
@@ -182,68 +208,200 @@ def identity_shape(rig: Rig, coefficients: dict[str, float]) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
+def _labels_with_stress(mnemonic: str) -> list[tuple[str, int]]:
+    """ARPAbet labels of one espeak-ng mnemonic, each carrying the mnemonic's stress mark."""
+    stress = 1 if mnemonic.startswith("'") else 2 if mnemonic.startswith(",") else 0
+    return [(label, stress) for label in espeak_to_arpabet(mnemonic)]
+
+
+def _tile(phones: Sequence[SpokenPhone], duration: float) -> tuple[SpokenPhone, ...]:
+    """Phones laid over ``[0, duration]`` with ``SIL`` in the gaps, keeping each phone's stress."""
+    tiled = fill_silence([Segment(p.label, p.start, p.end) for p in phones], duration)
+    stresses = {(round(p.start, 9), p.label): p.stress for p in phones}
+    return tuple(SpokenPhone(s.label, s.start, s.end, stresses.get((round(s.start, 9), s.label), 0)) for s in tiled)
+
+
+def _event_spans(events: Sequence[tuple[str, float]], duration: float) -> list[tuple[list[str], float, float]]:
+    """Each event's span on the acoustic clock, with zero-length phonemes folded into their neighbour.
+
+    espeak-ng renders a liquid after a vowel (the ``l`` of "girl", "helmet") inside the vowel's
+    own span and reports it with no samples of its own. Dropping it would lose a spoken phone
+    (and break the word tier), so it shares the span of the phoneme it was rendered with.
+    """
+    spans: list[tuple[list[str], float, float]] = []
+    for i, (name, start) in enumerate(events):
+        end = events[i + 1][1] if i + 1 < len(events) else duration
+        start, end = min(start + ESPEAK_EVENT_LEAD, duration), min(end + ESPEAK_EVENT_LEAD, duration)
+        if end > start:
+            spans.append(([name], start, end))
+        elif espeak_to_arpabet(name) and spans and espeak_to_arpabet(spans[-1][0][-1]):
+            spans[-1][0].append(name)
+    return spans
+
+
 def phones_from_events(events: Sequence[tuple[str, float]], duration: float) -> tuple[SpokenPhone, ...]:
     """espeak-ng phoneme events (mnemonic, start s) → tiled ARPAbet phones with stress.
 
     Each phoneme lasts until the next event; pauses become SIL; a two-phone mnemonic (``@L``)
-    splits its span evenly. Times move by :data:`ESPEAK_EVENT_LEAD` onto the acoustic clock.
+    or a span shared with a zero-length phoneme is split evenly. Times move by
+    :data:`ESPEAK_EVENT_LEAD` onto the acoustic clock.
     """
     out: list[SpokenPhone] = []
-    for i, (name, start) in enumerate(events):
-        end = events[i + 1][1] if i + 1 < len(events) else duration
-        start, end = min(start + ESPEAK_EVENT_LEAD, duration), min(end + ESPEAK_EVENT_LEAD, duration)
-        if end <= start:
-            continue
-        labels = espeak_to_arpabet(name)
-        stress = 1 if name.startswith("'") else 2 if name.startswith(",") else 0
+    for names, start, end in _event_spans(events, duration):
+        labels = [pair for name in names for pair in _labels_with_stress(name)]
         if not labels:
             out.append(SpokenPhone(SIL, start, end))
             continue
         step = (end - start) / len(labels)
-        for k, label in enumerate(labels):
+        for k, (label, stress) in enumerate(labels):
             out.append(SpokenPhone(label, start + k * step, start + (k + 1) * step, stress))
-    tiled = fill_silence([Segment(p.label, p.start, p.end) for p in out], duration)
-    stresses = {(round(p.start, 9), p.label): p.stress for p in out}
-    return tuple(SpokenPhone(s.label, s.start, s.end, stresses.get((round(s.start, 9), s.label), 0)) for s in tiled)
+    return _tile(out, duration)
 
 
-def _word_tier(text: str, voice: str, phones: Sequence[SpokenPhone]) -> tuple[Segment, ...]:
-    """Words over their phones, when espeak-ng's per-word phonemes line up with the spoken ones."""
+def phones_from_pho(pho: Sequence[PhoPhone], duration: float) -> tuple[SpokenPhone, ...]:
+    """MBROLA ``.pho`` phones (exact spans) → tiled ARPAbet phones, without stress (see :func:`_stress_from_text`)."""
+    out: list[SpokenPhone] = []
+    for phone in pho:
+        start, end = min(phone.start, duration), min(phone.end, duration)
+        labels = sampa_to_arpabet(phone.symbol)
+        if end <= start or not labels:
+            continue  # an unknown symbol becomes silence when tiled rather than a guessed phone
+        step = (end - start) / len(labels)
+        out.extend(SpokenPhone(label, start + k * step, start + (k + 1) * step) for k, label in enumerate(labels))
+    return _tile(out, duration)
+
+
+def _substitution_cost(a: str, b: str) -> int:
+    """0 for the same phone, 1 for vowel↔vowel or consonant↔consonant, 2 (a gap pair) across classes."""
+    if a == b:
+        return 0
+    return 1 if (a in VOWELS) == (b in VOWELS) else 2
+
+
+def _match(expected: Sequence[str], spoken: Sequence[str]) -> list[int]:
+    """For each spoken phone, the index of the expected phone it realises.
+
+    The two sequences differ where the synthesiser pronounces a word otherwise than the
+    phonemizer did on its own ("the" before a vowel, a linking r, British MBROLA dropping
+    r), so they are aligned by edit distance in which a vowel may stand for a vowel and a
+    consonant for a consonant; a spoken phone with no counterpart belongs with the phone
+    before it. The result never decreases.
+    """
+    n, m = len(expected), len(spoken)
+    cost = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n + 1):
+        cost[i][0] = i
+    for j in range(m + 1):
+        cost[0][j] = j
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            cost[i][j] = min(
+                cost[i - 1][j - 1] + _substitution_cost(expected[i - 1], spoken[j - 1]),
+                cost[i - 1][j] + 1,
+                cost[i][j - 1] + 1,
+            )
+    owner: list[int | None] = [None] * m
+    i, j = n, m
+    while i > 0 and j > 0:
+        if cost[i][j] == cost[i - 1][j - 1] + _substitution_cost(expected[i - 1], spoken[j - 1]):
+            owner[j - 1] = i - 1
+            i, j = i - 1, j - 1
+        elif cost[i][j] == cost[i][j - 1] + 1:
+            j -= 1  # an extra spoken phone: filled from its left neighbour below
+        else:
+            i -= 1  # an expected phone that was not spoken
+    out: list[int] = []
+    for index in owner:
+        out.append(index if index is not None else out[-1] if out else 0)
+    return out
+
+
+def transcript_words(text: str) -> list[str]:
+    """The words of a transcript as a words tier names them: lower case, outer punctuation dropped."""
+    words = [w.strip(".,?!;:\"()").lower() for w in text.split()]
+    return [w for w in words if w]
+
+
+def _word_tier(text: str, phones: Sequence[SpokenPhone]) -> tuple[Segment, ...]:
+    """Words over their phones: each word spans the spoken phones matched to its own pronunciation.
+
+    Each word is phonemized on its own, because espeak-ng joins some word pairs ("in the",
+    "on the") into one phoneme word and expands numbers into several; the concatenated
+    pronunciations are then matched to the spoken phones, so every word boundary is a
+    phone boundary.
+    """
     from ..alignment.espeak import text_to_phonemes
 
-    words = [w.strip(".,?!;:\"").lower() for w in text.split()]
-    per_word = [sum(len(espeak_to_arpabet(m)) for m in word) for word in text_to_phonemes(text, voice)]
+    words = transcript_words(text)
+    expected: list[str] = []
+    word_of: list[int] = []
+    for w, word in enumerate(words):
+        labels = [label for part in text_to_phonemes(word, "en-us") for m in part for label in espeak_to_arpabet(m)]
+        expected += labels
+        word_of += [w] * len(labels)
     spoken = [p for p in phones if p.label != SIL]
-    if len(per_word) != len(words) or sum(per_word) != len(spoken):
+    if not expected or not spoken:
         return ()
-    out, k = [], 0
-    for word, count in zip(words, per_word):
-        if count == 0:
-            continue
-        out.append(Segment(word, spoken[k].start, spoken[k + count - 1].end))
-        k += count
+    spans: dict[int, list[SpokenPhone]] = {}
+    for phone, index in zip(spoken, _match(expected, [p.label for p in spoken])):
+        spans.setdefault(word_of[index], []).append(phone)
+    return tuple(Segment(words[w], spans[w][0].start, spans[w][-1].end) for w in sorted(spans))
+
+
+def _stress_from_text(text: str, phones: Sequence[SpokenPhone]) -> tuple[SpokenPhone, ...]:
+    """MBROLA phones with the lexical stress espeak-ng gives the sentence (a .pho file has none).
+
+    The animation weakens unstressed vowels and raises brows on stressed ones, so MBROLA
+    subjects need the same stress marks espeak-ng subjects get from their events.
+    """
+    from ..alignment.espeak import text_to_phonemes
+
+    expected = [pair for word in text_to_phonemes(text, "en-us") for m in word for pair in _labels_with_stress(m)]
+    spoken = [k for k, p in enumerate(phones) if p.label != SIL]
+    if not expected or not spoken:
+        return tuple(phones)
+    out = list(phones)
+    for k, index in zip(spoken, _match([label for label, _ in expected], [phones[k].label for k in spoken])):
+        label, stress = expected[index]
+        if label == phones[k].label or (label in VOWELS and phones[k].label in VOWELS):
+            out[k] = replace(phones[k], stress=stress)
     return tuple(out)
+
+
+def _speak(text: str, subject: SubjectSpec) -> tuple[np.ndarray, tuple[SpokenPhone, ...], str]:
+    """16 kHz samples, tiled true phones and a provenance note for one sentence in the subject's voice."""
+    from ..audio import TARGET_RATE, resample
+
+    if subject.engine == "mbrola":
+        from ..alignment.mbrola import synthesize_mbrola
+
+        voice = subject.voice.removeprefix("mb-")
+        mb = synthesize_mbrola(text, voice, rate=subject.rate, pitch=subject.pitch)
+        samples = np.clip(resample(mb.samples, mb.sample_rate, TARGET_RATE), -1.0, 1.0).astype(np.float32)
+        phones = _stress_from_text(text, phones_from_pho(mb.phones, len(samples) / TARGET_RATE))
+        return samples, phones, f"synthetic: MBROLA {voice} .pho durations (exact)"
+    from ..alignment.espeak import synthesize
+
+    speech = synthesize(text, subject.voice, rate=subject.rate, pitch=subject.pitch)
+    samples = np.clip(resample(speech.samples, speech.sample_rate, TARGET_RATE), -1.0, 1.0).astype(np.float32)
+    phones = phones_from_events([(e.name, e.start) for e in speech.phonemes], len(samples) / TARGET_RATE)
+    return samples, phones, f"synthetic: espeak-ng {subject.voice} event times + {ESPEAK_EVENT_LEAD * 1000:.0f} ms"
 
 
 def make_utterance(spec: UtteranceSpec, subject: SubjectSpec, rig: Rig, rest: np.ndarray, fps: float, seed: int) -> Utterance:
     """Speak one sentence, time its phones, animate the rig on the subject's face."""
-    from ..alignment.espeak import synthesize
-    from ..audio import TARGET_RATE, resample
+    from ..audio import TARGET_RATE
 
-    speech = synthesize(spec.text, subject.voice, rate=subject.rate, pitch=subject.pitch)
-    samples = resample(speech.samples, speech.sample_rate, TARGET_RATE)
-    samples = np.clip(samples, -1.0, 1.0).astype(np.float32)
+    samples, phones, note = _speak(spec.text, subject)
     duration = len(samples) / TARGET_RATE
-    phones = phones_from_events([(e.name, e.start) for e in speech.phonemes], duration)
-    words = _word_tier(spec.text, subject.voice, phones)
     alignment = Alignment(
-        words=words,
+        words=_word_tier(spec.text, phones),
         phones=tuple(Segment(p.label, p.start, p.end) for p in phones),
         backend="textgrid",
         method="forced",
         transcript=spec.text,
         duration=duration,
-        notes=(f"synthetic: espeak-ng {subject.voice} event times + {ESPEAK_EVENT_LEAD * 1000:.0f} ms",),
+        notes=(note,),
         source=None,
     )
     n_frames = max(1, int(round(duration * fps)))
@@ -277,7 +435,8 @@ def _phonemizer(voice: str) -> Callable[[str], list[str]]:
 def plan_corpus(options: SynthOptions) -> tuple[list[SubjectSpec], list[UtteranceSpec], dict[str, list[str]]]:
     """Subjects, the utterances to make and the splits; sentences 21–40 (the second half) of
     val/test subjects come from a pool no train subject ever says, as in VOCASET."""
-    subjects = make_subjects(options.subjects, options.seed)
+    mbrola_voices = installed_voices() if options.voices != "espeak" else ()
+    subjects = make_subjects(options.subjects, options.seed, options.voices, mbrola_voices)
     groups = split_subjects([s.name for s in subjects])
     n_sent = options.sentences
     first_half = n_sent // 2
@@ -374,10 +533,38 @@ def _write_static(root: Path, template: FaceTemplate, rig: Rig, subjects: Sequen
     (root / "rig.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
 
 
+def _timing_source(engines: set[str]) -> str:
+    """Where the TextGrid timings come from, for the data card."""
+    parts = []
+    if "espeak" in engines:
+        parts.append(f"espeak-ng phoneme events + {ESPEAK_EVENT_LEAD * 1000:.0f} ms")
+    if "mbrola" in engines:
+        parts.append("MBROLA .pho durations, rendered exactly")
+    return " and ".join(parts)
+
+
+def _voice_source(engines: set[str]) -> str:
+    """Which synthesisers spoke, for the data card."""
+    return " or ".join(name for key, name in (("espeak", "espeak-ng"), ("mbrola", "MBROLA")) if key in engines)
+
+
+def _mbrola_licence(engines: set[str]) -> list[str]:
+    """The data card's MBROLA licence lines, present only when an MBROLA voice spoke."""
+    if "mbrola" not in engines:
+        return []
+    return [
+        f"- MBROLA speech: rendered by the mbrola program (AGPL-3.0) with diphone voices from {MBROLA_DIR} (Debian",
+        "  contrib/non-free, never bundled with kmtalk). The voices may be used only with mbrola and may not be sold or",
+        "  built into a product that is sold without their owners' permission: no commercial use of the MBROLA sequences",
+        "  or of anything trained on them. `--voices espeak` builds a corpus without them.",
+    ]
+
+
 def _datacard(options: SynthOptions, subjects: Sequence[SubjectSpec], records: Sequence[dict], splits: dict, counts: Counter) -> str:
     """DATACARD.md: how the corpus was made, so a number computed on it can be reproduced."""
     frames = sum(r["frames"] for r in records)
     seconds = sum(r["duration"] for r in records)
+    engines = {s.engine for s in subjects}
     lines = [
         "# Synthetic talking-face corpus (kmtalk synth)",
         "",
@@ -390,7 +577,7 @@ def _datacard(options: SynthOptions, subjects: Sequence[SubjectSpec], records: S
         "- `templates.pkl`: subject → (V, 3) float32 rest shape in metres; `template.obj` gives the faces.",
         "- `vertices_npy/<subject>_sentenceNN.npy`: (T, V·3) float32 absolute positions in metres.",
         "- `wav/<same>.wav`: 16 kHz mono 16-bit speech, with its transcript in `wav/<same>.txt`. `alignments/<same>.TextGrid`: the true word and phone",
-        f"  timings (espeak-ng phoneme events + {ESPEAK_EVENT_LEAD * 1000:.0f} ms, MFA tier layout).",
+        f"  timings from {_timing_source(engines)} (MFA tier layout); each word spans the phones matched to its own pronunciation.",
         "- `rig/<same>.npy`: (T, P) float32 rig controls per frame, named in `rig.json` (ARKit names, 0–1).",
         "- `regions/*.txt`: vertex index files (`lips` for LVE, `upper_face` for FDD); `landmarks.txt`: 68 iBUG vertices.",
         "- `splits.json`: VOCASET-style subject split; val/test use sentences from the second half, never spoken by train subjects.",
@@ -399,7 +586,7 @@ def _datacard(options: SynthOptions, subjects: Sequence[SubjectSpec], records: S
         "## How it was made",
         "",
         "Sentences come from kmtalk's built-in generator (templates and word lists, chosen greedily for phone coverage).",
-        "Each subject speaks with its own espeak-ng voice variant, rate and pitch; the audio is resampled to 16 kHz.",
+        f"Each subject speaks with its own {_voice_source(engines)} voice, rate and pitch; the audio is resampled to 16 kHz.",
         "The bundled head's articulatory rig (jaw rotation, lip rounding, spreading, closure, labiodental tuck,",
         "brows, blinks) is driven by the phone timings through Cohen–Massaro dominance coarticulation, with",
         "per-subject face shape (proportions, lip thickness, jaw width, nose) and speaking style (gains, timing lead,",
@@ -422,10 +609,21 @@ def _datacard(options: SynthOptions, subjects: Sequence[SubjectSpec], records: S
         "",
         "- Face mesh: derived from menpo3d's template (BSD-3-Clause, Imperial College London); see `LICENSE-menpo3d.txt` in kmtalk.",
         "- Speech: synthesised with espeak-ng (GPL-3.0-or-later program; its output audio is not covered by the GPL).",
-        "- The corpus itself: generated data, free to use, share and modify (CC0-1.0 as far as kmtalk's authors hold rights).",
+        *_mbrola_licence(engines),
+        "- The corpus itself: generated data, free to use, share and modify (CC0-1.0 as far as kmtalk's authors hold rights)"
+        + ("; the MBROLA speech stays under the voices' non-commercial terms." if "mbrola" in engines else "."),
         "",
     ]
     return "\n".join(lines)
+
+
+def _check_voices(voices: str) -> None:
+    """Refuse, before anything is written, a voice set this machine cannot speak."""
+    if voices not in VOICE_SETS:
+        raise OutputError(f"Unknown voices {voices!r}; choose one of {', '.join(VOICE_SETS)}.")
+    reason = missing_reason() if voices != "espeak" else None
+    if reason:
+        raise OutputError(f"Cannot build a corpus with --voices {voices}: {reason}")
 
 
 def _default_workers() -> int:
@@ -449,8 +647,7 @@ def build_corpus(
     (unless ``force``, and then only after the new one is complete).
     """
     out_dir = Path(out_dir)
-    if options.voices != "espeak":
-        raise OutputError(f"Voices {options.voices!r} are not available here; only 'espeak' voices are built in.")
+    _check_voices(options.voices)
     if options.subjects < 1 or options.sentences < 1:
         raise OutputError("A corpus needs at least one subject and one sentence.")
     if out_dir.exists() and not force:
@@ -498,7 +695,7 @@ def build_corpus(
             "version": 1,
             "options": asdict(replace(options, workers=0)),
             "fps": options.fps,
-            "subjects": {s.name: {"voice": s.voice, "rate": s.rate, "pitch": s.pitch, "identity": s.identity, "style": asdict(s.style)} for s in subjects},
+            "subjects": {s.name: {"engine": s.engine, "voice": s.voice, "rate": s.rate, "pitch": s.pitch, "identity": s.identity, "style": asdict(s.style)} for s in subjects},
             "sequences": {r["name"]: {k: v for k, v in r.items() if k != "name"} for r in records},
         }
         (scratch / "metadata.json").write_text(json.dumps(metadata, indent=1, sort_keys=True) + "\n", encoding="utf-8")
