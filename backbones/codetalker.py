@@ -432,6 +432,53 @@ class _DecoderLayer(nn.Module):
         keep = max(k.shape[2] - (self.window - 1), 0)
         return x, (k[:, :, keep:], v[:, :, keep:])
 
+    def step(self, x: Tensor, cross: Tensor, bias: Tensor, cache: _StepCache) -> Tensor:
+        """One frame (B, 1, d) against ``cache`` (which it extends); bias (H, 1, K) for the K keys seen.
+
+        What :meth:`forward` computes for one query, written out: the CPU
+        ``scaled_dot_product_attention`` copies and rescales every cached key at each step, on top
+        of ``torch.cat`` copying the whole cache; both grew with the clip (up to W keys).
+        """
+        b, _, d = x.shape
+        q, k, v = self.qkv(x).view(b, 1, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        keys, values = cache.append(k, v)
+        scores = torch.matmul(q * q.shape[-1] ** -0.5, keys.transpose(-1, -2)) + bias
+        weights = F.dropout(torch.softmax(scores, dim=-1), self.attention_dropout, training=self.training)
+        attended = torch.matmul(weights, values).transpose(1, 2).reshape(b, 1, d)
+        x = self.norm1(x + self.dropout(self.self_out(attended)))
+        x = self.norm2(x + self.dropout(cross))
+        return self.norm3(x + self.dropout(self.ffn(x)))
+
+
+class _StepCache:
+    """One layer's keys/values for frame-by-frame decoding, in preallocated buffers.
+
+    Growing the cache with ``torch.cat`` copied (and reallocated) all of it at every step. Here new
+    entries are written in place into 2·W slots (fewer for short clips); when the slots run out the
+    last W − 1 entries, all a later query can see, move to the front: O(1) amortised per step.
+    """
+
+    def __init__(self, like: Tensor, heads: int, n_frames: int, window: int) -> None:
+        b, _, d = like.shape
+        capacity = min(n_frames, 2 * window)
+        self.keys = like.new_empty(b, heads, capacity, d // heads)
+        self.values = torch.empty_like(self.keys)
+        self.window = window
+        self.end = 0  # slots [0, end) are filled
+
+    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Store one step's (B, H, 1, hd) key and value; return the last ≤ W keys and values."""
+        if self.end == self.keys.shape[2]:
+            keep = self.window - 1  # capacity is 2·W here, so source and destination do not overlap
+            self.keys[:, :, :keep] = self.keys[:, :, self.end - keep : self.end]
+            self.values[:, :, :keep] = self.values[:, :, self.end - keep : self.end]
+            self.end = keep
+        self.keys[:, :, self.end] = k[:, :, 0]
+        self.values[:, :, self.end] = v[:, :, 0]
+        self.end += 1
+        start = max(0, self.end - self.window)
+        return self.keys[:, :, start : self.end], self.values[:, :, start : self.end]
+
 
 @dataclass
 class SpeechOutput:
@@ -645,18 +692,18 @@ class CodeTalker(Backbone):
             cfg.period,
             cfg.attention_window,
         )
-        caches: list[_Cache | None] = [None] * len(self.layers)
-        codes: list[Tensor] = []
+        caches = [_StepCache(inputs, cfg.decoder_heads, n_frames, cfg.attention_window) for _ in self.layers]
+        steps = list(zip(self.layers, cross, caches))
+        out = inputs.new_empty(inputs.shape[0], n_frames, cfg.code_width)
         for t in range(n_frames):
             token = inputs[:, t : t + 1]
-            if codes:
-                token = token + self.code_map(codes[-1])
+            if t > 0:
+                token = token + self.code_map(out[:, t - 1 : t])
             x = self.input_dropout(token)
             bias = bias_row[:, :, span - min(t + 1, span) :]
-            for i, (layer, layer_cross) in enumerate(zip(self.layers, cross)):
-                x, caches[i] = layer(x, layer_cross[:, t : t + 1], bias, caches[i])
-            codes.append(self.prior.quantizer.nearest(self.feat_map(x))[1])
-        out = torch.cat(codes, dim=1)
+            for layer, layer_cross, cache in steps:
+                x = layer.step(x, layer_cross[:, t : t + 1], bias, cache)
+            out[:, t : t + 1] = self.prior.quantizer.nearest(self.feat_map(x))[1]
         return out * frame_mask(frame_lengths, n_frames)[..., None].to(out.dtype)
 
     def _frame_terms(
