@@ -6,8 +6,12 @@ aligner on the test audio (given the sentence text, as the paper's ASR would), n
 timings. Ablations run on one backbone; the floor is the rig itself driven by the aligner.
 
 Budget: ``--epochs E`` passes over the training data for a plain backbone's final stage; a
-key-motion model spends the same E passes across its ``keys`` / ``complete`` / ``refine``
-stages (CodeTalker's motion prior gets E passes in both). Same seed, same data, same batches.
+key-motion model's backbone gets the same E passes to learn completion, and its key-motion
+decoder E/2 (``keys``) + E/4 (``refine``) passes of its own (no backbone in those stages, so
+they cost a fraction of a backbone pass). CodeTalker's motion prior gets E passes in both.
+Same seed, same data, same batches. ``--config FILE`` sets sizes: a JSON object of backbone
+name → config fields, plus ``"key_motions"`` → key-motion options (e.g. the bundled defaults'
+sizes).
 
     python benchmarks/keymotion_gain.py --corpus /tmp/voca --runs /tmp/kmruns [--epochs 9] [--seeds 0]
         [--backbones faceformer,codetalker,selftalk] [--ablations faceformer] [--ablate uniform,no-audio]
@@ -58,15 +62,20 @@ class CachedAlignments(ModelPredictions):
         return self.cache[key]
 
 
+SIZES: dict[str, Any] = {}  # --config: backbone name → config fields, "key_motions" → options
+
+
 def run(dataset: Any, items: tuple[list, list], backbone: str, km: dict[str, Any] | None, epochs: int, seed: int, out: Path, batch_size: int) -> Path:
     best = out / "best.safetensors"
     if (out / "done").is_file():
         return best
-    model, description, lips = build_run(backbone, dataset, key_motions=km is not None, key_motion_overrides=km or {})
+    km_options = None if km is None else {**SIZES.get("key_motions", {}), **km}
+    model, description, lips = build_run(
+        backbone, dataset, overrides=SIZES.get(backbone, {}), key_motions=km is not None, key_motion_overrides=km_options or {}
+    )
     stage_epochs = {}
     if km is not None:
-        share = max(1, math.ceil(epochs / 3))
-        stage_epochs = {"keys": share, "complete": share, "refine": max(1, epochs - 2 * share)}
+        stage_epochs = {"keys": math.ceil(epochs / 2), "complete": epochs, "refine": math.ceil(epochs / 4)}
     options = TrainOptions(epochs=epochs, stage_epochs=stage_epochs, batch_size=batch_size, seed=seed, val_predict_items=4)
     began = time.perf_counter()
     result = train(model, items[0], items[1], out, description, options, lips=lips)
@@ -146,7 +155,10 @@ def main() -> None:
     parser.add_argument("--ablate", default=",".join(ABLATIONS), help=f"which ablations: {', '.join(ABLATIONS)}")
     parser.add_argument("--train-limit", type=int, default=0, help="use only the first N training sequences (0: all)")
     parser.add_argument("--bundled", action="store_true", help="score the bundled default weights instead of training")
+    parser.add_argument("--config", type=Path, help="JSON sizes: backbone → config fields, 'key_motions' → options")
     args = parser.parse_args()
+    if args.config:
+        SIZES.update(json.loads(args.config.read_text()))
     if args.bundled:
         args.ablations, args.seeds = "", "0"
 

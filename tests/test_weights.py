@@ -87,8 +87,11 @@ def test_cli_animate_uses_the_bundled_default_offline(spoken_clip, tmp_path, no_
     assert result.exit_code == 0, result.output
     assert np.load(out).shape[1] == 3 * 5080
     assert "Aligning the speech" in result.output and "key motions" in result.output.lower()
-    listed = CliRunner().invoke(app, ["backbones"])
-    assert "faceformer + KM" in listed.output and "SynthTalk_01_M" in listed.output
+    import json
+
+    listed = {row["name"]: row for row in json.loads(CliRunner().invoke(app, ["backbones", "--json"]).output)}
+    assert set(listed["faceformer"]["bundled"]) == {"faceformer", "faceformer + KM"}
+    assert "SynthTalk_01_M" in listed["selftalk"]["styles"]
     styled = CliRunner().invoke(app, ["animate", str(spoken_clip), "-o", str(tmp_path / "styled.npy"), "--style", "SynthTalk_02_F", "--backbone", "selftalk", "--no-key-motions"])
     assert styled.exit_code == 0, styled.output
 

@@ -52,9 +52,9 @@ RECIPES = [  # plain ones first; two run at once
     Recipe("selftalk", "selftalk", False, {"d_model": 96}, {"main": 30}),
     Recipe("codetalker", "codetalker", False, {"hidden": 48}, {"prior": 20, "speech": 30}),
     Recipe("faceformer", "faceformer", False, {"d_model": 64}, {"main": 30}),
-    Recipe("codetalker-km", "codetalker", True, {"hidden": 48, "key_motions": KEY_MOTIONS}, {"prior": 20, "keys": 15, "complete": 20, "refine": 10}),
-    Recipe("selftalk-km", "selftalk", True, {"d_model": 96, "key_motions": KEY_MOTIONS}, {"keys": 15, "complete": 20, "refine": 10}),
-    Recipe("faceformer-km", "faceformer", True, {"d_model": 64, "key_motions": KEY_MOTIONS}, {"keys": 15, "complete": 20, "refine": 10}),
+    Recipe("codetalker-km", "codetalker", True, {"hidden": 48, "key_motions": KEY_MOTIONS}, {"prior": 15, "keys": 10, "complete": 16, "refine": 6}),
+    Recipe("selftalk-km", "selftalk", True, {"d_model": 96, "key_motions": KEY_MOTIONS}, {"keys": 10, "complete": 16, "refine": 6}),
+    Recipe("faceformer-km", "faceformer", True, {"d_model": 64, "key_motions": KEY_MOTIONS}, {"keys": 10, "complete": 16, "refine": 6}),
 ]
 
 
@@ -84,7 +84,9 @@ def train_one(recipe: Recipe, work: Path, threads: int) -> dict:
     config_path.write_text(json.dumps(recipe.config, indent=1))
     train_args = recipe.train_args(work / "corpus", run / "model", config_path)
     resume = (run / "model" / "last.safetensors").is_file()
-    seconds = kmtalk(train_args + (["--resume"] if resume else []), run / "train.log", threads)
+    kmtalk(train_args + (["--resume"] if resume else []), run / f"train{'-resumed' if resume else ''}.log", threads)
+    epochs = [json.loads(line) for line in (run / "model" / "train_log.jsonl").read_text().splitlines() if line.strip()]
+    seconds = sum(e["seconds"] for e in epochs)  # across resumes; corpus loading left out
     eval_args = ["evaluate", str(run / "model" / "best.safetensors"), "--data", str(work / "corpus"), "--split", "test",
                  "--out", str(run / "test"), "--force", "--quiet"]
     kmtalk(eval_args, run / "evaluate.log", threads)
@@ -110,6 +112,7 @@ def install_checkpoint(recipe: Recipe, summary: dict, work: Path, weights: Path,
     info["training"] = {
         **{k: v for k, v in info["training"].items() if k not in ("data",)},
         "data": f"kmtalk {shlex.join(CORPUS_COMMAND)} WORK/corpus",
+        "data_code": f"kmtalk at commit {(work / 'corpus-commit.txt').read_text().strip()}",
         "command": train_command,
         "regenerate": command,
         "seed": SEED,
@@ -141,6 +144,8 @@ def main() -> None:
     corpus = work / "corpus"
     if not (corpus / "splits.json").is_file():
         kmtalk([*CORPUS_COMMAND, str(corpus), "--quiet"], work / "synth.log")
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+        (work / "corpus-commit.txt").write_text(commit or "unknown")
     threads = max(1, (os.cpu_count() or 2) // args.jobs)
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         summaries = dict(zip([r.name for r in recipes], pool.map(lambda r: train_one(r, work, threads), recipes)))

@@ -66,7 +66,7 @@ def card_facts(info: dict[str, Any], n_params: int, n_bytes: int, sha256: str) -
         "bytes": n_bytes,
         "sha256": sha256,
         "dtype": "float16",
-        "config": info["config"],
+        "config": {k: (f"{len(v)} vertex indices" if k.endswith("_vertices") and isinstance(v, list) else v) for k, v in info["config"].items()},
         "key_motions": info.get("key_motions"),
         "styles": info.get("styles", []),
         "training": info.get("training", {}),
@@ -80,18 +80,18 @@ def card_text(file_name: str, info: dict[str, Any], n_params: int, n_bytes: int,
     title = _BACKBONE_TITLES.get(facts["backbone"], facts["backbone"]) + (" + key motions" if facts["kind"] == "key-motion" else "")
     training = facts["training"]
     test = facts["metrics"].get("test", {})
-    stages = ", ".join(f"{h}" for h in training.get("options", {}).get("stage_epochs", {}) or {})
+    stages = ", ".join(f"{name} {n}" for name, n in (training.get("options", {}).get("stage_epochs") or {}).items())
     return f"""# {title} — kmtalk bundled default (`{file_name}`)
 
-A {facts['backbone']} backbone{' with KMTalk key motions (key-motion decoder + completion)' if facts['kind'] == 'key-motion' else ''},
+A {_BACKBONE_TITLES.get(facts['backbone'], facts['backbone'])} backbone{' with KMTalk key motions (key-motion decoder + completion)' if facts['kind'] == 'key-motion' else ''},
 {n_params / 1e6:.2f} M parameters stored in float16 ({n_bytes / 1e6:.1f} MB), for the bundled head
 ({facts['config']['n_vertices']} vertices) at {facts['config']['fps']:g} fps. Speech goes in through the
 log-mel encoder trained with it; no pretrained speech model and no download is involved.
 
 ## Training
-- Data: the synthetic `vocaset-like` corpus, made by `{training.get('data', '?')}` (12 subjects × 40
+- Data: the synthetic `vocaset-like` corpus, made by `{training.get('data', '?')}` ({training.get('data_code', 'this kmtalk')}; 12 subjects × 40
   sentences; 8 train, 2 val, 2 test subjects; espeak-ng voices, rig-driven motion on the bundled head).
-- Command: `{training.get('command', '?')}` (seed {training.get('seed', '?')}; stages {stages or 'all'});
+- Command: `{training.get('command', '?')}` (seed {training.get('seed', '?')}; epochs per stage: {stages or 'see the command'});
   all six defaults: `{training.get('regenerate', 'python tools/train_defaults.py')}`.
 - Speech augmentation during training: room reverberation, band-limiting, coloured noise, gain.
 - Time: {training.get('minutes', '?')} min on {training.get('threads', '?')} CPU thread(s).
