@@ -52,9 +52,11 @@ def atomic_output(path: Path, *, force: bool = False) -> Iterator[Path]:
         raise OutputError(f"Cannot write in {path.parent}: {exc.strerror}.") from None
     os.close(fd)
     tmp = Path(tmp_name)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
+    mode = 0o666 & ~_umask()  # mkstemp makes 0600; outputs get the usual permissions
+    os.chmod(tmp, mode)
     try:
         yield tmp
+        os.chmod(tmp, mode)  # again: some writers (safetensors) replace the file rather than fill it
         if not force and path.exists():
             raise OutputError(f"Output {path} appeared while writing; pass --force to overwrite it.")
         try:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelError
+from .weights import DEFAULT_BACKBONE
 
 RIG = "rig"
 
@@ -78,7 +79,7 @@ def rig_motion(alignment: Any, template: Any, n_frames: int, fps: float, *, rig:
 def animate(
     speech: Any,
     *,
-    backbone: str = "faceformer",
+    backbone: str = DEFAULT_BACKBONE,
     checkpoint: Path | str | None = None,
     key_motions: bool | None = None,
     text: str | None = None,

@@ -53,3 +53,17 @@ def test_unwritable_directory(tmp_path):
                 tmp.write_text("x")
     finally:
         (tmp_path / "locked").chmod(0o700)
+
+
+def test_outputs_get_umask_permissions_even_when_the_writer_replaces_the_file(tmp_path):
+    target = tmp_path / "out.bin"
+    old = os.umask(0o022)
+    try:
+        with atomic_output(target) as tmp:
+            tmp.unlink()  # as safetensors does: a fresh file under the temporary name
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o600)
+            os.write(fd, b"x")
+            os.close(fd)
+    finally:
+        os.umask(old)
+    assert target.stat().st_mode & 0o777 == 0o644

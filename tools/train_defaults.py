@@ -115,6 +115,7 @@ def install_checkpoint(recipe: Recipe, summary: dict, work: Path, weights: Path,
         "data_code": f"kmtalk at commit {(work / 'corpus-commit.txt').read_text().strip()}",
         "command": train_command,
         "regenerate": command,
+        "config_file": recipe.config,
         "seed": SEED,
         "minutes": round(summary["train_seconds"] / 60, 1),
         "threads": summary["threads"],
@@ -152,10 +153,14 @@ def main() -> None:
     if not args.no_install:
         for recipe in recipes:
             install_checkpoint(recipe, summaries[recipe.name], work, WEIGHTS, "python tools/train_defaults.py --work WORK")
-    print(f"{'model':<16} {'train min':>9} {'test LVE mm':>11} {'FDD':>9}")
-    for name, s in summaries.items():
-        t = s["test"]
-        print(f"{name:<16} {s['train_seconds'] / 60:>9.1f} {t['lve_mm']:>11.3f} {t['fdd']:>9.3g}")
+    print("| checkpoint | backbone | key motions | size (MB) | train (min) | test LVE (mm) | LVE paper (×1e-5 m²) | FDD (×1e-7 m²) | MVE (mm) |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+    for recipe in recipes:
+        s, t = summaries[recipe.name], summaries[recipe.name]["test"]
+        file = WEIGHTS / f"{recipe.name}.safetensors"
+        size = f"{file.stat().st_size / 1e6:.1f}" if file.is_file() and not args.no_install else "–"
+        print(f"| `{recipe.name}` | {recipe.backbone} | {'yes' if recipe.key_motions else 'no'} | {size} | {s['train_seconds'] / 60:.0f} | "
+              f"{t['lve_mm']:.3f} | {t['lve_paper'] * 1e5:.4f} | {t['fdd'] * 1e7:+.4f} | {t['mve_mm']:.3f} |")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..weights import DEFAULT_BACKBONE
 from .common import info, step_progress, user_errors
 
 BackboneOpt = Annotated[str, typer.Option("--backbone", "-b", help="Backbone (see `kmtalk backbones`), or 'rig' for the rig baseline.")]
@@ -41,7 +42,7 @@ def _template(spec: str | None) -> Any:
 
 def animate(
     speech: Annotated[Path, typer.Argument(help="Speech file (any format libsndfile reads).")],
-    backbone: BackboneOpt = "faceformer",
+    backbone: BackboneOpt = DEFAULT_BACKBONE,
     checkpoint: CheckpointOpt = None,
     key_motions: Annotated[bool | None, typer.Option("--key-motions/--no-key-motions", help="Use KMTalk key motions (default: yes for bundled weights, the checkpoint's kind otherwise).")] = None,
     text: TextOpt = None,
@@ -114,7 +115,7 @@ def _render(result: Any, audio: Any, video: Path, *, force: bool, quiet: bool) -
 
 def keymotions(
     speech: Annotated[Path, typer.Argument(help="Speech file.")],
-    backbone: BackboneOpt = "faceformer",
+    backbone: BackboneOpt = DEFAULT_BACKBONE,
     checkpoint: CheckpointOpt = None,
     text: TextOpt = None,
     alignment: AlignmentOpt = None,
@@ -144,7 +145,7 @@ def keymotions(
 def complete(
     speech: Annotated[Path, typer.Argument(help="Speech file.")],
     keys: Annotated[Path, typer.Option("--keys", "-k", help="Key motions .npz from `kmtalk keymotions`.")],
-    backbone: BackboneOpt = "faceformer",
+    backbone: BackboneOpt = DEFAULT_BACKBONE,
     checkpoint: CheckpointOpt = None,
     style: StyleOpt = None,
     template: TemplateOpt = None,

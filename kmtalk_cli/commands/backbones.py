@@ -20,7 +20,7 @@ def backbones(
         from rich.table import Table
 
         from ..backbones import list_backbones
-        from ..weights import bundled_checkpoints
+        from ..weights import DEFAULT_BACKBONE, bundled_checkpoints
 
         bundled = bundled_checkpoints()
         rows = []
@@ -35,6 +35,7 @@ def backbones(
                     "stages": list(b.stages),
                     "bundled": [c.label for c in mine],
                     "styles": sorted({s for c in mine for s in c.styles}),
+                    "animate_default": b.name == DEFAULT_BACKBONE,
                     "module": b.module,
                 }
             )
@@ -52,3 +53,5 @@ def backbones(
         styles = sorted({s for r in rows for s in r["styles"]})
         if styles:
             console.print(f"Styles of the bundled weights (--style): {', '.join(styles)}")
+        if any(r["bundled"] for r in rows):
+            console.print(f"`kmtalk animate` uses the bundled {DEFAULT_BACKBONE} + KM unless --backbone/--no-key-motions say otherwise.")

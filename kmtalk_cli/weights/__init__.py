@@ -13,6 +13,11 @@ from pathlib import Path
 from typing import Any
 
 
+#: What ``kmtalk animate`` uses with no --backbone: the bundled SelfTalk + KM had the lowest test
+#: lip error and closed the lips on the most m/b/p phones of real LibriVox speech (README).
+DEFAULT_BACKBONE = "selftalk"
+
+
 @dataclass(frozen=True)
 class BundledCheckpoint:
     backbone: str
@@ -91,7 +96,7 @@ log-mel encoder trained with it; no pretrained speech model and no download is i
 ## Training
 - Data: the synthetic `vocaset-like` corpus, made by `{training.get('data', '?')}` ({training.get('data_code', 'this kmtalk')}; 12 subjects × 40
   sentences; 8 train, 2 val, 2 test subjects; espeak-ng voices, rig-driven motion on the bundled head).
-- Command: `{training.get('command', '?')}` (seed {training.get('seed', '?')}; epochs per stage: {stages or 'see the command'});
+- Command: `{training.get('command', '?')}`, where `config.json` holds `{json.dumps(training.get('config_file', {}))}` (seed {training.get('seed', '?')}; epochs per stage: {stages or 'see the command'});
   all six defaults: `{training.get('regenerate', 'python tools/train_defaults.py')}`.
 - Speech augmentation during training: room reverberation, band-limiting, coloured noise, gain.
 - Time: {training.get('minutes', '?')} min on {training.get('threads', '?')} CPU thread(s).
