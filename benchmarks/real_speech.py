@@ -5,8 +5,8 @@
 The clips are Debian's ``pocketsphinx-testdata`` LibriVox sentences (public domain) with their
 transcripts. For every bundled checkpoint (and the rig baseline), per clip:
 
-* **loudness r** — Pearson correlation between the mouth opening (inner-lip gap at the middle
-  of the mouth, iBUG landmarks 63/67) and the speech loudness (RMS in dB over each frame's 40 ms
+* **loudness r** — Pearson correlation between the mouth opening (the inner-lip gap of
+  ``kmtalk_cli.face.rig.lip_gap``: facing iBUG inner-lip landmarks, averaged) and the speech loudness (RMS in dB over each frame's 40 ms
   window, floored 50 dB below the clip's peak), both at the motion's fps. Mouths open with the
   voice and close in pauses, so it should be clearly positive.
 * **m/b/p closed** — the share of bilabial phones (M, B, P in the forced alignment) during which
@@ -27,7 +27,6 @@ import numpy as np
 
 CLIPS = Path("/usr/share/pocketsphinx/test/data/librivox")
 BILABIALS = {"M", "B", "P"}
-UPPER_LIP, LOWER_LIP = 62, 66  # iBUG 68 (0-based): inner lip, middle, top and bottom
 
 
 def transcripts(folder: Path) -> dict[str, str]:
@@ -40,10 +39,11 @@ def transcripts(folder: Path) -> dict[str, str]:
     return found
 
 
-def lip_gap(vertices: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """Inner-lip gap per frame in mm (T,)."""
-    upper, lower = vertices[:, landmarks[UPPER_LIP]], vertices[:, landmarks[LOWER_LIP]]
-    return np.linalg.norm(upper - lower, axis=-1) * 1000.0
+def lip_gap_mm(vertices: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """Inner-lip gap per frame in mm (T,), as the corpus checks measure it."""
+    from kmtalk_cli.face.rig import lip_gap
+
+    return lip_gap(vertices, landmarks) * 1000.0
 
 
 def loudness_db(samples: np.ndarray, sample_rate: int, n_frames: int, fps: float) -> np.ndarray:
@@ -57,7 +57,7 @@ def loudness_db(samples: np.ndarray, sample_rate: int, n_frames: int, fps: float
 
 def check_clip(animation, audio, alignment, rest_gap: float) -> tuple[float, float, int]:
     """(loudness r, share of m/b/p phones with a lip closure, number of m/b/p phones)."""
-    gap = lip_gap(animation.vertices, animation.template.landmarks)
+    gap = lip_gap_mm(animation.vertices, animation.template.landmarks)
     fps = animation.fps
     loud = loudness_db(audio.samples, audio.sample_rate, len(gap), fps)
     r = float(np.corrcoef(gap, loud)[0, 1]) if gap.std() > 0 else 0.0
@@ -87,7 +87,7 @@ def main() -> None:
         raise SystemExit(f"{args.clips} is missing; install Debian's pocketsphinx-testdata or pass --clips.")
     models = [m for m in args.models.split(",") if m] or [c.path.stem for c in bundled_checkpoints()] + ["rig"]
     head = bundled_template()
-    rest_gap = float(lip_gap(head.vertices[None], head.landmarks)[0])
+    rest_gap = float(lip_gap_mm(head.vertices[None], head.landmarks)[0])
     texts = transcripts(args.clips)
     print(f"rest inner-lip gap of the bundled head: {rest_gap:.2f} mm")
     print(f"| {'clip':<44} | {'s':>4} | {'model':<15} | {'loudness r':>10} | {'m/b/p closed':>12} |")

@@ -72,13 +72,14 @@ def no_network(monkeypatch):
 @pytest.mark.parametrize("bundled", BUNDLED, ids=lambda c: c.path.stem)
 def test_bundled_checkpoint_animates_speech_offline(bundled, spoken_clip, tmp_path, no_network):
     from kmtalk_cli import animate
+    from kmtalk_cli.face.rig import lip_gap
     from kmtalk_cli.face.template import bundled_template
 
     result = animate(spoken_clip, backbone=bundled.backbone, key_motions=bundled.key_motions, text=spoken_clip.with_suffix(".txt").read_text())
     head = bundled_template()
     assert result.vertices.shape[1:] == head.vertices.shape and np.isfinite(result.vertices).all()
     # The mouth moves with the speech: the inner-lip gap varies by millimetres, the forehead barely.
-    gap = np.linalg.norm(result.vertices[:, head.landmarks[62]] - result.vertices[:, head.landmarks[66]], axis=-1) * 1000
+    gap = lip_gap(result.vertices, head.landmarks) * 1000
     assert np.ptp(gap) > 2.0
     assert (result.key_motions is not None) == bundled.key_motions
 

@@ -20,7 +20,6 @@ import os
 import shlex
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,19 +57,17 @@ RECIPES = [  # plain ones first; two run at once
 ]
 
 
-def kmtalk(args: list[str], log: Path | None = None, threads: int | None = None) -> float:
-    """Run ``python -m kmtalk_cli ARGS``; returns the wall time in seconds."""
+def kmtalk(args: list[str], log: Path | None = None, threads: int | None = None) -> None:
+    """Run ``python -m kmtalk_cli ARGS`` (output to ``log``); stop the whole tool if it fails."""
     env = dict(os.environ)
     if threads:
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
     command = [sys.executable, "-m", "kmtalk_cli", *args]
     print("$ kmtalk " + shlex.join(args), flush=True)
-    began = time.perf_counter()
     with open(log, "w", encoding="utf-8") if log else open(os.devnull, "w") as sink:
         done = subprocess.run(command, stdout=sink, stderr=subprocess.STDOUT, env=env, check=False)
     if done.returncode != 0:
         raise SystemExit(f"`kmtalk {shlex.join(args)}` failed (exit {done.returncode}); see {log}.")
-    return time.perf_counter() - began
 
 
 def train_one(recipe: Recipe, work: Path, threads: int) -> dict:
