@@ -87,7 +87,9 @@ class Batch:
 
     ``alignments`` (one :class:`~kmtalk_cli.alignment.types.Alignment` per item, or ``None``)
     carry the phone timings: SelfTalk derives its CTC targets from them and the key-motion
-    scheme its key frames.
+    scheme its key frames. ``base`` is set when the model predicts only what to add to another
+    motion (key-motion completion adds to the interpolated key motions; ``offsets`` then holds
+    the remainder): a loss that judges the whole face, like SelfTalk's lip reading, adds it back.
     """
 
     audio: Tensor  # (B, N) float32, 16 kHz, zero padded
@@ -96,6 +98,7 @@ class Batch:
     frame_lengths: Tensor  # (B,) long
     style: Tensor | None = None  # (B,) long subject index, or None
     condition: Tensor | None = None  # (B, T, C)
+    base: Tensor | None = None  # (B, T, V·3) motion the prediction is added to (see below)
     alignments: list[Any] | None = None
     names: list[str] = field(default_factory=list)
 

@@ -52,7 +52,9 @@ The paper presets build the paper's reader (``nn.Transformer`` layout, d 1024, 6
 * *Style*: ``style`` is accepted and ignored, as in the original (no speaker conditioning);
   ``style=None`` and every style index give the same output.
 * *Conditioning*: the key-motion ``condition_map(condition)`` is added to ``x`` before
-  ``decoder(x, x)``, so it reaches target and memory alike.
+  ``decoder(x, x)``, so it reaches target and memory alike. When the prediction is added to a
+  ``batch.base`` (the interpolated key motions), the lip reader reads base + prediction: the
+  remainder alone is not a mouth anyone could read.
 """
 
 from __future__ import annotations
@@ -325,7 +327,8 @@ class SelfTalk(Backbone):
         total = config.w_vertex * vertex + config.w_velocity * vel
         parts = {"vertex": vertex.item(), "velocity": vel.item()}
         if self.lip_reader is not None:
-            lip_loss, lip_parts = self._lip_consistency(self.lip_reader, prediction, target, batch)
+            whole = 0.0 if batch.base is None else batch.base[:, :total_frames] * config.offset_scale  # read whole lips
+            lip_loss, lip_parts = self._lip_consistency(self.lip_reader, prediction + whole, target + whole, batch)
             total = total + lip_loss
             parts.update(lip_parts)
         parts["loss"] = total.item()

@@ -268,7 +268,7 @@ class KeyMotionModel(nn.Module):
     def _residual_batch(batch: Batch, base: Tensor, condition: Tensor | None) -> Batch:
         """The batch the backbone learns from: targets minus the interpolated key motions."""
         base = base * batch.frame_mask[..., None].to(base.dtype)
-        return dataclasses.replace(batch, offsets=batch.offsets - base, condition=condition)
+        return dataclasses.replace(batch, offsets=batch.offsets - base, condition=condition, base=base)
 
     # -- inference ------------------------------------------------------------------------------
     def _encode_one(self, audio: Tensor, n_frames: int) -> tuple[Tensor, Tensor]:

@@ -53,6 +53,7 @@ class TrainOptions:
     stage_epochs: dict[str, int] | None = None  # per-stage overrides of ``epochs``
     batch_size: int = 4
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # or "cosine": each stage decays lr to 0 along a half cosine
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     seed: int = 0
@@ -67,6 +68,9 @@ class TrainOptions:
 
     def epochs_for(self, stage: str) -> int:
         return (self.stage_epochs or {}).get(stage, self.epochs)
+
+
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -298,6 +302,8 @@ def train(
     seed_everything(options.seed + dist.rank)
     model.to(device)
     out_dir = Path(out_dir)
+    if options.lr_schedule not in LR_SCHEDULES:
+        raise ModelError(f"Unknown learning-rate schedule '{options.lr_schedule}'; choose from {', '.join(LR_SCHEDULES)}.")
     stages = options.stages or tuple(model.stages)
     unknown = [s for s in stages if s not in model.stages]
     if unknown:
@@ -351,7 +357,11 @@ def train(
             if dist.world > 1:  # every rank must take the same number of steps, or DDP waits forever
                 groups = groups[: len(groups) - len(groups) % dist.world][dist.rank :: dist.world]
             total, parts_sum, parts_count = 0.0, {}, {}
-            for group in groups:
+            for step, group in enumerate(groups):
+                if options.lr_schedule == "cosine":
+                    done = (epoch + step / len(groups)) / options.epochs_for(stage)
+                    for param_group in optimizer.param_groups:
+                        param_group["lr"] = options.lr * 0.5 * (1 + math.cos(math.pi * done))
                 loss, parts = wrapped(collate(group, augment_rng).to(device), stage)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

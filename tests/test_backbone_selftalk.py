@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -322,3 +323,19 @@ def test_shared_features_give_the_same_loss() -> None:
         own, _ = model.loss(batch)
         shared, _ = model.loss(batch, features=features)
     torch.testing.assert_close(own, shared)
+
+
+def test_lip_reader_reads_the_whole_face_when_the_prediction_adds_to_a_base() -> None:
+    """Key-motion completion predicts only what to add to the interpolated keys: the reader must
+    judge base + prediction, so a batch split into base and remainder reads like the whole one."""
+    model = SelfTalk(tiny_config()).eval()
+    lips = 0.01 * torch.randn(30, 150, generator=torch.Generator().manual_seed(0))
+    aligned = [alignment(["AA", "B", "IY"])]
+    whole = make_batch([noise(1.0)], [lips], alignments=aligned)
+    split = dataclasses.replace(whole, offsets=whole.offsets * 0.25, base=whole.offsets * 0.75)
+    with torch.no_grad():
+        _, parts_whole = model.loss(whole)
+        _, parts_split = model.loss(split)
+        _, parts_remainder = model.loss(dataclasses.replace(split, base=None))
+    assert parts_split["ctc_gt"] == pytest.approx(parts_whole["ctc_gt"], rel=1e-5)
+    assert parts_remainder["ctc_gt"] != pytest.approx(parts_whole["ctc_gt"], rel=1e-3)

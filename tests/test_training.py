@@ -70,6 +70,64 @@ def test_unknown_stage_is_refused(corpus, tmp_path) -> None:
         train(model, [item("a", 3)], [], tmp_path, description, TrainOptions(stages=("bogus",)))
 
 
+def test_unknown_lr_schedule_is_refused(corpus, tmp_path) -> None:
+    from kmtalk_cli.errors import ModelError
+
+    model, description, _ = build_run("faceformer", corpus, overrides=SMALL)
+    with pytest.raises(ModelError, match="learning-rate schedule"):
+        train(model, [item("a", 3)], [], tmp_path, description, TrainOptions(lr_schedule="step"))
+
+
+def test_cosine_schedule_decays_the_rate_within_each_stage(corpus, tmp_path, monkeypatch) -> None:
+    seen: list[float] = []
+    step = torch.optim.AdamW.step
+
+    def spy(self, *args, **kwargs):  # noqa: ANN001, ANN202
+        seen.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", spy)
+    _, description, _ = build_run("faceformer", corpus, overrides=SMALL)  # what a checkpoint records
+    items = [item(f"a{i}", 3 + i) for i in range(4)]
+    train(_SixColumns(), items, [], tmp_path, description, TrainOptions(epochs=2, batch_size=1, lr=1e-2, lr_schedule="cosine"))
+    assert seen[0] == pytest.approx(1e-2) and all(a > b for a, b in zip(seen, seen[1:])) and seen[-1] < 1e-3
+
+
+class _SixColumns(torch.nn.Module):
+    """A linear model of the toy items' 6 offset columns: the schedule, not the backbone, is tested."""
+
+    stages = ("main",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(1, 6)
+
+    def trainable_parameters(self, stage: str):  # noqa: ANN201
+        return self.parameters()
+
+    def loss(self, batch, stage: str = "main"):  # noqa: ANN001, ANN201
+        pred = self.layer(torch.ones(*batch.offsets.shape[:2], 1))
+        loss = ((pred - batch.offsets) ** 2).mean()
+        return loss, {"loss": float(loss.detach())}
+
+
+def test_same_seed_gives_the_same_weights(tiny_corpus, tmp_path) -> None:
+    """`kmtalk train --seed` fixes the initial weights too, so a run can be repeated exactly."""
+    from safetensors.torch import load_file
+    from typer.testing import CliRunner
+
+    from kmtalk_cli.cli import app
+
+    config = tmp_path / "small.json"
+    config.write_text('{"audio": {"dim": 16, "layers": 1}, "d_model": 16}')
+    weights = []
+    for run in ("a", "b"):
+        args = ["train", "--data", str(tiny_corpus), "--out", str(tmp_path / run), "--config", str(config), "--epochs", "1", "--seed", "3", "-q"]
+        assert CliRunner().invoke(app, args).exit_code == 0
+        weights.append(load_file(str(tmp_path / run / "last.safetensors")))
+    assert weights[0].keys() == weights[1].keys() and all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
 def test_two_process_ddp_run(tiny_corpus, tmp_path) -> None:
     """`torchrun --nproc_per_node 2 kmtalk train` with gloo on CPU: both ranks step, rank 0 writes."""
     config = tmp_path / "small.json"

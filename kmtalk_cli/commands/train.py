@@ -108,6 +108,7 @@ def train(
     stage_epochs: Annotated[list[str] | None, typer.Option("--stage-epochs", help="STAGE=N: epochs for one stage instead of --epochs (repeatable).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Sequences per batch.", min=1)] = 4,
     lr: Annotated[float, typer.Option("--lr", help="Learning rate (AdamW).")] = 1e-3,
+    lr_schedule: Annotated[str, typer.Option("--lr-schedule", help="constant, or cosine: each stage decays the rate to 0.")] = "constant",
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
     stage: Annotated[list[str] | None, typer.Option("--stage", help="Train only these stages (repeatable).")] = None,
@@ -120,7 +121,7 @@ def train(
     with user_errors():
         from ..data.dataset import open_dataset
         from ..errors import KmtalkError
-        from ..training import TrainOptions, load_items
+        from ..training import LR_SCHEDULES, TrainOptions, load_items, seed_everything
         from ..training import train as run_training
 
         overrides: dict[str, Any] = {}
@@ -137,7 +138,10 @@ def train(
             raise KmtalkError(f"Nothing to resume in {out}: it has no last.safetensors.")
         if not resume and (out / "last.safetensors").exists():
             raise KmtalkError(f"Run directory {out} already has checkpoints; pass --resume to continue it or choose another --out.")
+        if lr_schedule not in LR_SCHEDULES:
+            raise KmtalkError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}; got '{lr_schedule}'.")
         dataset = open_dataset(data)
+        seed_everything(seed)  # the initial weights too, not only the batches
         model, description, lips = build_run(
             backbone, dataset, preset=preset, overrides=overrides, key_motions=key_motions, key_motion_overrides=km_overrides
         )
@@ -146,7 +150,7 @@ def train(
         val_items = load_items(dataset, dataset.split("val"), description["styles"]) if "val" in dataset.splits else []
         description["training"].update({"train_sequences": len(train_items), "val_sequences": len(val_items)})
         options = TrainOptions(
-            epochs=epochs, stage_epochs=_stage_epochs(stage_epochs or [], model.stages), batch_size=batch_size, lr=lr, seed=seed, device=device,
+            epochs=epochs, stage_epochs=_stage_epochs(stage_epochs or [], model.stages), batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, seed=seed, device=device,
             stages=tuple(stage) if stage else None, max_minutes=max_minutes, augment=augment,
         )
         n_params = sum(p.numel() for p in model.parameters())
