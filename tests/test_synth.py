@@ -16,7 +16,7 @@ from kmtalk_cli.cli import app
 from kmtalk_cli.data.sentences import generate_sentences
 from kmtalk_cli.alignment import mbrola
 from kmtalk_cli.alignment.phones import sampa_to_arpabet
-from kmtalk_cli.data.synth import PRESETS, _match, build_corpus, phones_from_events, phones_from_pho, transcript_words
+from kmtalk_cli.data.synth import PRESETS, _match, _word_tier, build_corpus, phones_from_events, phones_from_pho, transcript_words
 from kmtalk_cli.errors import OutputError
 from kmtalk_cli.face.rig import INDEX, UPPER_FACE_PARAMETERS, lip_gap, lip_width
 from kmtalk_cli.face.template import bundled_template
@@ -201,6 +201,44 @@ def test_zero_length_phonemes_share_the_span_they_were_spoken_in():
     phones = phones_from_events([("g", 0.0), ("'3:", 0.1), ("l", 0.3), ("_:", 0.3)], 0.5)
     assert [p.label for p in phones] == ["SIL", "G", "ER", "L", "SIL"]
     assert phones[2].stress == 1 and phones[3].end - phones[3].start == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize(
+    ("text", "spoken", "doubled"),
+    [
+        ("Why did Howard leave the chair at the pleasure boat during the storm?", ("CH EH R AE T", "D UH R IH NG"), 0),
+        ("A bear ran far away.", ("B EH R R AE N", "F AA R AH W"), 1),
+    ],
+)
+def test_one_spoken_r_is_one_r_phone_and_word_edges_stay_on_phone_edges(text, spoken, doubled):
+    """espeak-ng writes the r of "chair", "during" and "far" into the vowel (EH R, UH R, AA R)
+    and then, before a vowel, speaks an r event of its own: one spoken r, so one R phone. The r
+    that starts the next word ("bear ran") stays a phone of that word, with the word edge
+    between the two Rs."""
+    from kmtalk_cli.alignment.espeak import synthesize
+
+    speech = synthesize(text, "en-us+m1")
+    phones = phones_from_events([(e.name, e.start) for e in speech.phonemes], speech.duration, [e.word for e in speech.phonemes])
+    labels = " ".join(p.label for p in phones)
+    assert all(part in labels for part in spoken), labels
+    words = _word_tier(text, phones)
+    assert [w.label for w in words] == transcript_words(text)
+    edges = {round(p.start, 9) for p in phones} | {round(p.end, 9) for p in phones}
+    assert all(round(w.start, 9) in edges and round(w.end, 9) in edges for w in words)
+    pairs = [(a, b) for a, b in zip(phones, phones[1:]) if a.label == b.label == "R"]
+    assert len(pairs) == doubled
+    assert all(any(abs(w.end - a.end) < 1e-9 for w in words) for a, _ in pairs)  # a word edge between them
+
+
+def test_the_two_halves_of_one_r_merge_only_within_a_word():
+    # "chair at": 'e@ (EH R) then a linking r of the same word; "bear ran": the r of the next word.
+    events = [("tS", 0.0), ("'e@", 0.1), ("r", 0.3), ("a", 0.36), ("_:", 0.5)]
+    linked = phones_from_events(events, 0.6, [1, 1, 1, 7, 9])
+    assert [p.label for p in linked] == ["SIL", "CH", "EH", "R", "AE", "SIL"]
+    assert linked[3].start == pytest.approx(0.213) and linked[3].end == pytest.approx(0.373)
+    apart = phones_from_events(events, 0.6, [1, 1, 7, 7, 9])
+    assert [p.label for p in apart] == ["SIL", "CH", "EH", "R", "R", "AE", "SIL"]
+    assert [p.label for p in phones_from_events(events, 0.6)] == [p.label for p in apart]  # no word information
 
 
 def test_match_keeps_word_edges_when_pronunciations_differ():

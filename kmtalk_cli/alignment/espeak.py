@@ -60,10 +60,16 @@ _CALLBACK = ctypes.CFUNCTYPE(
 
 @dataclass(frozen=True)
 class PhonemeEvent:
-    """One phoneme espeak-ng spoke: its mnemonic and where it starts in the output (seconds)."""
+    """One phoneme espeak-ng spoke: its mnemonic and where it starts in the output (seconds).
+
+    ``word`` is where the word it belongs to starts in the text (espeak-ng's 1-based character
+    position), so phonemes of one word share it: a linking r ("chair is") carries the word it
+    ends, unlike the r that starts the next word ("chair rail").
+    """
 
     name: str
     start: float
+    word: int = 0
 
 
 @dataclass(frozen=True)
@@ -94,7 +100,7 @@ class _Engine:
         self._lib: ctypes.CDLL | None = None
         self._voice: str | None = None
         self._chunks: list[np.ndarray] = []
-        self._events: list[tuple[str, int]] = []
+        self._events: list[tuple[str, int, int]] = []
         self._callback = _CALLBACK(self._on_synth)  # kept alive as long as the engine
 
     def _on_synth(self, wav: ctypes.POINTER(ctypes.c_short), n: int, events: ctypes.POINTER(_Event)) -> int:
@@ -106,7 +112,7 @@ class _Engine:
             ev = events[i]
             if ev.type == _EVENT_PHONEME:
                 name = bytes(ev.id.string).split(b"\0", 1)[0].decode("ascii", "replace")
-                self._events.append((name, int(ev.sample)))
+                self._events.append((name, int(ev.sample), int(ev.text_position)))
             i += 1
         return 0
 
@@ -215,5 +221,5 @@ def synthesize(
         raise EspeakError(f"espeak-ng could not synthesise {text!r} (error {err}).")
     pcm = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
     samples = (pcm.astype(np.float32) / 32768.0).astype(np.float32)
-    phonemes = tuple(PhonemeEvent(name, pos / ESPEAK_RATE) for name, pos in events)
+    phonemes = tuple(PhonemeEvent(name, pos / ESPEAK_RATE, word) for name, pos, word in events)
     return Synthesis(samples, ESPEAK_RATE, phonemes, text, voice)

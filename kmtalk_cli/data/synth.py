@@ -221,40 +221,62 @@ def _tile(phones: Sequence[SpokenPhone], duration: float) -> tuple[SpokenPhone, 
     return tuple(SpokenPhone(s.label, s.start, s.end, stresses.get((round(s.start, 9), s.label), 0)) for s in tiled)
 
 
-def _event_spans(events: Sequence[tuple[str, float]], duration: float) -> list[tuple[list[str], float, float]]:
+def _event_spans(
+    events: Sequence[tuple[str, float]], duration: float, words: Sequence[int | None]
+) -> list[tuple[list[tuple[str, int | None]], float, float]]:
     """Each event's span on the acoustic clock, with zero-length phonemes folded into their neighbour.
 
     espeak-ng renders a liquid after a vowel (the ``l`` of "girl", "helmet") inside the vowel's
     own span and reports it with no samples of its own. Dropping it would lose a spoken phone
     (and break the word tier), so it shares the span of the phoneme it was rendered with.
+    Every mnemonic keeps the word it was spoken in.
     """
-    spans: list[tuple[list[str], float, float]] = []
-    for i, (name, start) in enumerate(events):
+    spans: list[tuple[list[tuple[str, int | None]], float, float]] = []
+    for i, ((name, start), word) in enumerate(zip(events, words)):
         end = events[i + 1][1] if i + 1 < len(events) else duration
         start, end = min(start + ESPEAK_EVENT_LEAD, duration), min(end + ESPEAK_EVENT_LEAD, duration)
         if end > start:
-            spans.append(([name], start, end))
-        elif espeak_to_arpabet(name) and spans and espeak_to_arpabet(spans[-1][0][-1]):
-            spans[-1][0].append(name)
+            spans.append(([(name, word)], start, end))
+        elif espeak_to_arpabet(name) and spans and espeak_to_arpabet(spans[-1][0][-1][0]):
+            spans[-1][0].append((name, word))
     return spans
 
 
-def phones_from_events(events: Sequence[tuple[str, float]], duration: float) -> tuple[SpokenPhone, ...]:
+def _add_phone(out: list[SpokenPhone], owners: list[int | None], phone: SpokenPhone, word: int | None) -> None:
+    """Append ``phone``, or lengthen the previous R over it when both are the one r of one word.
+
+    espeak-ng writes an r-coloured vowel with its r (``e@``, ``A@``, ``U@``: EH R, AA R, UH R)
+    and before a vowel speaks an r of its own after it, a linking r ("chair at", "far away") or
+    the r inside "during", "Mary". That is one spoken r, so the phone tier gets one R spanning
+    both; an R that starts the next word ("car race") stays a phone of that word.
+    """
+    if word is not None and out and phone.label == out[-1].label == "R" and owners[-1] == word:
+        out[-1] = replace(out[-1], end=phone.end)
+        return
+    out.append(phone)
+    owners.append(word)
+
+
+def phones_from_events(
+    events: Sequence[tuple[str, float]], duration: float, words: Sequence[int] | None = None
+) -> tuple[SpokenPhone, ...]:
     """espeak-ng phoneme events (mnemonic, start s) → tiled ARPAbet phones with stress.
 
     Each phoneme lasts until the next event; pauses become SIL; a two-phone mnemonic (``@L``)
     or a span shared with a zero-length phoneme is split evenly. Times move by
-    :data:`ESPEAK_EVENT_LEAD` onto the acoustic clock.
+    :data:`ESPEAK_EVENT_LEAD` onto the acoustic clock. ``words`` (espeak-ng's word of each
+    event, :attr:`PhonemeEvent.word`) lets the two halves of one spoken r become one R.
     """
     out: list[SpokenPhone] = []
-    for names, start, end in _event_spans(events, duration):
-        labels = [pair for name in names for pair in _labels_with_stress(name)]
+    owners: list[int | None] = []
+    for names, start, end in _event_spans(events, duration, words if words is not None else [None] * len(events)):
+        labels = [(label, stress, word) for name, word in names for label, stress in _labels_with_stress(name)]
         if not labels:
-            out.append(SpokenPhone(SIL, start, end))
+            _add_phone(out, owners, SpokenPhone(SIL, start, end), None)
             continue
         step = (end - start) / len(labels)
-        for k, (label, stress) in enumerate(labels):
-            out.append(SpokenPhone(label, start + k * step, start + (k + 1) * step, stress))
+        for k, (label, stress, word) in enumerate(labels):
+            _add_phone(out, owners, SpokenPhone(label, start + k * step, start + (k + 1) * step, stress), word)
     return _tile(out, duration)
 
 
@@ -384,7 +406,9 @@ def _speak(text: str, subject: SubjectSpec) -> tuple[np.ndarray, tuple[SpokenPho
 
     speech = synthesize(text, subject.voice, rate=subject.rate, pitch=subject.pitch)
     samples = np.clip(resample(speech.samples, speech.sample_rate, TARGET_RATE), -1.0, 1.0).astype(np.float32)
-    phones = phones_from_events([(e.name, e.start) for e in speech.phonemes], len(samples) / TARGET_RATE)
+    phones = phones_from_events(
+        [(e.name, e.start) for e in speech.phonemes], len(samples) / TARGET_RATE, [e.word for e in speech.phonemes]
+    )
     return samples, phones, f"synthetic: espeak-ng {subject.voice} event times + {ESPEAK_EVENT_LEAD * 1000:.0f} ms"
 
 

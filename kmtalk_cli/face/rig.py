@@ -9,13 +9,23 @@ follows the template it is built on.
 Everything except the jaw is a linear blendshape. The jaw is a rotation about the hinge axis,
 weighted per vertex; ``mouthClose`` blends that weight, around the lips, towards one common
 value, so the lips stay together while the jaw drops (bilabials in open-vowel context).
+
+On the bundled head the controls combine without turning a triangle over: every control, pair
+and triple of controls at its maximum, all of them at once, all but any one, and dense random
+settings (see tests/test_rig.py). The jaw lever is long (about 11 cm from the hinge to the
+lips), so an uneven step of the jaw weight across a thin lip triangle becomes a fold as soon as
+other controls squeeze that triangle too; hence the lip-shape fields below do not inherit the
+weight's ramps, and the ramps themselves start gently. Known limit: with the jaw fully open and
+three more controls at full, both rounding shapes among them, one sliver of the lower lip or of
+a mouth corner can still turn over (3 of those 969 poses).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -54,6 +64,10 @@ LOWER_FACE_PARAMETERS: tuple[str, ...] = tuple(p for p in PARAMETERS if p not in
 MAX_JAW_DEGREES = 13.0
 #: Jaw weight the lips share under full mouthClose: both lips then rotate together.
 CLOSED_LIP_WEIGHT = 0.25
+#: Jaw weights over which a vertex passes from the upper lip's fields to the lower lip's.
+LIP_SIDE_BAND = (0.1, 0.9)
+#: Jacobi steps that even out the jaw weight within each lip (see :func:`_smooth_within_lips`).
+LIP_SMOOTHING_STEPS = 10
 RIG_VERSION = 1
 
 # Landmark indices (iBUG 68).
@@ -191,26 +205,68 @@ def _eye_blink_field(v: np.ndarray, lm: np.ndarray, eye: tuple[int, ...], region
     return d
 
 
+def _averaging_step(faces: np.ndarray, n: int, keep: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> Any:
+    """Sparse (n, n) operator replacing each vertex by the mean of its mesh neighbours.
+
+    ``keep(i, j)`` selects the edges to average over; a vertex left without neighbours maps to
+    zero, so callers hold such vertices fixed.
+    """
+    import scipy.sparse as sp
+
+    i = np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2], faces[:, 1], faces[:, 2], faces[:, 0]])
+    j = np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0], faces[:, 0], faces[:, 1], faces[:, 2]])
+    if keep is not None:
+        chosen = keep(i, j)
+        i, j = i[chosen], j[chosen]
+    adj = sp.csr_matrix((np.ones(len(i)), (i, j)), shape=(n, n))
+    adj.data[:] = 1.0
+    degree = np.asarray(adj.sum(axis=1)).ravel()
+    return sp.diags(1.0 / np.maximum(degree, 1.0)) @ adj
+
+
+def _smooth_within_lips(template: FaceTemplate, w: np.ndarray, steps: int = LIP_SMOOTHING_STEPS) -> np.ndarray:
+    """The jaw weight's ramp along each lip, from its middle to its corner, started less abruptly.
+
+    The template holds the lips' middles at exactly 1 (lower) and 0 (upper) to about 10 mm
+    from the centre and only then ramps to 0.5 at the corners, so its steepest steps sit on the
+    first lip triangles past the held part (0.04 to 0.15 within one thin triangle). With an
+    11 cm lever such a step tilts the triangle as the jaw opens, and rounding then turns it
+    over. A few averaging steps over neighbours in the same lip (never across the slit) spread
+    the start of the ramp inwards to the inner-lip landmarks, which stay held with the rest of
+    the middle (so the lips part as before); the mouth corners, whose 0.5 blend keeps them
+    whole, are held too.
+    """
+    v = np.asarray(template.vertices, dtype=np.float64)
+    lm = _landmarks(template)
+    n = len(w)
+    lip = np.full(n, -1)
+    lip[template.region("upper_lip")] = 0
+    lip[template.region("lower_lip")] = 1
+    step = _averaging_step(np.asarray(template.faces, dtype=np.int64), n, lambda i, j: (lip[i] >= 0) & (lip[i] == lip[j]))
+    cx = float(lm[60:68, 0].mean())
+    middle = float(np.abs(lm[[61, 63, 65, 67], 0] - cx).max())
+    free = (lip >= 0) & (np.abs(v[:, 0] - cx) > middle)
+    free[template.region("mouth_corners")] = False
+    for _ in range(steps):
+        w = np.where(free, step @ w, w)
+    return w
+
+
 def _relaxed_jaw_weight(template: FaceTemplate, iterations: int = 60) -> np.ndarray:
-    """The template's jaw weight, diffused along the skin where it falls off too steeply.
+    """The template's jaw weight, evened out within each lip and diffused along the skin where it falls off too steeply.
 
     Behind the jaw angle the weight drops from 1 to 0 within a few millimetres; a wide opening
     then folds the skin there. Averaging over mesh neighbours (lips, nose and upper face held
     fixed, so the lips still part and the upper face stays still) spreads that fall-off.
     """
-    import scipy.sparse as sp
-
     w = np.clip(np.asarray(template.weights["jaw"], dtype=np.float64), 0.0, 1.0)
     faces = np.asarray(template.faces, dtype=np.int64)
     if faces.size == 0:
         return w
     n = len(w)
-    i = np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2], faces[:, 1], faces[:, 2], faces[:, 0]])
-    j = np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0], faces[:, 0], faces[:, 1], faces[:, 2]])
-    adj = sp.csr_matrix((np.ones(len(i)), (i, j)), shape=(n, n))
-    adj.data[:] = 1.0
-    degree = np.asarray(adj.sum(axis=1)).ravel()
-    step = sp.diags(1.0 / np.maximum(degree, 1.0)) @ adj
+    if all(name in template.regions for name in ("upper_lip", "lower_lip", "mouth_corners")):
+        w = _smooth_within_lips(template, w)
+    step = _averaging_step(faces, n)
     fixed = np.zeros(n, dtype=bool)
     for name in ("lips", "nose", "upper_face"):
         if name in template.regions:
@@ -254,13 +310,20 @@ def build_rig(template: FaceTemplate) -> Rig:
     tight = falloff(r, 0.6, 1.5) * front
     mouth_mask[upper_face] = 0.0
     tight[upper_face] = 0.0
-    lowerness = w_jaw * mouth_mask
-    upperness = (1.0 - w_jaw) * mouth_mask
+    # Which lip a vertex belongs to, for the lip-shape fields: the jaw weight, saturated, so its
+    # ramps towards the corners (there to open the mouth as a lens) and its small leak onto the
+    # upper lip do not make the raise, tuck and funnel uneven within one lip.
+    side = smoothstep(w_jaw, *LIP_SIDE_BAND)
+    lowerness = side * mouth_mask
+    upperness = (1.0 - side) * mouth_mask
     contact_idx = np.concatenate([template.region("lip_contact_upper"), template.region("lip_contact_lower")])
     d_contact = np.min(np.linalg.norm(v[:, None, :] - v[contact_idx][None, :, :], axis=2), axis=1)
     lip_zone = falloff(d_contact, 0.004, 0.016) * front
     lip_zone[upper_face] = 0.0
     centre_bump = falloff(np.abs(x - cx) / hw, 0.0, 0.95)
+    # The corners, held by the muscles that meet there, follow the raise and the press only in part.
+    raise_reach = falloff(np.abs(x - cx) / hw, 0.5, 1.0)
+    press_reach = falloff(np.abs(x - cx) / hw, 0.6, 1.1)
     left = side_split(x, cx)
     right = 1.0 - left
 
@@ -274,7 +337,7 @@ def build_rig(template: FaceTemplate) -> Rig:
     # Funnel: rounder and more open than pucker, the lips flared apart at the centre.
     funnel = deltas["mouthFunnel"]
     funnel[:, 0] = -0.24 * (x - cx) * tight
-    funnel[:, 1] = (0.0025 * (1.0 - w_jaw) - 0.0030 * w_jaw) * centre_bump * lip_zone
+    funnel[:, 1] = (0.0025 * (1.0 - side) - 0.0030 * side) * centre_bump * lip_zone
     funnel[:, 2] = 0.0055 * tight
     # Spreading: corners out and back, lips thinned towards the contact line.
     for name, share in (("mouthStretchLeft", left), ("mouthStretchRight", right)):
@@ -292,7 +355,7 @@ def build_rig(template: FaceTemplate) -> Rig:
         d[:, 2] = -0.0020 * g
     # Press: both lips squeezed towards the contact line, which itself stays put (no crossing).
     for name, share in (("mouthPressLeft", left), ("mouthPressRight", right)):
-        deltas[name][:, 1] = -0.25 * (y - y_contact) * lip_zone * share
+        deltas[name][:, 1] = -0.25 * (y - y_contact) * lip_zone * share * press_reach
         deltas[name][:, 2] = -0.0010 * lip_zone * share
     # Lower-lip tuck (F, V): the lower lip rolls back and slightly down under the upper teeth.
     below = np.clip(y_contact - y, 0.0, None)
@@ -302,8 +365,8 @@ def build_rig(template: FaceTemplate) -> Rig:
     roll[:, 2] = -0.0035 * lowerness * roll_shape
     # Upper-lip raise.
     for name, share in (("mouthUpperUpLeft", left), ("mouthUpperUpRight", right)):
-        deltas[name][:, 1] = 0.0040 * upperness * share
-        deltas[name][:, 2] = 0.0010 * upperness * share
+        deltas[name][:, 1] = 0.0040 * upperness * share * raise_reach
+        deltas[name][:, 2] = 0.0010 * upperness * share * raise_reach
 
     # Brows: bumps around the brow landmarks, fading out above the upper lid margin so the
     # eyes themselves do not move.
