@@ -17,10 +17,10 @@
    prior included, then learns the residual.
 
 Nothing here knows which backbone it wraps. Training is progressive (``stages``): the backbone's
-own pre-stages (CodeTalker's motion prior), ``keys`` (decoder on ground-truth key frames),
-``complete`` (completion from ground-truth key motions; ``key_dropout`` hides some) and
-``refine`` (the key decoder re-fitted to the audio features as the completion stage left them,
-everything else frozen, selected by the free-running lip error of the whole model).
+own pre-stages (CodeTalker's motion prior), ``keys`` (decoder and audio encoder on ground-truth
+key frames), ``complete`` (completion from ground-truth key motions, on the audio features as
+``keys`` left them; ``key_dropout`` hides some) and ``refine`` (the key decoder alone, everything
+else frozen, selected by the free-running lip error of the whole model).
 
 Two choices were measured (FaceFormer, 64 wide, on the vocaset-like corpus, 8 validation
 sequences, lip error in mm of interpolated predicted keys / the full model / completion from
@@ -29,6 +29,14 @@ the true keys): hiding 30% of the keys while learning completion taught the back
 dropout, and 0.30 mm for plain interpolation); and letting ``refine`` train the backbone on the
 decoder's (training-set, over-fitted) key motions made it worse than its own keys on unseen
 speakers (1.93 against 1.70 mm). Hence ``key_dropout`` 0 and a decoder-only ``refine``.
+
+A third (SelfTalk, 96 wide, 12-epoch budget, seed 0, test split with the aligner's timings):
+when ``complete`` also trained the audio encoder, the features drifted from what the key decoder
+had learnt and ``refine`` did not win it back — interpolated predicted keys 2.076 mm and the
+full model 2.074 mm, against 1.957 and 1.952 mm with the encoder left as ``keys`` trained it.
+Hence ``completion_trains_encoder`` False. Moving the training boundaries at random (Gaussian,
+s.d. 20 ms, to mimic an aligner) did not help the key decoder (interpolated keys 2.048 / 1.909
+mm over two seeds against 1.977 / 1.900 without) and was dropped.
 """
 
 from __future__ import annotations
@@ -66,6 +74,7 @@ class KeyMotionConfig:
     audio_guidance: bool = True
     key_dropout: float = 0.0  # share of key frames hidden in the ``complete`` stage (see the module notes)
     residual: bool = True  # the backbone adds to the interpolated key motions instead of replacing them
+    completion_trains_encoder: bool = False  # False: the audio encoder learns in ``keys`` only (see notes)
     offset_scale: float = 100.0  # the decoder predicts centimetres
 
     def to_dict(self) -> dict[str, Any]:
@@ -239,7 +248,14 @@ class KeyMotionModel(nn.Module):
             return [*self.key_decoder.parameters(), *self.backbone.audio_encoder.parameters()]
         if stage == "refine":
             return list(self.key_decoder.parameters())
-        return [*self.embedding.parameters(), *self.backbone.trainable_parameters(self.backbone.stages[-1])]
+        params = [*self.embedding.parameters(), *self.backbone.trainable_parameters(self.backbone.stages[-1])]
+        if self.km_config.completion_trains_encoder:
+            return params
+        encoder = {id(p) for p in self.backbone.audio_encoder.parameters()}
+        return [p for p in params if id(p) not in encoder]
+
+    def _encoder_learns(self, stage: str) -> bool:
+        return stage == "keys" or (stage == "complete" and self.km_config.completion_trains_encoder)
 
     def loss(self, batch: Batch, stage: str = "keys", features: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
         keys = self.key_frames(batch.alignments, batch.frame_lengths)
@@ -249,7 +265,7 @@ class KeyMotionModel(nn.Module):
             _, base = self.condition(target_keys, frames, valid, batch.offsets.shape[1])
             return self.backbone.loss(self._residual_batch(batch, base, None), stage)
         if features is None:
-            with torch.set_grad_enabled(torch.is_grad_enabled() and stage != "refine"):  # refine: the encoder is frozen
+            with torch.set_grad_enabled(torch.is_grad_enabled() and self._encoder_learns(stage)):
                 features = self.backbone.encode_audio(batch.audio, batch.audio_lengths, batch.frame_lengths)
         if stage in ("keys", "refine"):
             scale = self.km_config.offset_scale

@@ -119,3 +119,18 @@ def test_prediction_needs_an_alignment(corpus) -> None:
     model = KeyMotionModel(tiny_backbone("faceformer", corpus), KM)
     with pytest.raises(ModelError, match="alignment"):
         model.predict(torch.zeros(16000), 30)
+
+
+@pytest.mark.parametrize("trains_encoder", [False, True])
+def test_completion_leaves_the_audio_encoder_to_the_keys_stage_unless_asked(trains_encoder: bool, corpus) -> None:
+    config = KeyMotionConfig(**{**KM.to_dict(), "completion_trains_encoder": trains_encoder})
+    model = KeyMotionModel(tiny_backbone("selftalk", corpus), config)
+    encoder = {id(p) for p in model.backbone.audio_encoder.parameters()}
+    learns = lambda stage: bool(encoder & {id(p) for p in model.trainable_parameters(stage)})  # noqa: E731
+    assert learns("keys") and not learns("refine")
+    assert learns("complete") is trains_encoder
+    batch = collate(load_items(corpus, corpus.split("train")[:1], []))
+    loss, _ = model.loss(batch, "complete")
+    loss.backward()
+    touched = any(p.grad is not None for p in model.backbone.audio_encoder.parameters())
+    assert touched is trains_encoder
