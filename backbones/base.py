@@ -155,6 +155,9 @@ class Backbone(nn.Module):
     #: Named size presets (``default`` is the CPU size; ``paper-vocaset``/``paper-biwi`` the papers').
     presets: ClassVar[dict[str, dict[str, Any]]] = {"default": {}}
     stages: ClassVar[tuple[str, ...]] = ("main",)
+    #: Layers whose weights the code reads as tensors instead of calling the layer, so a
+    #: reduced-precision inference mode (``kmtalk_cli.precision``) must leave them as they are.
+    fp32_modules: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: BackboneConfig) -> None:
         super().__init__()

@@ -216,6 +216,9 @@ class FaceFormer(Backbone):
         },
     }
 
+    # Free-running decoding composes motion_encoder ∘ motion_decoder from their weights.
+    fp32_modules: ClassVar[tuple[str, ...]] = ("motion_encoder", "motion_decoder", "style_embedding")
+
     config: FaceFormerConfig
 
     def __init__(self, config: FaceFormerConfig) -> None:

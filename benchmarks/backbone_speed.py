@@ -2,11 +2,14 @@
 
 RTF = seconds of compute per second of audio for ``predict`` (audio encoder + decoder) on random
 speech-length noise, at the default (CPU) size and at the papers' sizes with a wav2vec2 encoder
-built from its config with random weights (this measures speed only). Training throughput is
-frames per second of one optimiser step on a batch of four 4-second clips at the default size.
+built from its config with random weights (this measures speed only). ``--precision`` adds rows
+for the reduced-precision CPU inference modes (``kmtalk_cli.precision``: int8 or bf16 weights in
+the large layers). Training throughput is frames per second of one optimiser step on a
+batch of four 4-second clips at the default size (always fp32).
 
     python benchmarks/backbone_speed.py [--lengths 5,20,60,300] [--paper-lengths 5,20,60]
-        [--backbones faceformer,codetalker,selftalk] [--threads 2]
+        [--backbones faceformer,codetalker,selftalk] [--threads 2] [--precision fp32,int8,bf16]
+        [--repeats 1] [--no-training]
 """
 
 from __future__ import annotations
@@ -18,18 +21,23 @@ import torch
 
 from kmtalk_cli.backbones import create_backbone, get_backbone, list_backbones
 from kmtalk_cli.backbones.base import Batch
+from kmtalk_cli.precision import apply_precision, check_precision
 
 #: The issue's targets at the papers' sizes (RTF, every length).
 TARGETS = {"faceformer": 0.1, "codetalker": 0.3}
 
 
-def rtf(model: torch.nn.Module, seconds: float, fps: float) -> float:
+def rtf(model: torch.nn.Module, seconds: float, fps: float, repeats: int = 1) -> float:
+    """Seconds of ``predict`` per second of audio; the best of ``repeats`` runs (others' load only adds)."""
     audio = torch.randn(int(seconds * 16000)) * 0.1
     n_frames = int(round(seconds * fps))
     model.predict(audio[:16000], int(fps))  # warm up
-    began = time.perf_counter()
-    model.predict(audio, n_frames)
-    return (time.perf_counter() - began) / seconds
+    best = float("inf")
+    for _ in range(repeats):
+        began = time.perf_counter()
+        model.predict(audio, n_frames)
+        best = min(best, time.perf_counter() - began)
+    return best / seconds
 
 
 def train_fps(name: str) -> float:
@@ -62,27 +70,38 @@ def main() -> None:
     parser.add_argument("--paper-lengths", default="5,20,60")
     parser.add_argument("--backbones", default=",".join(b.name for b in list_backbones()))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--precision", default="fp32", help="comma-separated: fp32, int8, bf16")
+    parser.add_argument("--presets", default="default,paper-vocaset")
+    parser.add_argument("--repeats", type=int, default=1, help="best of this many timed runs per cell")
+    parser.add_argument("--no-training", action="store_true", help="skip the training throughput table")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     lengths = [float(x) for x in args.lengths.split(",") if x]
     paper_lengths = [float(x) for x in args.paper_lengths.split(",") if x]
+    precisions = [p for p in args.precision.split(",") if p]
+    for precision in precisions:
+        check_precision(precision)
     cols = sorted(set(lengths) | set(paper_lengths))
     print(f"Inference RTF on {args.threads} CPU threads (lower is better; time / audio duration)\n")
-    print("| backbone | size | params (M) | " + " | ".join(f"{c:g} s" for c in cols) + " | target |")
-    print("| --- | --- | ---: | " + " | ".join("---:" for _ in cols) + " | ---: |")
+    print("| backbone | size | precision | params (M) | " + " | ".join(f"{c:g} s" for c in cols) + " | target |")
+    print("| --- | --- | --- | ---: | " + " | ".join("---:" for _ in cols) + " | ---: |")
     names = [n for n in args.backbones.split(",") if n]
     for name in names:
-        presets = [p for p in get_backbone(name).presets if p == "default" or p == "paper-vocaset"]
+        presets = [p for p in get_backbone(name).presets if p in args.presets.split(",")]
         for preset in presets:
-            model = create_backbone(name, preset=preset).eval()
-            n_params = sum(p.numel() for p in model.parameters()) / 1e6
-            wanted = lengths if preset == "default" else paper_lengths
-            cells = []
-            for c in cols:
-                cells.append(f"{rtf(model, c, model.config.fps):.3f}" if c in wanted else "–")
-            target = f"≤ {TARGETS[name]}" if preset != "default" and name in TARGETS else ""
-            print(f"| {name} | {preset} | {n_params:.1f} | " + " | ".join(cells) + f" | {target} |", flush=True)
-            del model
+            for precision in precisions:
+                model = create_backbone(name, preset=preset).eval()
+                n_params = sum(p.numel() for p in model.parameters()) / 1e6
+                apply_precision(model, precision)
+                wanted = lengths if preset == "default" else paper_lengths
+                cells = []
+                for c in cols:
+                    cells.append(f"{rtf(model, c, model.config.fps, args.repeats):.3f}" if c in wanted else "–")
+                target = f"≤ {TARGETS[name]}" if preset != "default" and name in TARGETS else ""
+                print(f"| {name} | {preset} | {precision} | {n_params:.1f} | " + " | ".join(cells) + f" | {target} |", flush=True)
+                del model
+    if args.no_training:
+        return
     print("\nTraining throughput at the default size (batch of 4 × 4 s, one AdamW step, final stage)\n")
     print("| backbone | frames / s |\n| --- | ---: |")
     for name in names:

@@ -22,6 +22,7 @@ class LoadedModel:
     model: torch.nn.Module
     info: dict[str, Any]
     path: Path | None
+    precision: str = "fp32"  # of the large layers (``kmtalk_cli.precision``)
 
     @property
     def backbone(self) -> str:
@@ -95,10 +96,17 @@ def _samples(audio: Any) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(audio.samples, dtype=np.float32))
 
 
-def load_model(path: Path | str) -> LoadedModel:
-    """Load any kmtalk checkpoint (``.safetensors``) for inference."""
-    from .backbones.checkpoint import load_backbone, read_checkpoint_info
+def load_model(path: Path | str, *, precision: str = "fp32") -> LoadedModel:
+    """Load any kmtalk checkpoint (``.safetensors``) for inference.
 
+    ``precision`` ``int8`` or ``bf16`` converts the large layers for faster CPU inference
+    (:mod:`kmtalk_cli.precision`); checked before the weights are read, so a CPU without support
+    fails fast.
+    """
+    from .backbones.checkpoint import load_backbone, read_checkpoint_info
+    from .precision import apply_precision, check_precision
+
+    check_precision(precision)
     path = Path(path)
     info = read_checkpoint_info(path)
     if info.get("kind") == "key-motion":
@@ -107,4 +115,5 @@ def load_model(path: Path | str) -> LoadedModel:
         model, info = load_keymotion_model(path)
     else:
         model, info = load_backbone(path)
-    return LoadedModel(model, info, path)
+    apply_precision(model, precision)
+    return LoadedModel(model, info, path, precision)

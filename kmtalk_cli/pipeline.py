@@ -36,10 +36,11 @@ class Animation:
         return self.vertices.reshape(len(self.vertices), -1)
 
 
-def resolve_model(backbone: str, checkpoint: Path | str | None, key_motions: bool | None) -> Any:
+def resolve_model(backbone: str, checkpoint: Path | str | None, key_motions: bool | None, *, precision: str = "fp32") -> Any:
     """A :class:`~kmtalk_cli.models.LoadedModel` from ``checkpoint`` or the bundled weights.
 
-    ``key_motions`` None means "whatever the checkpoint is" (or, bundled, with key motions).
+    ``key_motions`` None means "whatever the checkpoint is" (or, bundled, with key motions);
+    ``precision`` is passed to :func:`~kmtalk_cli.models.load_model`.
     """
     from .backbones import get_backbone
     from .models import load_model
@@ -48,7 +49,7 @@ def resolve_model(backbone: str, checkpoint: Path | str | None, key_motions: boo
     if checkpoint is None:
         get_backbone(backbone)  # an unknown name lists the backbones that exist
     if checkpoint is not None:
-        loaded = load_model(checkpoint)
+        loaded = load_model(checkpoint, precision=precision)
         if key_motions and not loaded.uses_key_motions:
             raise ModelError(
                 f"Checkpoint {checkpoint} was trained without key motions; drop --key-motions or train with `kmtalk train --key-motions`."
@@ -62,7 +63,7 @@ def resolve_model(backbone: str, checkpoint: Path | str | None, key_motions: boo
             f"There are no bundled weights for {backbone}{' + key motions' if want_km else ''} (bundled: {have}); "
             "pass --checkpoint with a model from `kmtalk train`."
         )
-    return load_model(found.path)
+    return load_model(found.path, precision=precision)
 
 
 def rig_motion(alignment: Any, template: Any, n_frames: int, fps: float, *, rig: Any = None, rest: np.ndarray | None = None) -> np.ndarray:
@@ -88,12 +89,14 @@ def animate(
     template: Any = None,
     fps: float = 30.0,
     on_step: Callable[[str], None] | None = None,
+    precision: str = "fp32",
 ) -> Animation:
     """Animate ``speech`` (a path or :class:`~kmtalk_cli.audio.Audio`) on ``template`` (default: the bundled head).
 
     The alignment is made with the built-in aligner when a key-motion model or the rig needs
     one and none is given (``text`` makes it a forced alignment). ``on_step`` hears the name of
-    each stage as it starts (the CLI shows them as progress).
+    each stage as it starts (the CLI shows them as progress). ``precision`` (``fp32``, ``bf16``,
+    ``int8``) is the model's CPU inference precision (:mod:`kmtalk_cli.precision`).
     """
     step = on_step or (lambda _: None)
     from .audio import Audio, load_audio
@@ -108,7 +111,7 @@ def animate(
         n_frames = max(1, int(round(audio.duration * fps)))
         return Animation(rig_motion(alignment, face, n_frames, fps), fps, alignment, None, RIG, face)
     step("Loading the model")
-    model = resolve_model(backbone, checkpoint, key_motions)
+    model = resolve_model(backbone, checkpoint, key_motions, precision=precision)
     model.check_template(face.n_vertices)
     keys = None
     if model.uses_key_motions:
@@ -121,7 +124,7 @@ def animate(
         step(f"Predicting the motion ({model.backbone})")
         offsets = model.predict_offsets(audio, style=style)
     vertices = (offsets.reshape(len(offsets), -1, 3) + face.vertices[None]).astype(np.float32)
-    label = f"{model.backbone}{' + KM' if model.uses_key_motions else ''}"
+    label = f"{model.backbone}{' + KM' if model.uses_key_motions else ''}{'' if model.precision == 'fp32' else f' ({model.precision})'}"
     return Animation(vertices, model.fps, alignment, keys, label, face)
 
 

@@ -143,17 +143,34 @@ def test_two_process_ddp_run(tiny_corpus, tmp_path) -> None:
     assert (tmp_path / "run" / "best.safetensors").is_file()
 
 
-@pytest.mark.parametrize("name", ["faceformer", "selftalk"])
-def test_training_beats_the_mean_face_on_held_out_subjects(name: str, corpus, tmp_path) -> None:
-    """The loss falls and the free-running lip error on validation beats predicting no motion."""
+#: Backbone → (corpus fixture, size overrides, training options) for the test below.
+BEATS_THE_MEAN: dict[str, tuple[str, dict, TrainOptions]] = {
+    "faceformer": ("tiny_corpus", {"audio": {"dim": 32, "layers": 2}, "d_model": 32}, TrainOptions(epochs=8, batch_size=2, lr=3e-3)),
+    "selftalk": ("tiny_corpus", {"audio": {"dim": 32, "layers": 2}, "d_model": 32}, TrainOptions(epochs=8, batch_size=2, lr=3e-3)),
+    # The bundled prior width (hidden 48); 30 prior steps, 18 speech steps. On one training voice
+    # its best epochs beat the motionless face by 0.01–0.8 mm over seeds 0–4; on two, by 1.4–1.9.
+    "codetalker": (
+        "two_voice_corpus",
+        {"audio": {"dim": 32, "layers": 2}, "d_model": 32, "hidden": 48},
+        TrainOptions(batch_size=2, lr=3e-3, stage_epochs={"prior": 10, "speech": 6}),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(BEATS_THE_MEAN))
+def test_training_beats_the_mean_face_on_held_out_subjects(name: str, request, tmp_path) -> None:
+    """The loss falls (in the last stage) and the free-running lip error on validation beats predicting no motion."""
     from kmtalk_cli.metrics import lve_mm
 
+    corpus_fixture, overrides, options = BEATS_THE_MEAN[name]
+    corpus = open_dataset(request.getfixturevalue(corpus_fixture))
     torch.manual_seed(0)
-    model, description, lips = build_run(name, corpus, overrides={"audio": {"dim": 32, "layers": 2}, "d_model": 32})
+    model, description, lips = build_run(name, corpus, overrides=overrides)
     styles = description["styles"]
     train_items = load_items(corpus, corpus.split("train"), styles)
     val_items = load_items(corpus, corpus.split("val"), styles)
     still = np.concatenate([lve_mm(np.zeros_like(i.offsets).reshape(len(i.offsets), -1, 3), i.offsets.reshape(len(i.offsets), -1, 3), lips) for i in val_items]).mean()
-    result = train(model, train_items, val_items, tmp_path, description, TrainOptions(epochs=8, batch_size=2, lr=3e-3), lips=lips)
-    assert result.history[-1].train_loss < 0.5 * result.history[0].train_loss
-    assert min(h.val_lve_mm for h in result.history) < still
+    result = train(model, train_items, val_items, tmp_path, description, options, lips=lips)
+    last_stage = [h for h in result.history if h.stage == model.stages[-1]]
+    assert last_stage[-1].train_loss < 0.5 * last_stage[0].train_loss
+    assert min(h.val_lve_mm for h in last_stage) < still
