@@ -20,10 +20,15 @@ Departures, each deliberate:
   the original mask exactly. PPE and bias are computed on demand: no 600-frame cap.
 * **Batches with padding**: the self-attention is causal and the cross-attention diagonal, so
   padding at the end cannot reach a valid frame; an item in a batch decodes as it does alone.
-* **Teacher forcing by default** in training (one parallel pass over ``[start, target[:-1]]``,
-  as CodeTalker trains); ``autoregressive_training=True`` reproduces FaceFormer's free-running
-  training (still O(T·W) thanks to the cache). The teacher-forced start token is the style
-  embedding, as in the free-running path (the original's validation-only teacher forcing fed
+* **Free-running training by default**, as FaceFormer trains (``autoregressive_training``):
+  each frame reads the model's own previous output, through the same cache as inference, so it
+  costs O(T·W) and about 1.4× a teacher-forced step at the default size. ``False`` trains
+  teacher-forced in one parallel pass over ``[start, target[:-1]]``, as CodeTalker does, which
+  is faster but leaves the model unused to its own errors: on the vocaset-like test split (12
+  epochs, seed 0) the teacher-forced model scored 2.813 mm lip error free-running but 0.941 mm
+  when fed the true previous frames; trained free-running it scored 2.399 mm
+  (``benchmarks/exposure_bias.py``). The teacher-forced start token is the style embedding, as
+  in the free-running path (the original's validation-only teacher forcing fed
   ``vertice_map(0) + style``).
 * **Cross-attention** is computed as ``out_proj(value_proj(memory_i))``: with one allowed key the
   softmax weight is exactly 1, so the query/key projections cannot change anything and are
@@ -75,7 +80,7 @@ class FaceFormerConfig(BackboneConfig):
     attention_window: int = 600  # keys this many frames back (or more) are masked
     offset_scale: float = 100.0  # network units per offset unit (metres → cm)
     velocity_weight: float = 0.0  # weight of the velocity MSE (0 = FaceFormer's loss)
-    autoregressive_training: bool = False  # train free-running, as FaceFormer did (slow)
+    autoregressive_training: bool = True  # False: teacher-forced training (faster, exposure bias)
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
