@@ -1,14 +1,14 @@
 """Regenerate the bundled default weights: corpus → six trainings → test-split evaluation → fp16
 checkpoints and model cards in ``kmtalk_cli/weights/``.
 
-    python tools/train_defaults.py --work /tmp/defaults            # everything (1 h 25 min on 2 busy cores)
+    python tools/train_defaults.py --work /tmp/defaults            # everything (about 1 h 30 min on 2 busy cores)
     python tools/train_defaults.py --work /tmp/defaults --only faceformer-km --jobs 1
 
 Every step is a ``kmtalk`` command (printed, and written into the cards), so each checkpoint can
 be rebuilt by hand. Finished steps are skipped when run again with the same ``--work``.
 The sizes are chosen for the bundled head (5,080 vertices): every vertex-sized layer is 32–96
 wide, so the six files stay under 40 MB in fp16 together (38.98 MB), and each trains on one
-CPU thread in 11–35 minutes.
+CPU thread in 20–38 minutes.
 """
 
 from __future__ import annotations
@@ -37,10 +37,11 @@ class Recipe:
     key_motions: bool
     config: dict
     stage_epochs: dict[str, int] = field(default_factory=dict)
+    lr_schedule: str = "constant"
 
     def train_args(self, corpus: Path, out: Path, config_path: Path) -> list[str]:
         args = ["train", "--data", str(corpus), "--out", str(out), "--backbone", self.backbone, "--config", str(config_path),
-                "--seed", str(SEED), "--augment", "--device", "cpu", "--quiet"]
+                "--seed", str(SEED), "--augment", "--device", "cpu", "--quiet", "--lr-schedule", self.lr_schedule]
         args += ["--key-motions"] if self.key_motions else []
         for stage, n in self.stage_epochs.items():
             args += ["--stage-epochs", f"{stage}={n}"]
@@ -51,9 +52,12 @@ RECIPES = [  # plain ones first; two run at once
     Recipe("selftalk", "selftalk", False, {"d_model": 96}, {"main": 30}),
     Recipe("codetalker", "codetalker", False, {"hidden": 48}, {"prior": 20, "speech": 30}),
     Recipe("faceformer", "faceformer", False, {"d_model": 64}, {"main": 30}),
-    Recipe("codetalker-km", "codetalker", True, {"hidden": 48, "key_motions": KEY_MOTIONS}, {"prior": 15, "keys": 10, "complete": 16, "refine": 6}),
-    Recipe("selftalk-km", "selftalk", True, {"d_model": 96, "key_motions": KEY_MOTIONS}, {"keys": 10, "complete": 16, "refine": 6}),
-    Recipe("faceformer-km", "faceformer", True, {"d_model": 64, "key_motions": KEY_MOTIONS}, {"keys": 10, "complete": 16, "refine": 6}),
+    # The key-motion decoder's stages run the audio encoder and the small decoder only (about a
+    # fifth of a backbone pass), so they get 1.5× and 0.5× the completion passes, all on a cosine
+    # schedule: the rules benchmarks/keymotion_gain.py measured.
+    Recipe("codetalker-km", "codetalker", True, {"hidden": 48, "key_motions": KEY_MOTIONS}, {"prior": 15, "keys": 24, "complete": 16, "refine": 8}, "cosine"),
+    Recipe("selftalk-km", "selftalk", True, {"d_model": 96, "key_motions": KEY_MOTIONS}, {"keys": 24, "complete": 16, "refine": 8}, "cosine"),
+    Recipe("faceformer-km", "faceformer", True, {"d_model": 64, "key_motions": KEY_MOTIONS}, {"keys": 24, "complete": 16, "refine": 8}, "cosine"),
 ]
 
 
