@@ -37,15 +37,12 @@ def teacher_forced(helper: CachedAlignments) -> Any:
         n = len(seq.vertices)
         audio = torch.from_numpy(seq.audio.samples.astype(np.float32))
         style = loaded.style_index(helper.style_for(seq.subject))
-        style_t = None if style is None else torch.tensor([style])
         truth = torch.from_numpy((seq.vertices - seq.template).reshape(1, n, -1).astype(np.float32))
         if loaded.uses_key_motions:
             keys = model.predict_keys(audio, n, alignment=helper._alignment(seq), style=style)
-            features, lengths = model._encode_one(audio, n)
-            frames = torch.from_numpy(keys.frames.indices)[None]
-            condition, base = model.condition(torch.from_numpy(keys.offsets)[None], frames, torch.ones_like(frames, dtype=torch.bool), n)
-            offsets = model.backbone.decode(model._guided(features), lengths, condition=condition, style=style_t, target=truth - base) + base
+            offsets = model.complete(audio, n, keys, style=style, target=truth)[None]
         else:
+            style_t = None if style is None else torch.tensor([style])
             lengths = torch.tensor([n])
             features = model.encode_audio(audio[None], torch.tensor([audio.shape[0]]), lengths)
             offsets = model.decode(features, lengths, style=style_t, target=truth)

@@ -303,8 +303,15 @@ class KeyMotionModel(nn.Module):
         return KeyMotions(keys[0], predicted[0].cpu().numpy().astype(np.float32))
 
     @torch.no_grad()
-    def complete(self, audio: Tensor, n_frames: int, keys: KeyMotions, *, style: int | None = None) -> Tensor:
-        """Full offsets (n_frames, V·3) from given key motions (predicted or edited by a user)."""
+    def complete(
+        self, audio: Tensor, n_frames: int, keys: KeyMotions, *, style: int | None = None, target: Tensor | None = None
+    ) -> Tensor:
+        """Full offsets (n_frames, V·3) from given key motions (predicted or edited by a user).
+
+        ``target`` (n_frames, V·3), true offsets, teacher-forces an autoregressive backbone (each
+        frame reads the true residual of the one before), as the backbone's ``decode`` does: a
+        diagnostic (``benchmarks/exposure_bias.py``), not something a user has.
+        """
         self.eval()
         features, frame_lengths = self._encode_one(audio, n_frames)
         if keys.frames.n_frames != n_frames or (len(keys.frames.indices) and keys.frames.indices.max() >= n_frames):
@@ -315,7 +322,8 @@ class KeyMotionModel(nn.Module):
         offsets = torch.from_numpy(np.asarray(keys.offsets, dtype=np.float32)).to(device)[None]
         cond, base = self.condition(offsets, frames, valid, n_frames)
         style_t = None if style is None else torch.tensor([style], device=device)
-        return (self.backbone.decode(self._guided(features), frame_lengths, condition=cond, style=style_t) + base)[0]
+        residual = None if target is None else target.to(device).reshape(1, n_frames, -1) - base
+        return (self.backbone.decode(self._guided(features), frame_lengths, condition=cond, style=style_t, target=residual) + base)[0]
 
     @torch.no_grad()
     def predict(self, audio: Tensor, n_frames: int, *, style: int | None = None, alignment: Any = None) -> Tensor:

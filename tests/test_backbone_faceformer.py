@@ -103,8 +103,8 @@ def test_forward_backward_and_untrained_outputs_the_template():
     assert torch.count_nonzero(model.predict(clips[0], 15)) == 0
 
 
-def test_autoregressive_training_runs_free_and_backpropagates():
-    model = tiny(autoregressive_training=True).train()
+def test_training_runs_free_by_default_and_backpropagates():
+    model = tiny().train()
     randomise_output(model, 0.1)
     clips = [noise_audio(0.3, 0)]
     batch = make_batch(model, clips, [0.003 * torch.randn(9, 36)])
@@ -119,6 +119,14 @@ def test_autoregressive_training_runs_free_and_backpropagates():
     torch.manual_seed(2)
     b = model.decode(feats, batch.frame_lengths, target=batch.offsets + 1.0)
     torch.testing.assert_close(a, b)
+    # Asked for teacher forcing, training reads the target instead.
+    forced = tiny(autoregressive_training=False).train()
+    randomise_output(forced, 0.1)
+    torch.manual_seed(2)
+    a = forced.decode(feats, batch.frame_lengths, target=batch.offsets)
+    torch.manual_seed(2)
+    b = forced.decode(feats, batch.frame_lengths, target=batch.offsets + 1.0)
+    assert not torch.allclose(a, b)
 
 
 def test_batch_of_unequal_lengths_equals_one_by_one():

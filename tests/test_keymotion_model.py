@@ -134,3 +134,20 @@ def test_completion_leaves_the_audio_encoder_to_the_keys_stage_unless_asked(trai
     loss.backward()
     touched = any(p.grad is not None for p in model.backbone.audio_encoder.parameters())
     assert touched is trains_encoder
+
+
+def test_complete_teacher_forced_reads_the_true_residual_of_earlier_frames(corpus) -> None:
+    model = KeyMotionModel(tiny_backbone("faceformer", corpus), KM).eval()
+    torch.nn.init.normal_(model.backbone.motion_decoder.weight, std=0.5)  # zero-initialised: outputs would all be 0
+    it = load_items(corpus, corpus.split("train")[:1], [])[0]
+    n, k = len(it.offsets), 5
+    frames = select_key_frames(it.alignment, n, 30.0)
+    keys = KeyMotions(frames, it.offsets[frames.indices])
+    audio, truth = torch.from_numpy(it.audio), torch.from_numpy(it.offsets)
+    later = truth.clone()
+    later[k:] += 0.01  # true frame k feeds frame k + 1 only
+    forced = model.complete(audio, n, keys, target=truth)
+    moved = model.complete(audio, n, keys, target=later)
+    torch.testing.assert_close(moved[: k + 1], forced[: k + 1], atol=0, rtol=0)
+    assert not torch.allclose(moved[k + 1 :], forced[k + 1 :])
+    assert not torch.allclose(model.complete(audio, n, keys), forced)  # free-running reads its own frames
