@@ -224,8 +224,7 @@ class Backbone(nn.Module):
             features = self.encode_audio(audio, audio_lengths, frame_lengths)
             style_t = None if style is None else torch.tensor([style], device=device)
             cond = None if condition is None else condition.reshape(1, n_frames, -1).to(device)
-            with single_thread(device):
-                return self.decode(features, frame_lengths, condition=cond, style=style_t)[0]
+            return self.decode(features, frame_lengths, condition=cond, style=style_t)[0]
         finally:
             self.train(was_training)
 
@@ -265,14 +264,24 @@ class Backbone(nn.Module):
         return layer
 
 
+#: Width (model dimension) from which a frame-by-frame loop keeps every CPU thread.
+SPLIT_WIDTH = 512
+
+
 @contextlib.contextmanager
-def single_thread(device: torch.device) -> Iterator[None]:
-    """Run frame-by-frame decoding on one CPU thread: its operations are too small to split, and
-    two threads competing with other work made them hundreds of times slower (measured)."""
-    if device.type != "cpu":
+def frame_loop_threads(device: torch.device, width: int) -> Iterator[None]:
+    """Threads for a frame-by-frame decoding loop whose per-frame products are ``width`` wide.
+
+    Narrow loops run on one thread: their operations are far too small to split, and with other
+    work on the cores a second thread turned each into a wait (measured 5–20× slower on a loaded
+    2-core machine). Wide ones (paper-size CodeTalker, d = 1024) keep every thread: each frame
+    streams tens of MB of weights and cached keys, and a second core adds memory bandwidth
+    (6.6 against 9.2 ms per frame at 2 threads, int8).
+    """
+    before = torch.get_num_threads()
+    if device.type != "cpu" or before == 1 or width >= SPLIT_WIDTH:
         yield
         return
-    before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         yield

@@ -73,7 +73,7 @@ from torch import Tensor, nn
 from ..errors import ModelError
 from . import register_backbone
 from .attention import alibi_slopes, biased_causal_bias, periodic_positional_encoding
-from .base import Backbone, BackboneConfig, Batch, frame_mask, masked_mse
+from .base import Backbone, BackboneConfig, Batch, frame_loop_threads, frame_mask, masked_mse
 
 __all__ = ["CodeTalker", "CodeTalkerConfig", "MotionPrior", "Quantized", "VectorQuantizer"]
 
@@ -300,12 +300,18 @@ class VectorQuantizer(nn.Module):
         # hidden 256 the codebook loss grew 20–30-fold while the reconstruction got worse).
         self.register_buffer("usage", torch.zeros(n_codes))
 
-    def nearest(self, z: Tensor) -> tuple[Tensor, Tensor]:
+    def code_norms(self) -> Tensor:
+        """‖code‖² for every code; frame-by-frame generation computes it once, not every frame."""
+        return self.codebook.detach().pow(2).sum(1)
+
+    def nearest(self, z: Tensor, code_norms: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(…, C·D) → component indices (…, C) and their codebook rows (…, C·D), no gradients."""
         flat = z.detach().reshape(-1, self.code_dim)
         codebook = self.codebook.detach()
+        if code_norms is None:
+            code_norms = self.code_norms()
         # ‖z‖² is the same for every code, so it is left out of the argmin.
-        distance = codebook.pow(2).sum(1)[None, :] - 2.0 * flat @ codebook.T
+        distance = code_norms[None, :] - 2.0 * flat @ codebook.T
         indices = distance.argmin(dim=1)
         rows = F.embedding(indices, self.codebook).reshape(z.shape)
         return indices.reshape(*z.shape[:-1], self.n_components), rows
@@ -707,15 +713,18 @@ class CodeTalker(Backbone):
         caches = [_StepCache(inputs, cfg.decoder_heads, n_frames, cfg.attention_window) for _ in self.layers]
         steps = list(zip(self.layers, cross, caches))
         out = inputs.new_empty(inputs.shape[0], n_frames, cfg.code_width)
-        for t in range(n_frames):
-            token = inputs[:, t : t + 1]
-            if t > 0:
-                token = token + self.code_map(out[:, t - 1 : t])
-            x = self.input_dropout(token)
-            bias = bias_row[:, :, span - min(t + 1, span) :]
-            for layer, layer_cross, cache in steps:
-                x = layer.step(x, layer_cross[:, t : t + 1], bias, cache)
-            out[:, t : t + 1] = self.prior.quantizer.nearest(self.feat_map(x))[1]
+        quantizer = self.prior.quantizer
+        code_norms = quantizer.code_norms()
+        with frame_loop_threads(features.device, cfg.d_model):
+            for t in range(n_frames):
+                token = inputs[:, t : t + 1]
+                if t > 0:
+                    token = token + self.code_map(out[:, t - 1 : t])
+                x = self.input_dropout(token)
+                bias = bias_row[:, :, span - min(t + 1, span) :]
+                for layer, layer_cross, cache in steps:
+                    x = layer.step(x, layer_cross[:, t : t + 1], bias, cache)
+                out[:, t : t + 1] = quantizer.nearest(self.feat_map(x), code_norms)[1]
         return out * frame_mask(frame_lengths, n_frames)[..., None].to(out.dtype)
 
     def _frame_terms(

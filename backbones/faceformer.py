@@ -48,8 +48,6 @@ Departures, each deliberate:
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -60,7 +58,7 @@ from torch import Tensor, nn
 from ..errors import ModelError
 from . import register_backbone
 from .attention import biased_causal_bias, periodic_positional_encoding
-from .base import Backbone, BackboneConfig, Batch, frame_mask, masked_mse, masked_velocity_mse
+from .base import Backbone, BackboneConfig, Batch, frame_loop_threads, frame_mask, masked_mse, masked_velocity_mse
 
 __all__ = ["FaceFormer", "FaceFormerConfig"]
 
@@ -174,24 +172,6 @@ class _DecoderLayer(nn.Module):
         x = self.norm2(x + self.dropout2(cross))
         x = self.norm3(x + self.dropout3(self.linear2(self.dropout(F.relu(self.linear1(x))))))
         return x, cache
-
-
-@contextlib.contextmanager
-def _one_cpu_thread(device: torch.device) -> Iterator[None]:
-    """Run the per-frame loop on one intra-op thread when on a CPU.
-
-    Its operations are far too small to split, and when the cores are busy a second thread turns
-    every one of them into a wait for the other (measured 5–20× slower on a loaded 2-core box).
-    """
-    before = torch.get_num_threads()
-    if device.type != "cpu" or before == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @register_backbone("faceformer")
@@ -353,7 +333,7 @@ class FaceFormer(Backbone):
         reencode_bias = self.motion_encoder.weight @ self.motion_decoder.bias + self.motion_encoder.bias
         caches: list[_Cache | None] = [None] * len(self.layers)
         hidden: list[Tensor] = []
-        with _one_cpu_thread(inputs.device):
+        with frame_loop_threads(inputs.device, cfg.d_model):
             for t in range(n_frames):
                 token = inputs[:, t : t + 1]
                 if t > 0:

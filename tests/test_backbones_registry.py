@@ -135,3 +135,19 @@ def test_every_backbone_meets_the_contract(name: str, tmp_path) -> None:
     audio = batch.audio[0, : batch.audio_lengths[0]]
     assert torch.equal(loaded.predict(audio, 20, style=1), model.predict(audio, 20, style=1))
     assert info["config"]["n_vertices"] == 40
+
+
+def test_frame_loops_run_narrow_models_on_one_thread_and_wide_ones_on_all() -> None:
+    """Small per-frame products are not worth splitting; paper-size ones gain a core's bandwidth."""
+    from kmtalk_cli.backbones.base import SPLIT_WIDTH, frame_loop_threads
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with frame_loop_threads(torch.device("cpu"), SPLIT_WIDTH - 1):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with frame_loop_threads(torch.device("cpu"), SPLIT_WIDTH):
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
