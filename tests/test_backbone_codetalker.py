@@ -231,6 +231,37 @@ def test_cached_generation_equals_an_uncached_loop():
     torch.testing.assert_close(cached, codes, rtol=0, atol=1e-9)
 
 
+def test_compiled_frame_steps_match_the_eager_ones_and_follow_weight_changes(monkeypatch):
+    """The CPU frame loop runs TorchScript-compiled steps; where compiling fails it runs the eager
+    ones, with identical codes; compiled steps share the model's weights, so loading new ones counts."""
+    from kmtalk_cli.backbones import codetalker
+
+    model = randomize(tiny(attention_window=4)).double().eval()
+    features = torch.randn(1, 10, model.feature_dim, dtype=torch.float64)
+    lengths = torch.tensor([10])
+    compiled = model.generate_codes(features, lengths)
+    assert isinstance(model._frame_steps(torch.device("cpu"))[0], torch.jit.ScriptModule)
+
+    def refuse(_module):
+        raise RuntimeError("no TorchScript here")
+
+    codetalker._COMPILED_STEPS.clear()
+    monkeypatch.setattr(torch.jit, "script", refuse)
+    assert not isinstance(model._frame_steps(torch.device("cpu"))[0], torch.jit.ScriptModule)
+    torch.testing.assert_close(model.generate_codes(features, lengths), compiled, rtol=0, atol=0)
+    monkeypatch.undo()
+
+    codetalker._COMPILED_STEPS.clear()
+    model.generate_codes(features, lengths)  # compiled again
+    with torch.no_grad():
+        model.layers[0].qkv.weight.mul_(-2.0)
+    changed = model.generate_codes(features, lengths)
+    codetalker._COMPILED_STEPS.clear()
+    monkeypatch.setattr(torch.jit, "script", refuse)
+    torch.testing.assert_close(model.generate_codes(features, lengths), changed, rtol=0, atol=0)
+    assert not torch.equal(changed, compiled)
+
+
 def test_batch_of_unequal_lengths_equals_one_by_one():
     # Tiny VQ-VAE windows so windowed encoding/decoding is exercised too.
     model = randomize(tiny(prior_window=8, prior_context=3, attention_window=10)).eval()
