@@ -159,3 +159,21 @@ def test_cli_animate_takes_a_precision(speech_wav, tmp_path) -> None:
     assert np.linalg.norm(int8 - fp32, axis=-1).max() < 5e-4  # metres
     bad = runner.invoke(app, [*args, "--precision", "fp16", "-o", str(tmp_path / "bad.npy")])
     assert bad.exit_code == 1 and "fp32, bf16, int8" in bad.output and not (tmp_path / "bad.npy").exists()
+
+
+@supported("int8")
+def test_int8_runs_convolutions_in_bf16_only_where_the_cpu_has_it(monkeypatch) -> None:
+    """Dynamic quantisation has no convolutions; wav2vec2's CNN goes to bf16 instead, if native."""
+    model = tiny("faceformer", WAV2VEC2)
+    convs = [n for n, m in model.named_modules() if type(m) is nn.Conv1d and m.weight.numel() >= 1 << 17]
+    assert convs
+    if cpu_supports("bf16")[0]:
+        converted = copy.deepcopy(model)
+        names = apply_precision(converted, "int8")
+        modules = dict(converted.named_modules())
+        assert set(convs) <= set(names) and all(modules[n].weight.dtype == torch.bfloat16 for n in convs)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    names = apply_precision(model, "int8", min_weights=0)  # every linear, however small
+    assert names and not set(convs) & set(names)
+    assert all(dict(model.named_modules())[n].weight.dtype == torch.float32 for n in convs)
