@@ -10,7 +10,7 @@ lever, and torch has two for CPUs:
   quantised on the fly per call, int8 products (fbgemm; AVX-512 VNNI where present).
   Dynamic quantisation has no convolutions, so where the CPU has native bf16 the large
   ``nn.Conv1d`` layers go to bf16 as below: wav2vec2's CNN was two thirds of the paper-size
-  encoder's time in int8 (4.1 of 6.1 s on 60 s of audio, 2 threads) and bf16 cuts it to 1.6 s.
+  encoder's time in int8 (4.1 of 6.1 s on 60 s of audio, 2 threads) and bf16 cuts it to 1.7 s.
 * ``bf16`` — the weights of large ``nn.Linear`` *and* ``nn.Conv1d`` layers (wav2vec2's CNN is
   about half of its time) in bfloat16, each layer's input cast to bfloat16 and its output back to
   float32 by forward hooks (oneDNN bf16 kernels; native with AVX-512 BF16 or AMX). Everything

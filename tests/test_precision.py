@@ -10,7 +10,7 @@ from torch import nn
 
 from kmtalk_cli.backbones import create_backbone, make_config
 from kmtalk_cli.errors import ModelError
-from kmtalk_cli.precision import apply_precision, check_precision, convertible_layers, cpu_supports
+from kmtalk_cli.precision import MIN_WEIGHTS, apply_precision, check_precision, convertible_layers, cpu_supports
 
 SIZES = {
     "faceformer": {"d_model": 32},
@@ -165,7 +165,7 @@ def test_cli_animate_takes_a_precision(speech_wav, tmp_path) -> None:
 def test_int8_runs_convolutions_in_bf16_only_where_the_cpu_has_it(monkeypatch) -> None:
     """Dynamic quantisation has no convolutions; wav2vec2's CNN goes to bf16 instead, if native."""
     model = tiny("faceformer", WAV2VEC2)
-    convs = [n for n, m in model.named_modules() if type(m) is nn.Conv1d and m.weight.numel() >= 1 << 17]
+    convs = [n for n, m in model.named_modules() if type(m) is nn.Conv1d and m.weight.numel() >= MIN_WEIGHTS]
     assert convs
     if cpu_supports("bf16")[0]:
         converted = copy.deepcopy(model)
