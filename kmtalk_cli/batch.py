@@ -320,12 +320,14 @@ _worker: dict[str, Any] = {}
 
 
 def _init_worker(job: BatchJob, threads: int) -> None:
-    import torch
+    import sys
 
-    torch.set_num_threads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # before torch is imported here
     _worker["job"] = job
     _worker["state"] = _setup(job)
     _worker["reporter"] = _FileReporter()
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
 
 
 def _work(item: BatchItem, force: bool) -> ItemResult:
