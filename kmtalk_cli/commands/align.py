@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from ..errors import KmtalkError
+from .audio_options import ChannelsOpt, RawFormatOpt, SampleRateOpt
 from .common import fail, info, progress_bar, user_errors
 
 
@@ -45,7 +46,9 @@ def align(
     textgrid: Annotated[
         Path | None, typer.Option("--textgrid", help="Also write a TextGrid (MFA layout) to this file or existing directory.")
     ] = None,
-    sample_rate: Annotated[int | None, typer.Option("--sample-rate", help="Sample rate of headerless raw PCM audio.", min=1)] = None,
+    sample_rate: SampleRateOpt = None,
+    channels: ChannelsOpt = 1,
+    raw_format: RawFormatOpt = "PCM_16",
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -78,7 +81,7 @@ def align(
                     if textgrid is not None:
                         grid_path = check_output_path(output_for(path, textgrid, ".TextGrid", batch=batch), force=force)
                     words = text if text is not None else find_transcript(path)
-                    speech = load_audio(path, sample_rate=sample_rate)
+                    speech = load_audio(path, sample_rate=sample_rate, channels=channels, raw_format=raw_format)
                     result = align_speech(speech, words, backend=aligner.value)
                     write_json(result, json_path, force=force)
                     if grid_path is not None:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from ..weights import DEFAULT_BACKBONE
+from .audio_options import ChannelsOpt, RawFormatOpt, SampleRateOpt, read_speech
 from .common import info, step_progress, user_errors
 
 BackboneOpt = Annotated[str, typer.Option("--backbone", "-b", help="Backbone (see `kmtalk backbones`), or 'rig' for the rig baseline.")]
@@ -56,6 +57,9 @@ def animate(
     force: ForceOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     precision: PrecisionOpt = "fp32",
+    sample_rate: SampleRateOpt = None,
+    channels: ChannelsOpt = 1,
+    raw_format: RawFormatOpt = "PCM_16",
 ) -> None:
     """Speech → align → key motions → completion → mesh motion (.npy), and optionally an mp4."""
     with user_errors():
@@ -63,7 +67,6 @@ def animate(
 
         from ..alignment import write_json
         from ..atomic import atomic_output, check_output_path
-        from ..audio import load_audio
         from ..keymotions import write_key_motions
         from ..pipeline import animate as run
 
@@ -74,7 +77,7 @@ def animate(
             from ..export import check_outputs, default_output
 
             check_outputs({f: default_output(out.with_suffix(""), f) for f in formats}, force=force)
-        audio = load_audio(speech)
+        audio = read_speech(speech, sample_rate, channels, raw_format)
         with step_progress(enabled=not quiet) as on_step:
             result = run(
                 audio, backbone=backbone, checkpoint=checkpoint, key_motions=key_motions, text=_text(speech, text),
@@ -126,18 +129,20 @@ def keymotions(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Key motions .npz (default: SPEECH.keys.npz).")] = None,
     force: ForceOpt = False,
     precision: PrecisionOpt = "fp32",
+    sample_rate: SampleRateOpt = None,
+    channels: ChannelsOpt = 1,
+    raw_format: RawFormatOpt = "PCM_16",
 ) -> None:
     """Find the key frames at phoneme boundaries and predict the face there (.npz)."""
     with user_errors():
         from ..alignment import align
         from ..atomic import check_output_path
-        from ..audio import load_audio
         from ..face.template import bundled_template
         from ..keymotions import write_key_motions
         from ..pipeline import resolve_model
 
         out = check_output_path(output or speech.with_name(speech.stem + ".keys.npz"), force=force)
-        audio = load_audio(speech)
+        audio = read_speech(speech, sample_rate, channels, raw_format)
         model = resolve_model(backbone, checkpoint, None, precision=precision)
         timing = _read_alignment(alignment) or align(audio, _text(speech, text))
         keys = model.predict_keys(audio, timing, style=style)
@@ -156,19 +161,21 @@ def complete(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Motion .npy (default: SPEECH.npy).")] = None,
     force: ForceOpt = False,
     precision: PrecisionOpt = "fp32",
+    sample_rate: SampleRateOpt = None,
+    channels: ChannelsOpt = 1,
+    raw_format: RawFormatOpt = "PCM_16",
 ) -> None:
     """Complete the full motion from key motions, guided by the audio (.npy, (T, V·3))."""
     with user_errors():
         import numpy as np
         from ..atomic import atomic_output, check_output_path
-        from ..audio import load_audio
         from ..errors import MotionError
         from ..keymotions import read_key_motions
         from ..pipeline import resolve_model
 
         out = check_output_path(output or speech.with_suffix(".npy"), force=force)
         key_motions = read_key_motions(keys)
-        audio = load_audio(speech)
+        audio = read_speech(speech, sample_rate, channels, raw_format)
         model = resolve_model(backbone, checkpoint, None, precision=precision)
         face = _template(template)
         model.check_template(face.n_vertices)

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from .audio_options import ChannelsOpt, RawFormatOpt, SampleRateOpt
 from .common import info, progress_bar, user_errors
 
 #: Extensions tried, in order, when looking for the audio that belongs to a motion file.
@@ -36,9 +37,9 @@ def render(
         Path | None, typer.Option("--audio", "-a", help="Speech to mux in (default: MOTION's stem with an audio suffix, if present).")
     ] = None,
     no_audio: Annotated[bool, typer.Option("--no-audio", help="Write a silent video even if audio is found.")] = False,
-    sample_rate: Annotated[
-        int | None, typer.Option("--sample-rate", help="Sample rate of headerless raw PCM audio.", min=1)
-    ] = None,
+    sample_rate: SampleRateOpt = None,
+    channels: ChannelsOpt = 1,
+    raw_format: RawFormatOpt = "PCM_16",
     template: Annotated[
         str | None, typer.Option("--template", "-t", help="Template mesh (.ply/.obj/.npz or templates.pkl); default: the bundled head.")
     ] = None,
@@ -72,7 +73,7 @@ def render(
             audio = find_audio_beside(motion)
             if audio is not None:
                 info(f"Using audio {audio}")
-        speech = None if no_audio or audio is None else load_audio(audio, sample_rate=sample_rate)
+        speech = None if no_audio or audio is None else load_audio(audio, sample_rate=sample_rate, channels=channels, raw_format=raw_format)
 
         options = RenderOptions(size=size, fps=fps, renderer=renderer.value)
         with tempfile.TemporaryDirectory(prefix="kmtalk-render-") as scratch:
