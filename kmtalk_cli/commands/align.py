@@ -12,6 +12,7 @@ import typer
 from ..batch import AUDIO_SUFFIXES, BatchItem, batch_output, expand_inputs, output_for, run_inputs
 from ..progress import ProgressMode
 from .common import JobsOpt, ProgressOpt, QuietOpt, finish, info, running
+from .audio_options import ChannelsOpt, RawFormatOpt, SampleRateOpt, read_speech
 
 
 class AlignerChoice(str, Enum):
@@ -29,7 +30,7 @@ class AlignJob:
     aligner: str
     output: Path | None
     textgrid: Path | None
-    sample_rate: int | None
+    audio_options: tuple[int | None, int, str]  # sample rate, channels, format of headerless PCM
     batch: bool
 
     def outputs(self, item: BatchItem) -> list[Path]:
@@ -46,11 +47,9 @@ class AlignJob:
         from ..alignment import find_transcript, write_json
         from ..alignment.textgrid import write_textgrid
         from ..atomic import check_output_path
-        from ..audio import load_audio
-
         json_path, *grid = (check_output_path(p, force=force) for p in self.outputs(item))
         words = item.text if item.text is not None else self.text if self.text is not None else find_transcript(item.path)
-        speech = load_audio(item.path, sample_rate=self.sample_rate)
+        speech = read_speech(item.path, *self.audio_options)
         result = align_speech(speech, words, backend=self.aligner)
         written = [write_json(result, json_path, force=force)]
         if grid:
@@ -75,7 +74,9 @@ def align(
     textgrid: Annotated[
         Path | None, typer.Option("--textgrid", help="Also write a TextGrid (MFA layout) to this file or existing directory.")
     ] = None,
-    sample_rate: Annotated[int | None, typer.Option("--sample-rate", help="Sample rate of headerless raw PCM audio.", min=1)] = None,
+    sample_rate: SampleRateOpt = None,
+    channels: ChannelsOpt = 1,
+    raw_format: RawFormatOpt = "PCM_16",
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs (a batch skips files whose outputs exist).")] = False,
     jobs: JobsOpt = 1,
     quiet: QuietOpt = False,
@@ -94,5 +95,6 @@ def align(
             if not transcript.is_file():
                 raise AlignmentError(f"Transcript file {transcript} does not exist.")
             text = transcript.read_text(encoding="utf-8", errors="replace")
-        job = AlignJob(text, aligner.value, batch_output(output, inputs.batch), batch_output(textgrid, inputs.batch), sample_rate, inputs.batch)
+        job = AlignJob(text, aligner.value, batch_output(output, inputs.batch), batch_output(textgrid, inputs.batch),
+                       (sample_rate, channels, raw_format), inputs.batch)
         finish(run_inputs(job, inputs, reporter=rep, jobs=jobs, force=force, label="Aligning"), "aligned")

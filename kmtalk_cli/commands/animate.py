@@ -12,6 +12,7 @@ from ..batch import AUDIO_SUFFIXES, BatchItem, batch_output, expand_inputs, outp
 from ..errors import KmtalkError
 from ..progress import ProgressMode
 from ..weights import DEFAULT_BACKBONE
+from .audio_options import ChannelsOpt, RawFormatOpt, SampleRateOpt, read_speech
 from .common import JobsOpt, ProgressOpt, QuietOpt, finish, info, running, step_progress, user_errors
 
 BackboneOpt = Annotated[str, typer.Option("--backbone", "-b", help="Backbone (see `kmtalk backbones`), or 'rig' for the rig baseline.")]
@@ -62,6 +63,7 @@ class AnimateJob:
     render: bool
     formats: tuple[str, ...]
     precision: str
+    audio_options: tuple[int | None, int, str]  # sample rate, channels, format of headerless PCM
 
     def motion_path(self, item: BatchItem) -> Path:
         return output_for(item.path, self.output, ".npy", batch=self.batch)
@@ -87,7 +89,6 @@ class AnimateJob:
 
         from ..alignment import write_json
         from ..atomic import atomic_output, check_output_path
-        from ..audio import load_audio
         from ..keymotions import write_key_motions
         from ..pipeline import animate as run
 
@@ -98,7 +99,7 @@ class AnimateJob:
             from ..export import check_outputs, default_output
 
             check_outputs({f: default_output(out.with_suffix(""), f) for f in self.formats}, force=force)
-        audio = load_audio(item.path)
+        audio = read_speech(item.path, *self.audio_options)
         text = item.text if item.text is not None else _text(item.path, self.text)
         with step_progress() as on_step:
             result = run(
@@ -142,6 +143,9 @@ def animate(
     quiet: QuietOpt = False,
     progress: ProgressOpt = ProgressMode.bar,
     precision: PrecisionOpt = "fp32",
+    sample_rate: SampleRateOpt = None,
+    channels: ChannelsOpt = 1,
+    raw_format: RawFormatOpt = "PCM_16",
 ) -> None:
     """Speech → align → key motions → completion → mesh motion (.npy), and optionally an mp4; one file or a batch."""
     with running("animate", progress, quiet=quiet) as rep:
@@ -150,7 +154,7 @@ def animate(
             raise KmtalkError("--text/--alignment apply to one input; for a batch, put SPEECH.txt beside each file or use a .csv manifest.")
         formats = tuple(f.strip() for f in (export or "").split(",") if f.strip())
         job = AnimateJob(backbone, checkpoint, key_motions, text, alignment, style, template, batch_output(output, inputs.batch),
-                         inputs.batch, render, formats, precision)
+                         inputs.batch, render, formats, precision, (sample_rate, channels, raw_format))
         finish(run_inputs(job, inputs, reporter=rep, jobs=jobs, force=force, label="Animating"), "animated")
 
 
@@ -182,17 +186,19 @@ def keymotions(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Key motions .npz (default: SPEECH.keys.npz).")] = None,
     force: ForceOpt = False,
     precision: PrecisionOpt = "fp32",
+    sample_rate: SampleRateOpt = None,
+    channels: ChannelsOpt = 1,
+    raw_format: RawFormatOpt = "PCM_16",
 ) -> None:
     """Find the key frames at phoneme boundaries and predict the face there (.npz)."""
     with user_errors():
         from ..atomic import check_output_path
-        from ..audio import load_audio
         from ..face.template import bundled_template
         from ..keymotions import write_key_motions
         from ..pipeline import key_motions_for, load
 
         out = check_output_path(output or speech.with_name(speech.stem + ".keys.npz"), force=force)
-        audio = load_audio(speech)
+        audio = read_speech(speech, sample_rate, channels, raw_format)
         model = load(backbone, checkpoint, None, precision=precision)
         _, keys = key_motions_for(audio, model, alignment=_read_alignment(alignment), text=_text(speech, text), style=style)
         head = bundled_template()
@@ -210,20 +216,22 @@ def complete(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Motion .npy (default: SPEECH.npy).")] = None,
     force: ForceOpt = False,
     precision: PrecisionOpt = "fp32",
+    sample_rate: SampleRateOpt = None,
+    channels: ChannelsOpt = 1,
+    raw_format: RawFormatOpt = "PCM_16",
 ) -> None:
     """Complete the full motion from key motions, guided by the audio (.npy, (T, V·3))."""
     with user_errors():
         import numpy as np
 
         from ..atomic import atomic_output, check_output_path
-        from ..audio import load_audio
         from ..keymotions import read_key_motions
         from ..pipeline import complete as complete_motion
         from ..pipeline import load
 
         out = check_output_path(output or speech.with_suffix(".npy"), force=force)
         key_motions = read_key_motions(keys)
-        audio = load_audio(speech)
+        audio = read_speech(speech, sample_rate, channels, raw_format)
         model = load(backbone, checkpoint, None, precision=precision)
         vertices = complete_motion(audio, key_motions, model, _template(template), style=style)
         with atomic_output(out, force=force) as tmp:

@@ -14,6 +14,7 @@ from ..batch import MOTION_SUFFIXES, BatchItem, batch_output, expand_inputs, out
 from ..errors import KmtalkError
 from ..progress import ProgressMode
 from .common import JobsOpt, ProgressOpt, QuietOpt, finish, info, progress_bar, running
+from .audio_options import ChannelsOpt, RawFormatOpt, SampleRateOpt, read_speech
 
 #: Extensions tried, in order, when looking for the audio that belongs to a motion file.
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus")
@@ -40,7 +41,7 @@ class RenderJob:
 
     audio: Path | None
     no_audio: bool
-    sample_rate: int | None
+    audio_options: tuple[int | None, int, str]  # sample rate, channels, format of headerless PCM
     template: str | None
     subject: str | None
     output: Path | None
@@ -62,7 +63,7 @@ class RenderJob:
 
     def run(self, item: BatchItem, face: Any, force: bool) -> list[Path]:
         from ..atomic import check_output_path
-        from ..audio import load_audio, write_wav
+        from ..audio import write_wav
         from ..motion import load_motion
         from ..render import render_video
 
@@ -74,7 +75,7 @@ class RenderJob:
             audio = find_audio_beside(item.path)
             if audio is not None:
                 info(f"Using audio {audio}")
-        speech = None if self.no_audio or audio is None else load_audio(audio, sample_rate=self.sample_rate)
+        speech = None if self.no_audio or audio is None else read_speech(audio, *self.audio_options)
         with tempfile.TemporaryDirectory(prefix="kmtalk-render-") as scratch:
             wav = None
             if speech is not None:
@@ -96,9 +97,9 @@ def render(
         Path | None, typer.Option("--audio", "-a", help="Speech to mux in (default: MOTION's stem with an audio suffix, if present).")
     ] = None,
     no_audio: Annotated[bool, typer.Option("--no-audio", help="Write a silent video even if audio is found.")] = False,
-    sample_rate: Annotated[
-        int | None, typer.Option("--sample-rate", help="Sample rate of headerless raw PCM audio.", min=1)
-    ] = None,
+    sample_rate: SampleRateOpt = None,
+    channels: ChannelsOpt = 1,
+    raw_format: RawFormatOpt = "PCM_16",
     template: Annotated[
         str | None, typer.Option("--template", "-t", help="Template mesh (.ply/.obj/.npz or templates.pkl); default: the bundled head.")
     ] = None,
@@ -123,5 +124,5 @@ def render(
         if inputs.batch and (audio is not None or side_by_side is not None):
             raise KmtalkError("--audio/--side-by-side apply to one motion; in a batch each motion's audio is found beside it.")
         options = RenderOptions(size=size, fps=fps, renderer=renderer.value)
-        job = RenderJob(audio, no_audio, sample_rate, template, subject, batch_output(output, inputs.batch), options, side_by_side, inputs.batch)
+        job = RenderJob(audio, no_audio, (sample_rate, channels, raw_format), template, subject, batch_output(output, inputs.batch), options, side_by_side, inputs.batch)
         finish(run_inputs(job, inputs, reporter=rep, jobs=jobs, force=force, label="Rendering"), "rendered")
