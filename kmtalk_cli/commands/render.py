@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from .common import info, progress_bar, user_errors
+from ..batch import MOTION_SUFFIXES, BatchItem, batch_output, expand_inputs, output_for, run_inputs
+from ..errors import KmtalkError
+from ..progress import ProgressMode
+from .common import JobsOpt, ProgressOpt, QuietOpt, finish, info, progress_bar, running
+from .audio_options import ChannelsOpt, RawFormatOpt, SampleRateOpt, read_speech
 
 #: Extensions tried, in order, when looking for the audio that belongs to a motion file.
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus")
@@ -30,20 +35,76 @@ def find_audio_beside(motion: Path) -> Path | None:
     return None
 
 
+@dataclass(frozen=True)
+class RenderJob:
+    """``kmtalk render`` over one motion or a batch; the template is loaded once per worker."""
+
+    audio: Path | None
+    no_audio: bool
+    audio_options: tuple[int | None, int, str]  # sample rate, channels, format of headerless PCM
+    template: str | None
+    subject: str | None
+    output: Path | None
+    options: Any  # RenderOptions
+    side_by_side: Path | None
+    batch: bool
+
+    def outputs(self, item: BatchItem) -> list[Path]:
+        return [output_for(item.path, self.output, ".mp4", batch=self.batch)]
+
+    def setup(self) -> Any:
+        from ..errors import TemplateError
+        from ..face.template import load_template
+
+        face = load_template(self.template, subject=self.subject)
+        if len(face.faces) == 0:
+            raise TemplateError(f"Template {face.source} has no faces to draw; pass --template with a mesh (.ply/.obj).")
+        return face
+
+    def run(self, item: BatchItem, face: Any, force: bool) -> list[Path]:
+        from ..atomic import check_output_path
+        from ..audio import write_wav
+        from ..motion import load_motion
+        from ..render import render_video
+
+        output = check_output_path(self.outputs(item)[0], force=force)
+        frames = load_motion(item.path, face.n_vertices)
+        reference = load_motion(self.side_by_side, face.n_vertices) if self.side_by_side else None
+        audio = self.audio
+        if audio is None and not self.no_audio:
+            audio = find_audio_beside(item.path)
+            if audio is not None:
+                info(f"Using audio {audio}")
+        speech = None if self.no_audio or audio is None else read_speech(audio, *self.audio_options)
+        with tempfile.TemporaryDirectory(prefix="kmtalk-render-") as scratch:
+            wav = None
+            if speech is not None:
+                wav = Path(scratch) / "speech.wav"
+                write_wav(speech, wav)
+            with progress_bar(f"Rendering {item.path.name}") as progress:
+                result = render_video(
+                    frames, face.faces, output, audio_wav=wav, options=self.options, reference=reference,
+                    framing_vertices=face.vertices, force=force, progress=progress,
+                )
+        sound = "with audio" if result.audio else "silent"
+        info(f"Wrote {result.path} ({result.frames} frames, {result.width}×{result.height}, {sound}, {result.renderer} renderer)")
+        return [result.path]
+
+
 def render(
-    motion: Annotated[Path, typer.Argument(help="Motion .npy/.npz: (T, V·3) or (T, V, 3) absolute vertex positions.")],
+    motion: Annotated[list[Path], typer.Argument(help="Motion .npy/.npz ((T, V·3) or (T, V, 3) absolute vertex positions): files, directories, quoted globs or a .txt manifest.")],
     audio: Annotated[
         Path | None, typer.Option("--audio", "-a", help="Speech to mux in (default: MOTION's stem with an audio suffix, if present).")
     ] = None,
     no_audio: Annotated[bool, typer.Option("--no-audio", help="Write a silent video even if audio is found.")] = False,
-    sample_rate: Annotated[
-        int | None, typer.Option("--sample-rate", help="Sample rate of headerless raw PCM audio.", min=1)
-    ] = None,
+    sample_rate: SampleRateOpt = None,
+    channels: ChannelsOpt = 1,
+    raw_format: RawFormatOpt = "PCM_16",
     template: Annotated[
         str | None, typer.Option("--template", "-t", help="Template mesh (.ply/.obj/.npz or templates.pkl); default: the bundled head.")
     ] = None,
     subject: Annotated[str | None, typer.Option("--subject", help="Subject to take from a templates.pkl.")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output .mp4 (default: MOTION with .mp4).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output .mp4 (default: MOTION with .mp4); with several inputs, a directory.")] = None,
     size: Annotated[int, typer.Option("--size", help="Frame height and width in pixels (one panel).", min=64, max=4096)] = 800,
     fps: Annotated[float, typer.Option("--fps", help="Frames per second of the motion.", min=1.0, max=240.0)] = 30.0,
     renderer: Annotated[RendererChoice, typer.Option("--renderer", help="gl (EGL), software, or auto (gl, else software).")] = RendererChoice.auto,
@@ -51,46 +112,17 @@ def render(
         Path | None, typer.Option("--side-by-side", help="Another motion (e.g. ground truth) shown on the left.")
     ] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    jobs: JobsOpt = 1,
+    quiet: QuietOpt = False,
+    progress: ProgressOpt = ProgressMode.bar,
 ) -> None:
-    """Render a mesh motion to an H.264 mp4 with the speech muxed in."""
-    with user_errors():
-        from ..atomic import check_output_path
-        from ..audio import load_audio, write_wav
-        from ..errors import TemplateError
-        from ..face.template import load_template
-        from ..motion import load_motion
-        from ..render import RenderOptions, render_video
+    """Render a mesh motion to an H.264 mp4 with the speech muxed in; one file or a batch."""
+    with running("render", progress, quiet=quiet) as rep:
+        from ..render import RenderOptions
 
-        output = check_output_path(output or motion.with_suffix(".mp4"), force=force)
-        face = load_template(template, subject=subject)
-        if len(face.faces) == 0:
-            raise TemplateError(f"Template {face.source} has no faces to draw; pass --template with a mesh (.ply/.obj).")
-        frames = load_motion(motion, face.n_vertices)
-        reference = load_motion(side_by_side, face.n_vertices) if side_by_side else None
-        if audio is None and not no_audio:
-            audio = find_audio_beside(motion)
-            if audio is not None:
-                info(f"Using audio {audio}")
-        speech = None if no_audio or audio is None else load_audio(audio, sample_rate=sample_rate)
-
+        inputs = expand_inputs(motion, MOTION_SUFFIXES)
+        if inputs.batch and (audio is not None or side_by_side is not None):
+            raise KmtalkError("--audio/--side-by-side apply to one motion; in a batch each motion's audio is found beside it.")
         options = RenderOptions(size=size, fps=fps, renderer=renderer.value)
-        with tempfile.TemporaryDirectory(prefix="kmtalk-render-") as scratch:
-            wav = None
-            if speech is not None:
-                wav = Path(scratch) / "speech.wav"
-                write_wav(speech, wav)
-            with progress_bar(f"Rendering {motion.name}", enabled=not quiet) as progress:
-                result = render_video(
-                    frames,
-                    face.faces,
-                    output,
-                    audio_wav=wav,
-                    options=options,
-                    reference=reference,
-                    framing_vertices=face.vertices,
-                    force=force,
-                    progress=progress,
-                )
-        sound = "with audio" if result.audio else "silent"
-        info(f"Wrote {result.path} ({result.frames} frames, {result.width}×{result.height}, {sound}, {result.renderer} renderer)")
+        job = RenderJob(audio, no_audio, (sample_rate, channels, raw_format), template, subject, batch_output(output, inputs.batch), options, side_by_side, inputs.batch)
+        finish(run_inputs(job, inputs, reporter=rep, jobs=jobs, force=force, label="Rendering"), "rendered")
