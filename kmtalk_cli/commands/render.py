@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,6 +24,13 @@ class RendererChoice(str, Enum):
     auto = "auto"
     gl = "gl"
     software = "software"
+
+
+class ViewChoice(str, Enum):
+    front = "front"
+    three_quarter = "three-quarter"
+    profile = "profile"
+    mouth = "mouth"
 
 
 def find_audio_beside(motion: Path) -> Path | None:
@@ -48,6 +55,7 @@ class RenderJob:
     options: Any  # RenderOptions
     side_by_side: Path | None
     batch: bool
+    head_pose: Path | None = None
 
     def outputs(self, item: BatchItem) -> list[Path]:
         return [output_for(item.path, self.output, ".mp4", batch=self.batch)]
@@ -70,6 +78,10 @@ class RenderJob:
         output = check_output_path(self.outputs(item)[0], force=force)
         frames = load_motion(item.path, face.n_vertices)
         reference = load_motion(self.side_by_side, face.n_vertices) if self.side_by_side else None
+        pose = self._head_pose(item.path)
+        options = self.options
+        if reference is not None and options.labels is None:
+            options = replace(options, labels=(self.side_by_side.stem, item.path.stem))
         audio = self.audio
         if audio is None and not self.no_audio:
             audio = find_audio_beside(item.path)
@@ -83,12 +95,25 @@ class RenderJob:
                 write_wav(speech, wav)
             with progress_bar(f"Rendering {item.path.name}") as progress:
                 result = render_video(
-                    frames, face.faces, output, audio_wav=wav, options=self.options, reference=reference,
-                    framing_vertices=face.vertices, force=force, progress=progress,
+                    frames, face.faces, output, audio_wav=wav, options=options, reference=reference,
+                    framing_vertices=face.vertices, force=force, progress=progress, template=face, head_pose=pose,
                 )
         sound = "with audio" if result.audio else "silent"
         info(f"Wrote {result.path} ({result.frames} frames, {result.width}×{result.height}, {sound}, {result.renderer} renderer)")
         return [result.path]
+
+    def _head_pose(self, motion: Path) -> Any:
+        """``--head-pose``, else ``MOTION.head.npz`` beside the motion when it exists, else none."""
+        from ..face.headpose import head_pose_path, read_head_pose
+
+        path = self.head_pose
+        if path is None:
+            beside = head_pose_path(motion)
+            if not beside.is_file():
+                return None
+            path = beside
+            info(f"Using head pose {path}")
+        return read_head_pose(path)
 
 
 def render(
@@ -111,6 +136,20 @@ def render(
     side_by_side: Annotated[
         Path | None, typer.Option("--side-by-side", help="Another motion (e.g. ground truth) shown on the left.")
     ] = None,
+    labels: Annotated[
+        str | None, typer.Option("--labels", help="Panel labels 'LEFT,RIGHT' for --side-by-side (default: the file names); '' for none.")
+    ] = None,
+    view: Annotated[ViewChoice, typer.Option("--view", help="Camera preset.")] = ViewChoice.front,
+    yaw: Annotated[float | None, typer.Option("--yaw", help="Camera yaw in degrees (positive: from the face's left); overrides the view's.", min=-180.0, max=180.0)] = None,
+    pitch: Annotated[float | None, typer.Option("--pitch", help="Camera pitch in degrees (positive: from above).", min=-89.0, max=89.0)] = None,
+    zoom: Annotated[float | None, typer.Option("--zoom", help="Zoom factor (2: twice as close).", min=0.1, max=20.0)] = None,
+    background: Annotated[str | None, typer.Option("--background", help="Background colour: #rrggbb, #rgb, white, black, grey, green, blue.")] = None,
+    antialias: Annotated[
+        bool | None, typer.Option("--antialias/--no-antialias", help="2×2 supersampling (default: on with the GL renderer).")
+    ] = None,
+    head_pose: Annotated[
+        Path | None, typer.Option("--head-pose", help="Head rotation and gaze (.head.npz); default: MOTION.head.npz if present.")
+    ] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output.")] = False,
     jobs: JobsOpt = 1,
     quiet: QuietOpt = False,
@@ -119,10 +158,18 @@ def render(
     """Render a mesh motion to an H.264 mp4 with the speech muxed in; one file or a batch."""
     with running("render", progress, quiet=quiet) as rep:
         from ..render import RenderOptions
+        from ..render.camera import camera_view
+        from ..render.shading import parse_colour
 
         inputs = expand_inputs(motion, MOTION_SUFFIXES)
-        if inputs.batch and (audio is not None or side_by_side is not None):
-            raise KmtalkError("--audio/--side-by-side apply to one motion; in a batch each motion's audio is found beside it.")
-        options = RenderOptions(size=size, fps=fps, renderer=renderer.value)
-        job = RenderJob(audio, no_audio, (sample_rate, channels, raw_format), template, subject, batch_output(output, inputs.batch), options, side_by_side, inputs.batch)
+        if inputs.batch and (audio is not None or side_by_side is not None or head_pose is not None):
+            raise KmtalkError("--audio/--side-by-side/--head-pose apply to one motion; in a batch each motion's audio and head pose are found beside it.")
+        panel_labels = None
+        if labels is not None:
+            panel_labels = tuple(part.strip() for part in labels.split(",")) if labels.strip() else ("", "")
+        options = RenderOptions(
+            size=size, fps=fps, renderer=renderer.value, view=camera_view(view.value, yaw=yaw, pitch=pitch, zoom=zoom),
+            background=None if background is None else parse_colour(background), antialias=antialias, labels=panel_labels,
+        )
+        job = RenderJob(audio, no_audio, (sample_rate, channels, raw_format), template, subject, batch_output(output, inputs.batch), options, side_by_side, inputs.batch, head_pose)
         finish(run_inputs(job, inputs, reporter=rep, jobs=jobs, force=force, label="Rendering"), "rendered")
