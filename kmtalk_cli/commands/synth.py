@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from .common import info, progress_bar, user_errors
+from ..progress import ProgressMode
+from .common import ProgressOpt, QuietOpt, info, progress_bar, running
 
 
 class PresetChoice(str, Enum):
@@ -35,10 +36,11 @@ def synth(
     held_out_family: Annotated[str, typer.Option("--held-out-family", help="Keep this voice family (espeak-male, espeak-female, espeak-named, mbrola) out of train/val/test, as an 'unseen' split.")] = "",
     workers: Annotated[int, typer.Option("--workers", help="Processes to use (0: one per core, at most 4).", min=0, max=64)] = 0,
     force: Annotated[bool, typer.Option("--force", "-f", help="Replace an existing OUT_DIR (only once the new corpus is complete).")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: QuietOpt = False,
+    progress: ProgressOpt = ProgressMode.bar,
 ) -> None:
     """Build a synthetic talking-face corpus: rigged head + espeak-ng speech with exact phone timings."""
-    with user_errors():
+    with running("synth", progress, quiet=quiet) as rep:
         from dataclasses import replace
 
         from ..data.synth import PRESETS, build_corpus
@@ -56,8 +58,8 @@ def synth(
             voice_warp=voice_warp,
             held_out_family=held_out_family,
         )
-        with progress_bar(f"Synthesising {out_dir.name}", enabled=not quiet) as progress:
-            summary = build_corpus(out_dir, options, force=force, progress=progress)
+        with progress_bar(f"Synthesising {out_dir.name}", enabled=not quiet) as update:
+            summary = build_corpus(out_dir, options, force=force, progress=update)
         minutes = summary.seconds / 60.0
         info(
             f"Wrote {summary.path}: {len(summary.subjects)} subjects, {summary.sequences} sequences, "
