@@ -55,3 +55,4 @@ app.command(help="Complete the full motion from key motions, guided by the audio
 app.command(help="Score a checkpoint or saved predictions on a corpus split: LVE (paper and mm), FDD, MVE.")(evaluate)
 app.command(help="Write a self-contained HTML page that plays a .glb with its speech (file:// or --serve).")(view)
 app.command(help="Export a motion (ARKit CSV/JSON, glTF, OBJ/PLY sequences) or an alignment (visemes).")(export)
+

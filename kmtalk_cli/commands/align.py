@@ -73,10 +73,14 @@ def align(
             for done, path in enumerate(audio):
                 progress(done, len(audio))
                 try:
-                    json_path = check_output_path(output_for(path, output, ".align.json", batch=batch), force=force)
+                    json_path = check_output_path(
+                        output_for(path, output, ".align.json", batch=batch), force=force, suffixes=(".json",), what="the alignment as JSON"
+                    )
                     grid_path = None
                     if textgrid is not None:
-                        grid_path = check_output_path(output_for(path, textgrid, ".TextGrid", batch=batch), force=force)
+                        grid_path = check_output_path(
+                            output_for(path, textgrid, ".TextGrid", batch=batch), force=force, suffixes=(".TextGrid",), what="a Praat TextGrid"
+                        )
                     words = text if text is not None else find_transcript(path)
                     speech = load_audio(path, sample_rate=sample_rate)
                     result = align_speech(speech, words, backend=aligner.value)

@@ -61,6 +61,8 @@ def evaluate(
             raise KmtalkError("Give --style or --style-mode, not both.")
         if not source.exists():
             raise KmtalkError(f"{source} does not exist; give a checkpoint file or a directory of predictions.")
+        if source.is_dir() and (source / "best.safetensors").is_file():
+            source = source / "best.safetensors"  # a training run folder: its best checkpoint
         stem = out if out is not None else default_stem(source, split)
         json_path = check_output_path(stem.with_name(stem.name + ".json"), force=force)
         md_path = check_output_path(stem.with_name(stem.name + ".md"), force=force)

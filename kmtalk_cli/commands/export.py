@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .common import info, notice, progress_bar, user_errors
+from .common import finite, info, notice, progress_bar, user_errors
 
 MOTION_SUFFIXES = (".npy", ".npz")
 ALIGNMENT_SUFFIXES = (".json", ".textgrid")
@@ -28,6 +28,25 @@ def output_stem(path: Path) -> Path:
     return stem.with_suffix("") if stem.suffix in (".align", ".arkit") else stem
 
 
+#: What ``-o`` must end in when it names one format's file (obj/ply name a folder: any name).
+FORMAT_SUFFIXES = {
+    "arkit-csv": ((".csv",), "Live Link Face CSV"),
+    "arkit-json": ((".json",), "ARKit weights as JSON"),
+    "glb": ((".glb",), "a binary glTF (.glb)"),
+    "visemes": ((".tsv", ".json"), "Rhubarb visemes (TSV, or JSON for .json)"),
+}
+
+
+def check_single_output(output: Path, fmt: str) -> Path:
+    """``-o`` for one format: the exact file, with that format's suffix (the shared output rule)."""
+    from ..atomic import require_suffix
+
+    if fmt in FORMAT_SUFFIXES:
+        suffixes, what = FORMAT_SUFFIXES[fmt]
+        require_suffix(output, suffixes, what)
+    return output
+
+
 def export(
     source: Annotated[
         Path, typer.Argument(help="Motion .npy/.npz (T, V·3 or V, 3), or an alignment (.json from kmtalk align, or .TextGrid) for visemes.")
@@ -45,7 +64,7 @@ def export(
         str | None, typer.Option("--template", "-t", help="Template mesh (.ply/.obj/.npz or templates.pkl); default: the bundled head.")
     ] = None,
     subject: Annotated[str | None, typer.Option("--subject", help="Subject to take from a templates.pkl.")] = None,
-    fps: Annotated[float, typer.Option("--fps", help="Frames per second of the motion.", min=1.0, max=240.0)] = 30.0,
+    fps: Annotated[float, typer.Option("--fps", help="Frames per second of the motion.", min=1.0, max=240.0, callback=finite)] = 30.0,
     audio: Annotated[
         Path | None, typer.Option("--audio", "-a", help="Speech the motion belongs to: referenced from the .glb and the viseme JSON.")
     ] = None,
@@ -58,7 +77,7 @@ def export(
         typer.Option("--bake/--no-bake", help="glb: per-frame baked shapes, or always the rig's morph targets (default: bake when those miss by more than 1.5 mm)."),
     ] = None,
     smoothing: Annotated[
-        float, typer.Option("--smoothing", help="Temporal smoothing of the fitted weights: λ of the vertex-acceleration penalty (0 = none).", min=0.0)
+        float, typer.Option("--smoothing", help="Temporal smoothing of the fitted weights: λ of the vertex-acceleration penalty (0 = none).", min=0.0, max=10.0, callback=finite)
     ] = 0.002,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -68,6 +87,7 @@ def export(
         from ..errors import AlignmentError, AudioError, MotionError
         from ..export import check_outputs, default_output, parse_formats, write_motion
         from ..export.visemes import read_phones, visemes, write_visemes
+        from ..validate import check_motion_scale
 
         chosen = parse_formats(formats)
         suffix = source.suffix.lower()
@@ -83,7 +103,7 @@ def export(
             raise AudioError(f"Audio file {audio} does not exist.")
 
         if output is not None and len(chosen) == 1:
-            targets = {chosen[0]: output}
+            targets = {chosen[0]: check_single_output(output, chosen[0])}
         else:
             stem = output_stem(output) if output is not None else output_stem(source)
             targets = {fmt: default_output(stem, fmt, viseme_set.value) for fmt in chosen}
@@ -96,7 +116,7 @@ def export(
             from ..motion import load_motion
 
             face = load_template(template, subject=subject)
-            vertices = load_motion(source, face.n_vertices)
+            vertices = check_motion_scale(load_motion(source, face.n_vertices), face.vertices, f"Motion file {source}")
 
         written: list[Path] = []
         if "visemes" in targets:

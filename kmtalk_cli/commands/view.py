@@ -33,7 +33,7 @@ def view(
         if output is None and not serve:
             output = glb.with_suffix(".html")
         if output is not None:
-            output = check_output_path(output, force=force)
+            output = check_output_path(output, force=force, suffixes=(".html", ".htm"), what="an HTML page")
         page = viewer_page(glb, audio)
         sound = f"speech from {page.audio}" if page.audio else "no audio"
         if output is not None:
