@@ -31,6 +31,7 @@ import numpy as np
 
 from ..atomic import atomic_output
 from ..errors import KmtalkWarning, MotionError, TemplateError
+from ..face.normals import vertex_normals
 from ..face.template import FaceTemplate
 from ..version import __version__
 
@@ -81,22 +82,6 @@ class GlbContent:
     def extras(self) -> dict:
         extras = self.document.get("extras")
         return extras if isinstance(extras, dict) else {}
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted unit normals (V, 3); a vertex on no face gets +Z so every normal is unit."""
-    v = np.asarray(vertices, dtype=np.float64)
-    tri = v[faces]
-    face_n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    normals = np.zeros_like(v)
-    for corner in range(3):
-        for axis in range(3):
-            normals[:, axis] += np.bincount(faces[:, corner], weights=face_n[:, axis], minlength=len(v))
-    length = np.linalg.norm(normals, axis=1)
-    flat = length < 1e-20
-    normals[flat] = (0.0, 0.0, 1.0)
-    length[flat] = 1.0
-    return normals / length[:, None]
 
 
 class _BinaryBuilder:
