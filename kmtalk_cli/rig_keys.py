@@ -46,3 +46,13 @@ def interpolate_key_motions(keys: KeyMotions, n_frames: int) -> np.ndarray:
     curve = PchipInterpolator(indices, offsets, axis=0, extrapolate=False)
     times = np.clip(np.arange(n_frames, dtype=np.float64), indices[0], indices[-1])
     return curve(times).astype(np.float32)
+
+
+def complete_by_interpolation(audio: Any, keys: KeyMotions, template: Any) -> np.ndarray:
+    """Absolute vertices (T, V, 3) on ``template`` through the key motions, T from the audio's length."""
+    n_vertices = template.n_vertices
+    if keys.offsets.shape[1] != n_vertices * 3:
+        raise MotionError(f"The key motions have {keys.offsets.shape[1] // 3} vertices; the template has {n_vertices}.")
+    n_frames = max(1, int(round(audio.duration * keys.frames.fps)))
+    offsets = interpolate_key_motions(keys, n_frames)
+    return (offsets.reshape(n_frames, n_vertices, 3) + template.vertices[None]).astype(np.float32)

@@ -15,8 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from ..audio import write_wav
 from ..errors import AlignmentError
 from .textgrid import read_textgrid
 from .types import Alignment, validate
@@ -67,12 +66,6 @@ def build_command(job: MfaJob) -> list[str]:
     ]
 
 
-def _write_wav(samples: np.ndarray, rate: int, path: Path) -> None:
-    import soundfile as sf
-
-    sf.write(str(path), np.asarray(samples, dtype=np.float32), rate, subtype="PCM_16")
-
-
 def align_mfa(
     audio: Any,
     text: str | None,
@@ -103,7 +96,7 @@ def align_mfa(
         corpus, output = Path(tmp) / "corpus", Path(tmp) / "aligned"
         corpus.mkdir()
         output.mkdir()
-        _write_wav(audio.samples, audio.sample_rate, corpus / "utterance.wav")
+        write_wav(audio, corpus / "utterance.wav")
         (corpus / "utterance.lab").write_text(" ".join(words) + "\n", encoding="utf-8")
         job = MfaJob(executable, corpus, output, acoustic_model, dictionary)
         try:

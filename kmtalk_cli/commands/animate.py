@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from ..batch import AUDIO_SUFFIXES, BatchItem, batch_output, expand_inputs, output_for, run_inputs
+from ..errors import KmtalkError
+from ..progress import ProgressMode
 from ..weights import DEFAULT_BACKBONE
-from .common import info, step_progress, user_errors
+from .audio_options import ChannelsOpt, RawFormatOpt, SampleRateOpt, read_speech
+from .common import JobsOpt, ProgressOpt, QuietOpt, finish, info, running, step_progress, user_errors
 
 BackboneOpt = Annotated[str | None, typer.Option("--backbone", "-b", help=f"Backbone (see `kmtalk backbones`; default {DEFAULT_BACKBONE}, or the checkpoint's), or 'rig' for the rig baseline (no weights).")]
 CheckpointOpt = Annotated[Path | None, typer.Option("--checkpoint", "-c", help="A checkpoint from `kmtalk train` (default: the bundled weights).")]
@@ -17,6 +22,8 @@ TextOpt = Annotated[str | None, typer.Option("--text", help="What is said, for a
 AlignmentOpt = Annotated[Path | None, typer.Option("--alignment", help="An alignment (.align.json from `kmtalk align`, or a TextGrid) to use instead of aligning.")]
 TemplateOpt = Annotated[str | None, typer.Option("--template", "-t", help="Template mesh with the model's vertex count (default: the bundled head).")]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")]
+#: Frame rate of the rig baseline's key motions (the bundled models' rate).
+RIG_FPS = 30.0
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="CPU inference precision of the large layers: fp32, bf16 or int8 (faster at the papers' sizes; output within a fraction of a mm).")]
 
 
@@ -62,86 +69,17 @@ def motion_output(speech: Path, output: Path | None, *, force: bool, video: bool
     return check_output_path(output or speech.with_suffix(".npy"), force=force, suffixes=MOTION_SUFFIXES, what=MOTION_WHAT)
 
 
-def export_formats(export: str | None) -> list[str]:
+def export_formats(export: str | None) -> tuple[str, ...]:
     """``--export`` checked before any work, with the names (any case) of ``kmtalk export --format``."""
     if export is None:
-        return []
+        return ()
     from ..export import parse_formats
 
-    return parse_formats(export)
+    return tuple(parse_formats(export))
 
 
-def animate(
-    speech: Annotated[Path, typer.Argument(help="Speech file (any format libsndfile reads).")],
-    backbone: BackboneOpt = None,
-    checkpoint: CheckpointOpt = None,
-    key_motions: Annotated[bool | None, typer.Option("--key-motions/--no-key-motions", help="Use KMTalk key motions (default: yes for bundled weights, the checkpoint's kind otherwise).")] = None,
-    text: TextOpt = None,
-    alignment: AlignmentOpt = None,
-    style: StyleOpt = None,
-    template: TemplateOpt = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Motion .npy (T, V·3) (default: SPEECH.npy); the other outputs go beside it.")] = None,
-    render: Annotated[bool, typer.Option("--render", help="Also render SPEECH.mp4 with the audio.")] = False,
-    export: Annotated[str | None, typer.Option("--export", help="Also export, comma-separated: arkit-csv, arkit-json, glb, obj, ply, visemes.")] = None,
-    force: ForceOpt = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
-    precision: PrecisionOpt = "fp32",
-) -> None:
-    """Speech → align → key motions → completion → mesh motion (.npy), and optionally an mp4.
-
-    All outputs of a run (motion, key motions, alignment, exports, video) land together at the
-    end, or none of them does.
-    """
-    with user_errors():
-        from ..alignment import write_json
-        from ..atomic import check_output_path, transaction
-        from ..audio import load_audio
-        from ..export import check_outputs, default_output
-        from ..keymotions import write_key_motions
-        from ..motion import write_motion_npy
-        from ..pipeline import animate as run
-
-        out = motion_output(speech, output, force=force, video=render)
-        formats = export_formats(export)
-        timing = _read_alignment(alignment, text)
-        video = check_output_path(out.with_suffix(".mp4"), force=force) if render else None
-        align_out = check_output_path(out.with_suffix(".align.json"), force=force) if alignment is None else None
-        keys_out = out.with_suffix(".keys.npz")
-        if _writes_keys(backbone, checkpoint, key_motions):
-            check_output_path(keys_out, force=force)
-        targets = {f: default_output(out.with_suffix(""), f) for f in formats}
-        check_outputs(targets, force=force)
-        audio = load_audio(speech)
-        with step_progress(enabled=not quiet) as on_step:
-            result = run(
-                audio, backbone=backbone, checkpoint=checkpoint, key_motions=key_motions, text=_text(speech, text),
-                alignment=timing, style=style, template=_template(template), on_step=on_step, precision=precision,
-            )
-        phones = None
-        if "visemes" in formats:
-            phones = result.alignment if result.alignment is not None else _align_for_visemes(audio, speech, text)
-        with transaction():
-            written = [write_motion_npy(result.motion, out, force=force)]
-            if result.alignment is not None and align_out is not None:
-                written.append(write_json(result.alignment, align_out, force=force))
-            if result.key_motions is not None:
-                written.append(write_key_motions(result.key_motions, keys_out, template=result.template.vertices, force=force))
-                info(f"{len(result.key_motions.frames.indices)} key frames ({result.key_motions.frames.density:.0%} of {len(result.vertices)})")
-            if phones is not None:
-                from ..export.visemes import visemes, write_visemes
-
-                written.append(write_visemes(visemes(phones, "oculus", sound_file=str(speech)), targets.pop("visemes"), force=force))
-            if targets:
-                from ..export import write_motion
-
-                written += write_motion(result.vertices, result.template, targets, result.fps, str(speech), force, frame_stem=out.stem, log=info)
-            if video is not None:
-                written.append(_render(result, audio, video, force=force, quiet=quiet))
-        info(f"{result.model}: {len(result.vertices)} frames at {result.fps:g} fps → {', '.join(str(p) for p in written)}")
-
-
-def _writes_keys(backbone: str | None, checkpoint: Path | None, key_motions: bool | None) -> bool:
-    """Whether the run will write key motions, known from the checkpoint's header before any work."""
+def writes_keys(backbone: str | None, checkpoint: Path | None, key_motions: bool | None) -> bool:
+    """Whether a run will write key motions, known from the checkpoint's header before any work."""
     from ..pipeline import RIG
 
     if backbone == RIG or key_motions is False:
@@ -153,14 +91,147 @@ def _writes_keys(backbone: str | None, checkpoint: Path | None, key_motions: boo
     return read_checkpoint_info(checkpoint).get("kind") == "key-motion"
 
 
-def _align_for_visemes(audio: Any, speech: Path, text: str | None) -> Any:
+@dataclass(frozen=True)
+class AnimateJob:
+    """``kmtalk animate`` over one file or a batch: the settings every file shares (picklable,
+    so worker processes get it whole); the model is loaded once per worker by :meth:`setup`."""
+
+    backbone: str | None
+    checkpoint: Path | None
+    key_motions: bool | None
+    text: str | None
+    alignment: Path | None
+    style: str | None
+    template: str | None
+    output: Path | None
+    batch: bool
+    render: bool
+    formats: tuple[str, ...]
+    precision: str
+    audio_options: tuple[int | None, int, str]  # sample rate, channels, format of headerless PCM
+
+    def motion_path(self, item: BatchItem) -> Path:
+        return output_for(item.path, self.output, ".npy", batch=self.batch)
+
+    def outputs(self, item: BatchItem) -> list[Path]:
+        """Every file a run writes: the motion, its alignment and key motions, exports, the video."""
+        out = self.motion_path(item)
+        paths = [out]
+        if self.alignment is None:
+            paths.append(out.with_suffix(".align.json"))
+        if writes_keys(self.backbone, self.checkpoint, self.key_motions):
+            paths.append(out.with_suffix(".keys.npz"))
+        if self.formats:
+            from ..export import default_output
+
+            paths += [default_output(out.with_suffix(""), f) for f in self.formats]
+        if self.render:
+            paths.append(out.with_suffix(".mp4"))
+        return paths
+
+    def setup(self) -> Any:
+        from ..pipeline import load
+
+        return load(self.backbone, self.checkpoint, self.key_motions, precision=self.precision), _template(self.template)
+
+    def run(self, item: BatchItem, state: Any, force: bool) -> list[Path]:
+        """One file; all its outputs land together at the end, or none of them does."""
+        from ..atomic import check_output_path, transaction
+        from ..export import check_outputs, default_output
+        from ..keymotions import write_key_motions
+        from ..motion import write_motion_npy
+        from ..pipeline import animate as run
+
+        model, face = state
+        out = motion_output(item.path, self.motion_path(item), force=force, video=self.render)
+        for path in self.outputs(item)[1:]:
+            if path.suffix:  # obj/ply folders are checked with the other exports
+                check_output_path(path, force=force)
+        targets = {f: default_output(out.with_suffix(""), f) for f in self.formats}
+        check_outputs(targets, force=force)
+        audio = read_speech(item.path, *self.audio_options)
+        text = item.text if item.text is not None else _text(item.path, self.text)
+        with step_progress() as on_step:
+            result = run(
+                audio, backbone=self.backbone, checkpoint=self.checkpoint, key_motions=self.key_motions, text=text,
+                alignment=_read_alignment(self.alignment, self.text), style=self.style, template=face, on_step=on_step,
+                precision=self.precision, model=model,
+            )
+        phones = None
+        if "visemes" in targets:
+            phones = result.alignment if result.alignment is not None else _align_for_visemes(audio, text)
+        written: list[Path] = []
+        with transaction():
+            written.append(write_motion_npy(result.motion, out, force=force))
+            if result.alignment is not None and self.alignment is None:
+                from ..alignment import write_json
+
+                written.append(write_json(result.alignment, out.with_suffix(".align.json"), force=force))
+            if result.key_motions is not None:
+                written.append(write_key_motions(result.key_motions, out.with_suffix(".keys.npz"), template=result.template.vertices, force=force))
+                info(f"{len(result.key_motions.frames.indices)} key frames ({result.key_motions.frames.density:.0%} of {len(result.vertices)})")
+            if phones is not None:
+                from ..export.visemes import visemes, write_visemes
+
+                written.append(write_visemes(visemes(phones, "oculus", sound_file=str(item.path)), targets.pop("visemes"), force=force))
+            if targets:
+                from ..export import write_motion
+
+                written += write_motion(result.vertices, result.template, targets, result.fps, str(item.path), force, frame_stem=out.stem, log=info)
+            if self.render:
+                written.append(_render(result, audio, out.with_suffix(".mp4"), force=force))
+        info(f"{result.model}: {len(result.vertices)} frames at {result.fps:g} fps → {', '.join(str(p) for p in written)}")
+        return written
+
+
+def _align_for_visemes(audio: Any, text: str | None) -> Any:
     """Models without key motions make no alignment; visemes need one."""
     from ..alignment import align
 
-    return align(audio, _text(speech, text))
+    return align(audio, text)
 
 
-def _render(result: Any, audio: Any, video: Path, *, force: bool, quiet: bool) -> Path:
+def animate(
+    speech: Annotated[list[Path], typer.Argument(help="Speech: files, directories, quoted globs, or a manifest (.txt of paths, .csv/.tsv with path,transcript).")],
+    backbone: BackboneOpt = None,
+    checkpoint: CheckpointOpt = None,
+    key_motions: Annotated[bool | None, typer.Option("--key-motions/--no-key-motions", help="Use KMTalk key motions (default: yes for bundled weights, the checkpoint's kind otherwise).")] = None,
+    text: TextOpt = None,
+    alignment: AlignmentOpt = None,
+    style: StyleOpt = None,
+    template: TemplateOpt = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Motion .npy (T, V·3) (default: SPEECH.npy), the other outputs beside it; with several inputs, a directory.")] = None,
+    render: Annotated[bool, typer.Option("--render", help="Also render SPEECH.mp4 with the audio.")] = False,
+    export: Annotated[str | None, typer.Option("--export", help="Also export, comma-separated: arkit-csv, arkit-json, glb, obj, ply, visemes.")] = None,
+    force: ForceOpt = False,
+    jobs: JobsOpt = 1,
+    quiet: QuietOpt = False,
+    progress: ProgressOpt = ProgressMode.bar,
+    precision: PrecisionOpt = "fp32",
+    sample_rate: SampleRateOpt = None,
+    channels: ChannelsOpt = 1,
+    raw_format: RawFormatOpt = "PCM_16",
+) -> None:
+    """Speech → align → key motions → completion → mesh motion (.npy), and optionally an mp4; one file or a batch.
+
+    All outputs of one file (motion, key motions, alignment, exports, video) land together at the
+    end, or none of them does.
+    """
+    with running("animate", progress, quiet=quiet) as rep:
+        inputs = expand_inputs(speech, AUDIO_SUFFIXES)
+        if inputs.batch and (text is not None or alignment is not None):
+            raise KmtalkError("--text/--alignment apply to one input; for a batch, put SPEECH.txt beside each file or use a .csv manifest.")
+        formats = export_formats(export)
+        if text is not None and alignment is not None:
+            _read_alignment(alignment, text)  # refuses the pair before any work
+        if not inputs.batch:  # the output rule, before the model loads
+            motion_output(inputs.items[0].path, output, force=force, video=render)
+        job = AnimateJob(backbone, checkpoint, key_motions, text, alignment, style, template, batch_output(output, inputs.batch),
+                         inputs.batch, render, formats, precision, (sample_rate, channels, raw_format))
+        finish(run_inputs(job, inputs, reporter=rep, jobs=jobs, force=force, label="Animating"), "animated")
+
+
+def _render(result: Any, audio: Any, video: Path, *, force: bool) -> Path:
     import tempfile
 
     from ..audio import write_wav
@@ -170,7 +241,7 @@ def _render(result: Any, audio: Any, video: Path, *, force: bool, quiet: bool) -
     with tempfile.TemporaryDirectory(prefix="kmtalk-animate-") as scratch:
         wav = Path(scratch) / "speech.wav"
         write_wav(audio, wav)
-        with progress_bar(f"Rendering {video.name}", enabled=not quiet) as progress:
+        with progress_bar(f"Rendering {video.name}") as progress:
             rendered = render_video(
                 result.vertices, result.template.faces, video, audio_wav=wav, options=RenderOptions(fps=result.fps),
                 framing_vertices=result.template.vertices, force=force, progress=progress,
@@ -188,42 +259,35 @@ def keymotions(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Key motions .npz (default: SPEECH.keys.npz).")] = None,
     force: ForceOpt = False,
     precision: PrecisionOpt = "fp32",
+    sample_rate: SampleRateOpt = None,
+    channels: ChannelsOpt = 1,
+    raw_format: RawFormatOpt = "PCM_16",
 ) -> None:
     """Find the key frames at phoneme boundaries and predict the face there (.npz)."""
     with user_errors():
-        from ..alignment import align
         from ..atomic import check_output_path
-        from ..audio import load_audio
         from ..face.template import bundled_template
         from ..keymotions import write_key_motions
-        from ..pipeline import RIG, resolve_model
+        from ..pipeline import key_motions_for, load
 
         out = check_output_path(
             output or speech.with_name(speech.stem + ".keys.npz"), force=force, suffixes=(".npz",), what="key motions as a NumPy .npz archive"
         )
         timing = _read_alignment(alignment, text)
-        audio = load_audio(speech)
+        audio = read_speech(speech, sample_rate, channels, raw_format)
+        model = load(backbone, checkpoint, None, precision=precision)
         head = bundled_template()
-        if backbone == RIG:
-            if checkpoint is not None:
-                raise _rig_has_no_weights()
+        if model is None:  # the rig baseline: the rig's face at the key frames
+            from ..alignment import align
             from ..rig_keys import rig_key_motions
 
-            timing = timing or align(audio, _text(speech, text))
-            n_frames = max(1, int(round(audio.duration * 30.0)))
-            keys, n_vertices = rig_key_motions(timing, head, n_frames, 30.0), head.n_vertices
+            timing = timing if timing is not None else align(audio, _text(speech, text))
+            keys, n_vertices = rig_key_motions(timing, head, max(1, int(round(audio.duration * RIG_FPS))), RIG_FPS), head.n_vertices
         else:
-            model = resolve_model(backbone, checkpoint, None, precision=precision)
-            timing = timing or align(audio, _text(speech, text))
-            keys, n_vertices = model.predict_keys(audio, timing, style=style), model.n_vertices
+            _, keys = key_motions_for(audio, model, alignment=timing, text=_text(speech, text), style=style)
+            n_vertices = model.n_vertices
         write_key_motions(keys, out, template=head.vertices if head.n_vertices == n_vertices else None, force=force)
         info(f"{len(keys.frames.indices)} key frames ({keys.frames.density:.0%} of {keys.frames.n_frames}, rule {keys.frames.rule}) → {out}")
-
-
-def _rig_has_no_weights() -> Exception:
-    from ..errors import ModelError
-
-    return ModelError("The rig baseline has no weights; drop --checkpoint (or pick a learned --backbone).")
 
 
 def complete(
@@ -236,34 +300,27 @@ def complete(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Motion .npy (default: SPEECH.npy).")] = None,
     force: ForceOpt = False,
     precision: PrecisionOpt = "fp32",
+    sample_rate: SampleRateOpt = None,
+    channels: ChannelsOpt = 1,
+    raw_format: RawFormatOpt = "PCM_16",
 ) -> None:
     """Complete the full motion from key motions, guided by the audio (.npy, (T, V·3))."""
     with user_errors():
-        from ..audio import load_audio
-        from ..errors import MotionError
         from ..keymotions import read_key_motions
         from ..motion import write_motion_npy
-        from ..pipeline import RIG, resolve_model
+        from ..pipeline import complete as complete_motion
+        from ..pipeline import load
 
         out = motion_output(speech, output, force=force)
         key_motions = read_key_motions(keys)
-        audio = load_audio(speech)
+        audio = read_speech(speech, sample_rate, channels, raw_format)
+        model = load(backbone, checkpoint, None, precision=precision)
         face = _template(template)
-        if backbone == RIG:
-            if checkpoint is not None:
-                raise _rig_has_no_weights()
-            from ..rig_keys import interpolate_key_motions
+        if model is None:  # the rig baseline: no model, a cubic through the key motions
+            from ..rig_keys import complete_by_interpolation
 
-            n_vertices, n_frames = face.n_vertices, max(1, int(round(audio.duration * key_motions.frames.fps)))
-            if key_motions.offsets.shape[1] != n_vertices * 3:
-                raise MotionError(f"The key motions have {key_motions.offsets.shape[1] // 3} vertices; the template has {n_vertices}.")
-            offsets = interpolate_key_motions(key_motions, n_frames)
+            vertices = complete_by_interpolation(audio, key_motions, face)
         else:
-            model = resolve_model(backbone, checkpoint, None, precision=precision)
-            model.check_template(face.n_vertices)
-            if key_motions.offsets.shape[1] != model.n_vertices * 3:
-                raise MotionError(f"The key motions have {key_motions.offsets.shape[1] // 3} vertices; the model has {model.n_vertices}.")
-            offsets = model.complete(audio, key_motions, style=style)
-        vertices = offsets.reshape(len(offsets), -1, 3) + face.vertices[None]
+            vertices = complete_motion(audio, key_motions, model, face, style=style)
         write_motion_npy(vertices, out, force=force)
         info(f"{len(vertices)} frames completed from {len(key_motions.frames.indices)} key frames → {out}")
