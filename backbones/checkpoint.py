@@ -42,6 +42,9 @@ def save_checkpoint(
         if half and value.is_floating_point():
             value = value.to(torch.float16)
         tensors[key] = value.contiguous().clone()
+    for key, value in tensors.items():  # a diverged model is never saved as if it were one
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ModelError(f"Not saving {Path(path).name}: tensor {key} holds NaN or infinite values (the training diverged; try a lower --lr).")
     header = {"format": FORMAT, "format_version": FORMAT_VERSION, **info}
     path = Path(path)
     with atomic_output(path, force=force) as tmp:

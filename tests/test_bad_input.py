@@ -206,7 +206,7 @@ CASES: list[Case] = [
     Case("export-visemes-nan-duration", lambda w: ["export", w.alignment(nan_duration=True), "--format", "visemes"], r"(?i)nan|finite"),
     Case("export-visemes-without-alignment", lambda w: ["export", w.motion(), "--format", "visemes"], r"needs its alignment"),
     Case("export-alignment-as-glb", lambda w: ["export", w.alignment(), "--format", "glb"], r"only be exported as visemes"),
-    Case("export-text-source", lambda w: ["export", w.file("notes.txt"), "--format", "glb"], r"neither a motion"),
+    Case("export-text-source", lambda w: ["export", w.file("notes.bin"), "--format", "glb"], r"neither a motion"),
     Case("export-existing", lambda w: ["export", w.motion(), "--format", "glb", "-o", w.file("old.glb", b"old")], r"already exists"),
     Case("export-missing-audio", lambda w: ["export", w.motion(), "--format", "glb", "--audio", w.p("none.wav")], r"does not exist"),
     Case("export-obj-onto-file", lambda w: ["export", w.motion(), "--format", "obj", "-o", w.file("seq", b"old")], r"is a file"),
@@ -221,6 +221,8 @@ CASES: list[Case] = [
     Case("align-existing", lambda w: ["align", w.speech(), "-o", w.file("a.json", b"{}")], r"already exists"),
     Case("align-name-too-long", lambda w: ["align", w.speech(), "-o", w.p(LONG + ".json")], r"255 bytes|too long"),
     # -- synth, train, evaluate, view --------------------------------------------------------------
+    Case("synth-onto-a-file", lambda w: ["synth", w.file("corpus", b"old"), "--force", "--preset", "tiny"], r"is a file"),
+    Case("export-obj-below-a-file", lambda w: ["export", w.motion(), "--format", "obj", "-o", w.file("plain") + "/seq"], r"is a file"),
     Case("synth-fps-nan", lambda w: ["synth", w.p("corpus"), "--fps", "nan"], r"--fps", 2),
     Case("synth-subjects-zero", lambda w: ["synth", w.p("corpus"), "--subjects", "0"], r"--subjects", 2),
     Case("synth-seed-negative", lambda w: ["synth", w.p("corpus"), "--seed", "-1"], r"--seed", 2),
@@ -441,7 +443,7 @@ def test_keymotions_and_complete_with_the_rig(tmp_path: Path) -> None:
         indices = stored["indices"]
     completed, rig = np.load(tmp_path / "r.npy"), np.load(tmp_path / "whole.npy")
     assert len(indices) > 4 and np.allclose(completed[indices], rig[indices], atol=1e-6)  # the rig's face at every key frame
-    assert np.abs(completed - rig).max() < 0.006  # and within a few mm of it between them
+    assert np.abs(completed - rig).mean() < 0.0005 and np.abs(completed - rig).max() < 0.02  # and near it between them
 
 
 def test_a_training_run_folder_works_as_a_checkpoint(tmp_path: Path) -> None:

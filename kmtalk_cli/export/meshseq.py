@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_directory as shared_atomic_directory
+from ..atomic import check_parent
 from ..errors import MotionError, OutputError
 
 Progress = Callable[[int, int], None]
@@ -38,10 +39,7 @@ def check_output_directory(directory: Path, *, force: bool = False) -> Path:
         raise OutputError(f"Output {directory} is a file; a mesh sequence needs a directory name.")
     if directory.is_dir() and any(directory.iterdir()) and not force:
         raise OutputError(f"Output directory {directory} already exists and is not empty; pass --force to replace it.")
-    if not parent.is_dir():
-        raise OutputError(f"Output directory {parent} does not exist.")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"Output directory {parent} is not writable.")
+    check_parent(parent)
     return directory
 
 
