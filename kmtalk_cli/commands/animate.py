@@ -88,6 +88,7 @@ def animate(
             np.save(tmp, result.motion)
         written = [out]
         if result.alignment is not None and alignment is None:
+            info(f"Aligned with {result.alignment.backend} ({result.alignment.describe_method()})")
             written.append(write_json(result.alignment, out.with_suffix(".align.json"), force=True))
         if result.key_motions is not None:
             written.append(write_key_motions(result.key_motions, out.with_suffix(".keys.npz"), template=result.template.vertices, force=True))
