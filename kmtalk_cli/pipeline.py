@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import ModelError, MotionError
 from .weights import DEFAULT_BACKBONE
 
 RIG = "rig"
@@ -77,6 +77,40 @@ def rig_motion(alignment: Any, template: Any, n_frames: int, fps: float, *, rig:
     return (rig or build_rig(template)).pose(params, rest=rest).astype(np.float32)
 
 
+def load(backbone: str = DEFAULT_BACKBONE, checkpoint: Path | str | None = None, key_motions: bool | None = None, *, precision: str = "fp32") -> Any:
+    """The model :func:`animate` would load (None for the rig baseline), to load once and reuse over many files."""
+    if backbone == RIG:
+        if checkpoint is not None or key_motions:
+            raise ModelError("The rig baseline has no weights and no key motions; drop --checkpoint/--key-motions.")
+        return None
+    return resolve_model(backbone, checkpoint, key_motions, precision=precision)
+
+
+def key_motions_for(audio: Any, model: Any, *, alignment: Any = None, text: str | None = None, style: str | None = None,
+                    on_step: Callable[[str], None] | None = None) -> tuple[Any, Any]:
+    """The key-motion stage: align (unless ``alignment`` is given), then predict the face at
+    the key frames. Returns ``(alignment, key motions)``."""
+    step = on_step or (lambda _: None)
+    if model is None:
+        raise ModelError("The rig baseline has no key motions; choose a backbone with key-motion weights.")
+    alignment = alignment if alignment is not None else _align(audio, text, step)
+    step("Predicting key motions")
+    return alignment, model.predict_keys(audio, alignment, style=style)
+
+
+def complete(audio: Any, keys: Any, model: Any, template: Any, *, style: str | None = None, on_step: Callable[[str], None] | None = None) -> np.ndarray:
+    """The completion stage: absolute vertices (T, V, 3) on ``template`` from key motions and the audio."""
+    step = on_step or (lambda _: None)
+    if model is None:
+        raise ModelError("The rig baseline has no key motions to complete; choose a backbone with key-motion weights.")
+    model.check_template(template.n_vertices)
+    if keys.offsets.shape[1] != model.n_vertices * 3:
+        raise MotionError(f"The key motions have {keys.offsets.shape[1] // 3} vertices; the model has {model.n_vertices}.")
+    step("Completing the motion")
+    offsets = model.complete(audio, keys, style=style)
+    return (offsets.reshape(len(offsets), -1, 3) + template.vertices[None]).astype(np.float32)
+
+
 def animate(
     speech: Any,
     *,
@@ -90,13 +124,15 @@ def animate(
     fps: float = 30.0,
     on_step: Callable[[str], None] | None = None,
     precision: str = "fp32",
+    model: Any = None,
 ) -> Animation:
     """Animate ``speech`` (a path or :class:`~kmtalk_cli.audio.Audio`) on ``template`` (default: the bundled head).
 
     The alignment is made with the built-in aligner when a key-motion model or the rig needs
     one and none is given (``text`` makes it a forced alignment). ``on_step`` hears the name of
     each stage as it starts (the CLI shows them as progress). ``precision`` (``fp32``, ``bf16``,
-    ``int8``) is the model's CPU inference precision (:mod:`kmtalk_cli.precision`).
+    ``int8``) is the model's CPU inference precision (:mod:`kmtalk_cli.precision`). ``model``
+    (from :func:`load`) skips loading, so a batch loads it once.
     """
     step = on_step or (lambda _: None)
     from .audio import Audio, load_audio
@@ -105,25 +141,22 @@ def animate(
     audio = speech if isinstance(speech, Audio) else load_audio(speech)
     face = template if template is not None else bundled_template()
     if backbone == RIG:
-        if checkpoint is not None or key_motions:
-            raise ModelError("The rig baseline has no weights and no key motions; drop --checkpoint/--key-motions.")
+        load(backbone, checkpoint, key_motions)  # refuses weights and key motions
         alignment = alignment if alignment is not None else _align(audio, text, step)
         n_frames = max(1, int(round(audio.duration * fps)))
         return Animation(rig_motion(alignment, face, n_frames, fps), fps, alignment, None, RIG, face)
-    step("Loading the model")
-    model = resolve_model(backbone, checkpoint, key_motions, precision=precision)
+    if model is None:
+        step("Loading the model")
+        model = resolve_model(backbone, checkpoint, key_motions, precision=precision)
     model.check_template(face.n_vertices)
     keys = None
     if model.uses_key_motions:
-        alignment = alignment if alignment is not None else _align(audio, text, step)
-        step("Predicting key motions")
-        keys = model.predict_keys(audio, alignment, style=style)
-        step("Completing the motion")
-        offsets = model.complete(audio, keys, style=style)
+        alignment, keys = key_motions_for(audio, model, alignment=alignment, text=text, style=style, on_step=step)
+        vertices = complete(audio, keys, model, face, style=style, on_step=step)
     else:
         step(f"Predicting the motion ({model.backbone})")
         offsets = model.predict_offsets(audio, style=style)
-    vertices = (offsets.reshape(len(offsets), -1, 3) + face.vertices[None]).astype(np.float32)
+        vertices = (offsets.reshape(len(offsets), -1, 3) + face.vertices[None]).astype(np.float32)
     label = f"{model.backbone}{' + KM' if model.uses_key_motions else ''}{'' if model.precision == 'fp32' else f' ({model.precision})'}"
     return Animation(vertices, model.fps, alignment, keys, label, face)
 

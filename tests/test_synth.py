@@ -21,7 +21,6 @@ from kmtalk_cli.errors import OutputError
 from kmtalk_cli.face.rig import INDEX, UPPER_FACE_PARAMETERS, lip_gap, lip_width
 from kmtalk_cli.face.template import bundled_template
 
-pytest.importorskip("espeakng_loader")
 FPS = 30.0
 
 

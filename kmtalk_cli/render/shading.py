@@ -60,12 +60,34 @@ def to_u8(colour: np.ndarray) -> np.ndarray:
     return (np.clip(colour, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def shade(normals: np.ndarray, lighting: Lighting = DEFAULT_LIGHTING) -> np.ndarray:
+def albedo_array(colours: np.ndarray | None, n_vertices: int, lighting: Lighting = DEFAULT_LIGHTING) -> np.ndarray:
+    """Per-vertex albedo (V, 3) float32 in [0, 1]: ``colours`` (V, 3) uint8, or the clay everywhere."""
+    if colours is None:
+        return np.tile(np.asarray(lighting.albedo, dtype=np.float32), (int(n_vertices), 1))
+    colours = np.asarray(colours)
+    if colours.shape != (n_vertices, 3):
+        raise RenderError(f"Vertex colours have shape {colours.shape}; the mesh needs ({n_vertices}, 3).")
+    return np.ascontiguousarray(colours, dtype=np.float32) / np.float32(255.0)
+
+
+def parse_colour(text: str) -> tuple[float, float, float]:
+    """``#rrggbb``, ``rrggbb``, ``#rgb`` or a few names → an RGB triple in [0, 1]."""
+    names = {"white": "ffffff", "black": "000000", "grey": "808080", "gray": "808080",
+             "green": "00b140", "blue": "0047bb", "default": "d6dde9"}
+    value = names.get(text.strip().lower(), text.strip().lstrip("#"))
+    if len(value) == 3:
+        value = "".join(c * 2 for c in value)
+    if len(value) != 6 or any(c not in "0123456789abcdefABCDEF" for c in value):
+        raise RenderError(f"Colour {text!r} is not #rrggbb, #rgb or one of: {', '.join(sorted(names))}.")
+    return tuple(int(value[i : i + 2], 16) / 255.0 for i in (0, 2, 4))  # type: ignore[return-value]
+
+
+def shade(normals: np.ndarray, lighting: Lighting = DEFAULT_LIGHTING, albedo: np.ndarray | None = None) -> np.ndarray:
     """Colour (3, N) float32 for unit view-space normals given component-major as (3, N).
 
     Blinn-Phong with the viewer along +Z (a fair approximation at a narrow field of view; the GL
     shader makes the same one). Component-major arrays keep every operation contiguous, which is
-    several times faster in NumPy than (N, 3) rows.
+    several times faster in NumPy than (N, 3) rows. ``albedo`` (3, N) overrides the clay colour.
     """
     nx, ny, nz = (np.asarray(c, dtype=np.float32) for c in normals)
     diffuse = np.full(nx.shape, lighting.ambient, dtype=np.float32)
@@ -82,8 +104,8 @@ def shade(normals: np.ndarray, lighting: Lighting = DEFAULT_LIGHTING) -> np.ndar
             np.maximum(dot, 0.0, out=dot)
             spec += light.intensity * dot ** np.float32(lighting.shininess)
     spec *= lighting.specular
-    albedo = np.asarray(lighting.albedo, dtype=np.float32)
-    return albedo[:, None] * diffuse[None, :] + spec[None, :]
+    base = np.asarray(lighting.albedo, dtype=np.float32)[:, None] if albedo is None else albedo
+    return base * diffuse[None, :] + spec[None, :]
 
 
 class SmoothNormals:
