@@ -272,5 +272,10 @@ def test_chunks_in_worker_processes_match_one_process(monkeypatch: pytest.Monkey
     parallel = align(audio, text, backend="pocketsphinx", max_chunk=3.5, jobs=2)
     assert started == [2] and len(parallel.chunks) >= 3
     assert not ps.POOL._decoders  # every chunk was decoded in a worker process
-    assert parallel.phones == serial.phones and parallel.words == serial.words
+    # Labels must agree; a decoder taught other words earlier can break a Viterbi tie one 10 ms
+    # frame differently, so times agree to a frame.
+    for got, want in ((parallel.phones, serial.phones), (parallel.words, serial.words)):
+        assert [s.label for s in got] == [s.label for s in want]
+        assert np.allclose([s.start for s in got], [s.start for s in want], atol=0.0101)
+        assert np.allclose([s.end for s in got], [s.end for s in want], atol=0.0101)
     assert parallel.method == "forced"

@@ -126,7 +126,23 @@ def _make_decoder(kind: str, overrides: dict[str, Any]) -> Any:
         config["allphone"] = os.path.join(_model_dir(), "en-us", "en-us-phone.lm.bin")
         config["bestpath"] = False
     config.update(overrides)
-    return Decoder(**config)
+    decoder = Decoder(**config)
+    _INITIAL_CMN[id(decoder)] = decoder.get_cmn()
+    return decoder
+
+
+#: Each decoder's cepstral mean as built. pocketsphinx carries its running mean from one
+#: utterance to the next, so a chunk's result would depend on which chunks the same decoder saw
+#: before (and on the worker it landed in); :func:`_fresh` puts the initial mean back.
+_INITIAL_CMN: dict[int, str] = {}
+
+
+def _fresh(decoder: Any) -> Any:
+    """``decoder`` with its cepstral mean reset, so a chunk decodes the same whatever came before."""
+    initial = _INITIAL_CMN.get(id(decoder))
+    if initial is not None:
+        decoder.set_cmn(initial)
+    return decoder
 
 
 POOL = _DecoderPool()
@@ -178,7 +194,7 @@ def _run(decoder: Any, pcm: bytes) -> None:
 def forced_pass(words: Sequence[str], pcm: bytes, duration: float, attempt: dict[str, Any]) -> tuple[tuple[Segment, ...], tuple[Segment, ...]]:
     """One two-pass phone alignment of ``words`` to ``pcm``; raises :class:`NoPath`."""
     with POOL.lock:
-        decoder = POOL.get("align", **attempt)
+        decoder = _fresh(POOL.get("align", **attempt))
         missing = ensure_words(decoder, words)
         usable = [w for w in words if w not in missing]
         if not usable:
@@ -235,7 +251,7 @@ def forced(words: Sequence[str], pcm: bytes, duration: float) -> tuple[tuple[Seg
 def recognise_words(pcm: bytes) -> list[str]:
     """Word recognition with the shipped LM: the transcript when the user gave none."""
     with POOL.lock:
-        decoder = POOL.get("asr")
+        decoder = _fresh(POOL.get("asr"))
         try:
             _run(decoder, pcm)
         except RuntimeError:
@@ -249,7 +265,7 @@ def recognise_words(pcm: bytes) -> list[str]:
 def recognise_phones(pcm: bytes, duration: float) -> tuple[Segment, ...]:
     """Phone recognition (allphone search with the shipped phone LM); raises :class:`NoPath`."""
     with POOL.lock:
-        decoder = POOL.get("allphone")
+        decoder = _fresh(POOL.get("allphone"))
         try:
             _run(decoder, pcm)
             segs = list(decoder.seg())
