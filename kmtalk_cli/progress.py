@@ -12,6 +12,7 @@ start     ``files`` (how many inputs, or null)
 stage     ``name``: a stage of unknown length started (aligning, loading the model)
 progress  ``fraction`` 0..1, ``done``, ``total``, ``label``
 file      ``path``, ``status`` (ok, failed, skipped), ``outputs``, ``message``, ``seconds``
+epoch     ``kmtalk train``: ``stage``, ``epoch``, ``train_loss``, ``val_loss``, ``val_lve_mm``, ``seconds``, ``parts``
 info      ``message``
 warning   ``message``
 error     ``message``

@@ -86,3 +86,23 @@ def test_single_file_errors_and_stages_are_events(clips, tmp_path):
     got = events(again.stderr)
     assert again.exit_code == 1
     assert [e["event"] for e in got] == ["start", "error", "done"] and "--force" in got[1]["message"]
+
+
+@pytest.mark.slow
+def test_synth_reports_json(tmp_path):
+    made = runner.invoke(app, ["synth", str(tmp_path / "corpus"), "--preset", "tiny", "--subjects", "3", "--sentences", "2", "--workers", "1", "--progress", "json"])
+    assert made.exit_code == 0, made.stderr
+    got = events(made.stderr)
+    assert got[0]["event"] == "start" and got[-1] == got[-1] | {"event": "done", "ok": True}
+    assert any(e["event"] == "progress" for e in got)
+
+
+def test_train_reports_each_epoch(tiny_corpus, tmp_path):
+    config = tmp_path / "tiny.json"
+    config.write_text('{"audio": {"dim": 16, "layers": 1}, "d_model": 16}')
+    trained = runner.invoke(app, ["train", "--data", str(tiny_corpus), "--out", str(tmp_path / "run"), "--config", str(config), "--epochs", "1", "--progress", "json"])
+    assert trained.exit_code == 0, trained.stderr
+    got = events(trained.stderr)
+    epochs = [e for e in got if e["event"] == "epoch"]
+    assert [e["epoch"] for e in epochs] == [0] and all(e["train_loss"] > 0 for e in epochs)
+    assert got[-1]["event"] == "done" and got[-1]["ok"] is True
