@@ -14,6 +14,7 @@ import numpy as np
 
 from ..atomic import check_output_path
 from ..errors import OutputError
+from ..face.headpose import HeadPose
 from ..face.template import FaceTemplate
 from .fit import DEFAULT_SMOOTHING, RigFit, fit_rig, linear_basis, rig_for
 
@@ -109,8 +110,12 @@ def write_motion(
     frame_stem: str | None = None,
     log: Log | None = None,
     progress: Progress | None = None,
+    head_pose: HeadPose | None = None,
 ) -> list[Path]:
     """Write a motion (T, V, 3) in each format of ``targets`` (format → path); return the paths.
+
+    ``head_pose`` (head rotation and gaze beside the motion) fills the Live Link CSV's head,
+    eye-rotation and eye-look channels.
 
     ``bake``: for ``glb``, True bakes per-frame shapes, False always uses the rig's morph
     targets, None bakes when they miss the motion by more than :data:`BAKE_THRESHOLD_MM`.
@@ -139,7 +144,7 @@ def write_motion(
         if fmt == "arkit-csv":
             from .arkit import write_live_link_csv
 
-            written.append(write_live_link_csv(fit, path, force=force))
+            written.append(write_live_link_csv(fit, path, force=force, head_pose=head_pose))
         elif fmt == "arkit-json":
             from .arkit import write_arkit_json
 
@@ -168,11 +173,12 @@ def export_motion(
     smoothing: float = DEFAULT_SMOOTHING,
     log: Log | None = None,
     progress: Progress | None = None,
+    head_pose: HeadPose | None = None,
 ) -> list[Path]:
     """Write a motion in ``formats`` next to ``out_stem`` (see :func:`default_output` for names)."""
     out_stem = Path(out_stem)
     targets = {fmt: default_output(out_stem, fmt) for fmt in parse_formats(formats)}
     return write_motion(
         vertices, template, targets, fps, audio_path, force,
-        bake=bake, smoothing=smoothing, frame_stem=out_stem.name, log=log, progress=progress,
+        bake=bake, smoothing=smoothing, frame_stem=out_stem.name, log=log, progress=progress, head_pose=head_pose,
     )
