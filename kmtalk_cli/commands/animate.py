@@ -109,6 +109,8 @@ class AnimateJob:
     formats: tuple[str, ...]
     precision: str
     audio_options: tuple[int | None, int, str]  # sample rate, channels, format of headerless PCM
+    liveliness: bool = True
+    seed: int = 0
 
     def motion_path(self, item: BatchItem) -> Path:
         return output_for(item.path, self.output, ".npy", batch=self.batch)
@@ -117,9 +119,10 @@ class AnimateJob:
         """Every file a run writes: the motion, its alignment and key motions, exports, the video."""
         out = self.motion_path(item)
         paths = [out]
-        if self.alignment is None:
+        keys = writes_keys(self.backbone, self.checkpoint, self.key_motions)
+        if self.alignment is None and (keys or self.backbone == "rig"):  # the runs that align
             paths.append(out.with_suffix(".align.json"))
-        if writes_keys(self.backbone, self.checkpoint, self.key_motions):
+        if keys:
             paths.append(out.with_suffix(".keys.npz"))
         if self.formats:
             from ..export import default_output
@@ -127,6 +130,10 @@ class AnimateJob:
             paths += [default_output(out.with_suffix(""), f) for f in self.formats]
         if self.render:
             paths.append(out.with_suffix(".mp4"))
+        if self.liveliness:
+            from ..face.headpose import head_pose_path
+
+            paths.append(head_pose_path(out))
         return paths
 
     def setup(self) -> Any:
@@ -155,7 +162,7 @@ class AnimateJob:
             result = run(
                 audio, backbone=self.backbone, checkpoint=self.checkpoint, key_motions=self.key_motions, text=text,
                 alignment=_read_alignment(self.alignment, self.text), style=self.style, template=face, on_step=on_step,
-                precision=self.precision, model=model,
+                precision=self.precision, model=model, liveliness=self.liveliness, seed=self.seed,
             )
         phones = None
         if "visemes" in targets:
@@ -163,9 +170,14 @@ class AnimateJob:
         written: list[Path] = []
         with transaction():
             written.append(write_motion_npy(result.motion, out, force=force))
+            if result.head_pose is not None:
+                from ..face.headpose import head_pose_path, write_head_pose
+
+                written.append(write_head_pose(result.head_pose, head_pose_path(out), force=force))
             if result.alignment is not None and self.alignment is None:
                 from ..alignment import write_json
 
+                info(f"Aligned with {result.alignment.backend} ({result.alignment.describe_method()})")
                 written.append(write_json(result.alignment, out.with_suffix(".align.json"), force=force))
             if result.key_motions is not None:
                 written.append(write_key_motions(result.key_motions, out.with_suffix(".keys.npz"), template=result.template.vertices, force=force))
@@ -177,7 +189,8 @@ class AnimateJob:
             if targets:
                 from ..export import write_motion
 
-                written += write_motion(result.vertices, result.template, targets, result.fps, str(item.path), force, frame_stem=out.stem, log=info)
+                written += write_motion(result.vertices, result.template, targets, result.fps, str(item.path), force,
+                                        frame_stem=out.stem, log=info, head_pose=result.head_pose)
             if self.render:
                 written.append(_render(result, audio, out.with_suffix(".mp4"), force=force))
         info(f"{result.model}: {len(result.vertices)} frames at {result.fps:g} fps → {', '.join(str(p) for p in written)}")
@@ -211,6 +224,8 @@ def animate(
     sample_rate: SampleRateOpt = None,
     channels: ChannelsOpt = 1,
     raw_format: RawFormatOpt = "PCM_16",
+    liveliness: Annotated[bool, typer.Option("--liveliness/--no-liveliness", help="Blinks, brow raises, head motion and gaze from the speech's prosody (head pose in SPEECH.head.npz).")] = True,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the liveliness layer: the same seed gives the same blinks, brows, head and gaze.", min=0)] = 0,
 ) -> None:
     """Speech → align → key motions → completion → mesh motion (.npy), and optionally an mp4; one file or a batch.
 
@@ -227,7 +242,7 @@ def animate(
         if not inputs.batch:  # the output rule, before the model loads
             motion_output(inputs.items[0].path, output, force=force, video=render)
         job = AnimateJob(backbone, checkpoint, key_motions, text, alignment, style, template, batch_output(output, inputs.batch),
-                         inputs.batch, render, formats, precision, (sample_rate, channels, raw_format))
+                         inputs.batch, render, formats, precision, (sample_rate, channels, raw_format), liveliness, seed)
         finish(run_inputs(job, inputs, reporter=rep, jobs=jobs, force=force, label="Animating"), "animated")
 
 
@@ -245,6 +260,7 @@ def _render(result: Any, audio: Any, video: Path, *, force: bool) -> Path:
             rendered = render_video(
                 result.vertices, result.template.faces, video, audio_wav=wav, options=RenderOptions(fps=result.fps),
                 framing_vertices=result.template.vertices, force=force, progress=progress,
+                template=result.template, head_pose=result.head_pose,
             )
     return rendered.path
 
