@@ -437,7 +437,7 @@ def test_keymotions_and_complete_with_the_rig(tmp_path: Path) -> None:
     assert keys.exit_code == 0, keys.output
     done = runner.invoke(app, ["complete", speech, "-k", work.p("r.keys.npz"), "-b", "rig", "-o", work.p("r.npy")])
     assert done.exit_code == 0, done.output
-    whole = runner.invoke(app, ["animate", speech, "-b", "rig", "--alignment", timing, "-o", work.p("whole.npy")])
+    whole = runner.invoke(app, ["animate", speech, "-b", "rig", "--no-liveliness", "--alignment", timing, "-o", work.p("whole.npy")])
     assert whole.exit_code == 0, whole.output
     with np.load(tmp_path / "r.keys.npz") as stored:
         indices = stored["indices"]
