@@ -225,7 +225,7 @@ def animate(
     channels: ChannelsOpt = 1,
     raw_format: RawFormatOpt = "PCM_16",
     liveliness: Annotated[bool, typer.Option("--liveliness/--no-liveliness", help="Blinks, brow raises, head motion and gaze from the speech's prosody (head pose in SPEECH.head.npz).")] = True,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the liveliness layer: the same seed gives the same blinks, brows, head and gaze.", min=0)] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the liveliness layer: the same seed gives the same blinks, brows, head and gaze.", min=0, max=2**31 - 1)] = 0,
 ) -> None:
     """Speech → align → key motions → completion → mesh motion (.npy), and optionally an mp4; one file or a batch.
 

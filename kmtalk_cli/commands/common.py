@@ -23,7 +23,7 @@ ProgressOpt = Annotated[
     ProgressMode, typer.Option("--progress", help="bar (default), json (one event per line on stderr, for programs) or none.")
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
-JobsOpt = Annotated[int, typer.Option("--jobs", "-j", help="Worker processes for a batch (each loads the model once).", min=1)]
+JobsOpt = Annotated[int, typer.Option("--jobs", "-j", help="Worker processes for a batch (each loads the model once).", min=1, max=64)]
 
 
 def reporter() -> Reporter:
