@@ -196,15 +196,17 @@ def add_gate(anim: Animation) -> Animation:
     towards the rig driven by its alignment wherever the phones make the mouth shape obligatory."""
     import dataclasses
 
+    from .face.coarticulation import SpokenPhone, animate_phones
     from .face.gate import apply_gate, gate_weights, lower_face_mask
 
     if anim.alignment is None:
         raise ModelError("The articulatory gate needs the speech's alignment.")
     rig = _rig_of(anim.template)
     n = len(anim.vertices)
-    target = rig_motion(anim.alignment, anim.template, n, anim.fps, rig=rig, rest=anim.template.vertices, upper_face=False)
+    params = animate_phones([SpokenPhone(p.label, p.start, p.end) for p in anim.alignment.phones], n, anim.fps, upper_face=False)
     weights = gate_weights(anim.alignment.phones, n, anim.fps)
-    return dataclasses.replace(anim, vertices=apply_gate(anim.vertices, target, weights, lower_face_mask(rig)))
+    vertices = apply_gate(anim.vertices, rig, params, weights, lower_face_mask(rig), rest=anim.template.vertices)
+    return dataclasses.replace(anim, vertices=vertices)
 
 
 def add_liveliness(anim: Animation, audio: Any, seed: int = 0) -> Animation:

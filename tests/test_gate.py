@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from kmtalk_cli.alignment.types import Alignment, Segment
+from kmtalk_cli.face.coarticulation import SpokenPhone, animate_phones
 from kmtalk_cli.face.gate import apply_gate, gate_weights, lower_face_mask
 from kmtalk_cli.face.rig import build_rig, lip_gap, params_from
 from kmtalk_cli.face.template import bundled_template
@@ -56,9 +57,14 @@ def test_a_mouth_that_never_closes_gets_its_closures_and_rests(head, rig):
     alignment = _alignment()
     n = 60
     hanging = np.repeat(rig.pose(params_from(jawOpen=0.35))[None], n, axis=0).astype(np.float32)
-    target = rig_motion(alignment, head, n, FPS, rig=rig, upper_face=False)
+    phones = [SpokenPhone(p.label, p.start, p.end) for p in alignment.phones]
+    params = animate_phones(phones, n, FPS, upper_face=False)
     w = gate_weights(alignment.phones, n, FPS)
-    out = apply_gate(hanging, target, w, lower_face_mask(rig))
+    out = apply_gate(hanging, rig, params, w, lower_face_mask(rig), chunk=7)
+    target = rig_motion(alignment, head, n, FPS, rig=rig, upper_face=False)
+    gated, full = w > 0.999, lower_face_mask(rig) > 0.999
+    assert full[head.landmarks[48:68]].all()
+    np.testing.assert_allclose(out[gated][:, full], target[gated][:, full], atol=2e-5)
     lm = head.landmarks
     rest = float(lip_gap(head.vertices, lm))
     gap = lip_gap(out, lm)

@@ -71,11 +71,26 @@ def lower_face_mask(rig: Rig) -> np.ndarray:
     return np.clip(np.maximum.reduce([np.broadcast_to(np.asarray(p, dtype=np.float64), rig.jaw_weight.shape) for p in parts]), 0.0, 1.0)
 
 
-def apply_gate(vertices: np.ndarray, target: np.ndarray, weights: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``vertices`` (T, V, 3) blended towards ``target`` (T, V, 3) by ``weights`` (T,) × ``mask`` (V,)."""
-    v = np.asarray(vertices, dtype=np.float32)
-    t = np.asarray(target, dtype=np.float32)
-    if v.shape != t.shape:
-        raise ValueError(f"Motion {v.shape} and gate target {t.shape} differ in shape.")
-    blend = (np.asarray(weights, dtype=np.float32)[:, None] * np.asarray(mask, dtype=np.float32)[None, :])[..., None]
-    return v + blend * (t - v)
+def apply_gate(
+    vertices: np.ndarray, rig: Rig, params: np.ndarray, weights: np.ndarray, mask: np.ndarray, rest: np.ndarray | None = None, *, chunk: int = 256
+) -> np.ndarray:
+    """``vertices`` (T, V, 3) blended towards the rig posed with ``params`` (T, P) on ``rest`` by
+    ``weights`` (T,) × ``mask`` (V,).
+
+    Only gated frames and masked vertices are posed and blended, a few hundred frames at a
+    time, so minutes of motion cost no more memory than the motion itself.
+    """
+    out = np.array(vertices, dtype=np.float32, copy=True)
+    w = np.asarray(weights, dtype=np.float64)
+    if out.shape[0] != len(w) or np.asarray(params).shape[0] != len(w):
+        raise ValueError(f"Motion ({out.shape[0]} frames), rig parameters and gate weights ({len(w)}) differ in length.")
+    cols = np.flatnonzero(np.asarray(mask) > 0)
+    rows = np.flatnonzero(w > 0)
+    m = np.asarray(mask, dtype=np.float64)[cols]
+    for i in range(0, len(rows), chunk):
+        r = rows[i : i + chunk]
+        target = rig.pose(np.asarray(params)[r], rest=rest)[:, cols]
+        block = out[r][:, cols].astype(np.float64)
+        blend = (w[r, None] * m[None, :])[..., None]
+        out[np.ix_(r, cols)] = (block + blend * (target - block)).astype(np.float32)
+    return out
