@@ -233,3 +233,17 @@ def test_head_parts_are_separate_animated_nodes_and_validate(tmp_path, head, mor
     np.testing.assert_allclose(2 * np.arctan2(eye_q[:, 0], eye_q[:, 3]), 0.2, atol=1e-5)
     assert ("face", "weights") in tracks and ("mouth", "weights") in tracks
     assert report["info"]["animationCount"] == 1
+
+
+def test_write_motion_passes_the_head_pose_to_the_glb(tmp_path, head, rig):
+    from kmtalk_cli.export import write_motion
+    from kmtalk_cli.face.headpose import HeadPose
+
+    weights = speech_weights(10)
+    rotation = np.zeros((10, 3), np.float32)
+    rotation[:, 0] = 0.1
+    pose = HeadPose(FPS, rotation, np.zeros((10, 2), np.float32))
+    (path,) = write_motion(rig.pose(weights), head, {"glb": tmp_path / "take.glb"}, FPS, head_pose=pose)
+    doc = read_glb(path).document
+    targets = [(doc["nodes"][c["target"]["node"]]["name"], c["target"]["path"]) for c in doc["animations"][0]["channels"]]
+    assert ("head", "rotation") in targets and ("jaw", "rotation") in targets

@@ -122,6 +122,7 @@ class AnimateJob:
 
             written.append(write_head_pose(result.head_pose, head_pose_path(out), force=True))
         if result.alignment is not None and self.alignment is None:
+            info(f"Aligned with {result.alignment.backend} ({result.alignment.describe_method()})")
             written.append(write_json(result.alignment, out.with_suffix(".align.json"), force=True))
         if result.key_motions is not None:
             written.append(write_key_motions(result.key_motions, out.with_suffix(".keys.npz"), template=result.template.vertices, force=True))

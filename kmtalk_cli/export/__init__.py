@@ -78,22 +78,24 @@ def _write_glb(
     force: bool,
     bake: bool | None,
     log: Log,
+    head_pose: HeadPose | None = None,
 ) -> Path:
-    """Morph targets with the fitted weights, or per-frame baked shapes (see :func:`write_motion`)."""
+    """Morph targets with the fitted weights, or per-frame baked shapes (see :func:`write_motion`);
+    on the bundled head the parts are nodes of their own, turned by ``head_pose`` when given."""
     from .gltf import write_baked_glb, write_glb
 
     audio = str(audio_path) if audio_path is not None else None
     if fit is None or rig_basis is None or bake is True:
         log(f"{path.name}: baked per-frame shapes (--bake).")
-        return write_baked_glb(path, template, vertices, fps, audio_path=audio, force=force)
+        return write_baked_glb(path, template, vertices, fps, audio_path=audio, force=force, head_pose=head_pose)
     miss = fit.morph_max_residual_mm
     if bake is None and miss > BAKE_THRESHOLD_MM:
         log(f"{path.name}: baked per-frame shapes; the rig's morph targets miss by up to {miss:.2f} mm (> {BAKE_THRESHOLD_MM} mm).")
-        return write_baked_glb(path, template, vertices, fps, audio_path=audio, force=force)
+        return write_baked_glb(path, template, vertices, fps, audio_path=audio, force=force, head_pose=head_pose)
     log(f"{path.name}: {len(fit.names)} ARKit-named morph targets, largest vertex error {miss:.2f} mm.")
     return write_glb(
         path, template, morph_names=fit.names, morph_deltas=rig_basis, weights=fit.morph_weights,
-        fps=fps, audio_path=audio, force=force,
+        fps=fps, audio_path=audio, force=force, head_pose=head_pose,
     )
 
 
@@ -150,7 +152,7 @@ def write_motion(
 
             written.append(write_arkit_json(fit, path, force=force))
         elif fmt == "glb":
-            written.append(_write_glb(path, template, v, fit, rig_basis, fps, audio_path, force, bake, log))
+            written.append(_write_glb(path, template, v, fit, rig_basis, fps, audio_path, force, bake, log, head_pose))
         else:
             from .meshseq import write_obj_sequence, write_ply_sequence
 
