@@ -133,6 +133,7 @@ def animate(
     model: Any = None,
     liveliness: bool = True,
     seed: int = 0,
+    gate: bool = True,
 ) -> Animation:
     """Animate ``speech`` (a path or :class:`~kmtalk_cli.audio.Audio`) on ``template`` (default: the bundled head).
 
@@ -142,6 +143,8 @@ def animate(
     ``int8``) is the model's CPU inference precision (:mod:`kmtalk_cli.precision`). ``model``
     (from :func:`load`) skips loading, so a batch loads it once. ``liveliness`` adds blinks, brow
     raises, head motion and gaze from the speech's prosody (:func:`add_liveliness`), drawn from ``seed``.
+    ``gate`` holds a learned model's lower face to the rig's on m/b/p, f/v, in pauses and at the
+    ends (:func:`add_gate`; it needs an alignment, made here for plain models too).
     """
     step = on_step or (lambda _: None)
     from .audio import Audio, load_audio
@@ -168,7 +171,10 @@ def animate(
         offsets = model.predict_offsets(audio, style=style)
         vertices = (offsets.reshape(len(offsets), -1, 3) + face.vertices[None]).astype(np.float32)
     label = f"{model.backbone}{' + KM' if model.uses_key_motions else ''}{'' if model.precision == 'fp32' else f' ({model.precision})'}"
+    if gate and alignment is None:
+        alignment = _align(audio, text, step)
     anim = Animation(vertices, model.fps, alignment, keys, label, face)
+    anim = add_gate(anim) if gate else anim
     return add_liveliness(anim, audio, seed) if liveliness else anim
 
 
@@ -183,6 +189,24 @@ def _rig_of(template: Any) -> Any:
     if cached is None or cached[0] is not template:
         cached = _RIGS[id(template)] = (template, rig_for(template))
     return cached[1]
+
+
+def add_gate(anim: Animation) -> Animation:
+    """The articulatory gate (:mod:`kmtalk_cli.face.gate`) on ``anim``: its lower face blended
+    towards the rig driven by its alignment wherever the phones make the mouth shape obligatory."""
+    import dataclasses
+
+    from .face.coarticulation import SpokenPhone, animate_phones
+    from .face.gate import apply_gate, gate_weights, lower_face_mask
+
+    if anim.alignment is None:
+        raise ModelError("The articulatory gate needs the speech's alignment.")
+    rig = _rig_of(anim.template)
+    n = len(anim.vertices)
+    params = animate_phones([SpokenPhone(p.label, p.start, p.end) for p in anim.alignment.phones], n, anim.fps, upper_face=False)
+    weights = gate_weights(anim.alignment.phones, n, anim.fps)
+    vertices = apply_gate(anim.vertices, rig, params, weights, lower_face_mask(rig), rest=anim.template.vertices)
+    return dataclasses.replace(anim, vertices=vertices)
 
 
 def add_liveliness(anim: Animation, audio: Any, seed: int = 0) -> Animation:
