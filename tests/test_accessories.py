@@ -129,3 +129,20 @@ def test_parts_survive_a_saved_template(head, tmp_path):
     assert set(again.parts) == set(head.parts)
     np.testing.assert_array_equal(again.parts["mouth"].follow, head.parts["mouth"].follow)
     assert not dataclasses.replace(head).with_vertices(head.vertices).parts  # another shape: parts dropped
+
+
+def test_eyeballs_sink_behind_closing_lids(head):
+    from kmtalk_cli.face.accessories import EYE_RETREAT, eye_retreats
+
+    w = np.zeros((2, len(PARAMETERS)))
+    w[1, INDEX["eyeBlinkLeft"]] = 1.0
+    frames = build_rig(head).pose(w)
+    retreat = eye_retreats(frames, head)
+    assert retreat["eye_left"][0] == pytest.approx(0.0, abs=1e-9)
+    assert retreat["eye_left"][1] > 0.7 * EYE_RETREAT
+    assert retreat["eye_right"][1] == pytest.approx(0.0, abs=1e-6)  # the other eye stays open
+    motion = parts_motion(frames, head)
+    assembly = assemble(head)
+    shut = pose_assembly(assembly, frames[1], motion, 1)[assembly.slices["eye_left"]]
+    open_ = pose_assembly(assembly, frames[0], motion, 0)[assembly.slices["eye_left"]]
+    assert (open_[:, 2] - shut[:, 2]).min() > 0.7 * EYE_RETREAT

@@ -206,9 +206,9 @@ def dental_arch(arch: Arch, teeth: list[tuple[float, float, float]], *, upper: b
         _, outward = arch.frame(phi)
         depth_here = float(np.interp(abs(phi), [0, 1.55], [7.5 * MM, 11 * MM]))
         height_here = float(np.interp(abs(phi), [0, 1.55], [teeth[0][1], teeth[-1][1]])) * MM
-        centre = arch.point(np.array([phi]))[0] + np.array([0.0, away * (0.8 * height_here + 0.3 * ridge_h), 0.0])
-        centre = centre - outward * (depth_here / 2 - 0.8 * MM)
-        rings.append(centre + np.cos(a)[:, None] * outward * (depth_here / 2 + 0.8 * MM)
+        centre = arch.point(np.array([phi]))[0] + np.array([0.0, away * (0.9 * height_here + 0.3 * ridge_h), 0.0])
+        centre = centre - outward * (depth_here / 2)
+        rings.append(centre + np.cos(a)[:, None] * outward * (depth_here / 2 + 0.4 * MM)
                      + np.sin(a)[:, None] * np.array([0.0, ridge_h / 2, 0.0]))
     verts = np.vstack(rings)
     faces = ring_strip(len(phis), n_seg, cap_start=False, cap_end=False)
@@ -424,7 +424,7 @@ def head_radius(directions: np.ndarray, radii: np.ndarray) -> np.ndarray:
     return 1.0 / np.sqrt(np.sum((directions / scaled) ** 2, axis=1))
 
 
-def scalp_cap(face_v: np.ndarray, loop: np.ndarray, lm_points: np.ndarray, spacing: float) -> Part:
+def scalp_cap(face_v: np.ndarray, faces: np.ndarray, loop: np.ndarray, lm_points: np.ndarray, spacing: float) -> Part:
     """A smooth dome closing the head's open back, top and neck, welded to its border ``loop``.
 
     Seen from inside the cranium (an ellipsoid fitted to the skull's skin), the opening is one
@@ -560,7 +560,7 @@ def build_parts(
         parts[name] = eyeball(c)
         anchors[name] = c
 
-    parts["scalp"] = scalp_cap(v, back_loop, lm_points, spacing=8 * MM)
+    parts["scalp"] = scalp_cap(v, faces, back_loop, lm_points, spacing=8 * MM)
 
     neck = v[back_loop]
     bottom = neck[:, 1].min()

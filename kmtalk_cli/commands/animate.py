@@ -64,6 +64,9 @@ class AnimateJob:
     formats: tuple[str, ...]
     precision: str
     audio_options: tuple[int | None, int, str]  # sample rate, channels, format of headerless PCM
+    liveliness: bool = True
+    seed: int = 0
+    gate: bool = True
 
     def motion_path(self, item: BatchItem) -> Path:
         return output_for(item.path, self.output, ".npy", batch=self.batch)
@@ -77,6 +80,10 @@ class AnimateJob:
             paths += [default_output(out.with_suffix(""), f) for f in self.formats]
         if self.render:
             paths.append(out.with_suffix(".mp4"))
+        if self.liveliness:
+            from ..face.headpose import head_pose_path
+
+            paths.append(head_pose_path(out))
         return paths
 
     def setup(self) -> Any:
@@ -105,12 +112,17 @@ class AnimateJob:
             result = run(
                 audio, backbone=self.backbone, checkpoint=self.checkpoint, key_motions=self.key_motions, text=text,
                 alignment=_read_alignment(self.alignment), style=self.style, template=face, on_step=on_step,
-                precision=self.precision, model=model,
+                precision=self.precision, model=model, liveliness=self.liveliness, seed=self.seed, gate=self.gate,
             )
         with atomic_output(out, force=force) as tmp:
             np.save(tmp, result.motion)
         written = [out]
+        if result.head_pose is not None:
+            from ..face.headpose import head_pose_path, write_head_pose
+
+            written.append(write_head_pose(result.head_pose, head_pose_path(out), force=True))
         if result.alignment is not None and self.alignment is None:
+            info(f"Aligned with {result.alignment.backend} ({result.alignment.describe_method()})")
             written.append(write_json(result.alignment, out.with_suffix(".align.json"), force=True))
         if result.key_motions is not None:
             written.append(write_key_motions(result.key_motions, out.with_suffix(".keys.npz"), template=result.template.vertices, force=True))
@@ -119,7 +131,7 @@ class AnimateJob:
             from ..export import export_motion
 
             written += export_motion(result.vertices, result.template, list(self.formats), out.with_suffix(""), result.fps,
-                                     audio_path=str(item.path), force=force, log=info)
+                                     audio_path=str(item.path), force=force, log=info, head_pose=result.head_pose)
         if video is not None:
             written.append(_render(result, audio, video, force=force))
         info(f"{result.model}: {len(result.vertices)} frames at {result.fps:g} fps → {', '.join(str(p) for p in written)}")
@@ -146,6 +158,9 @@ def animate(
     sample_rate: SampleRateOpt = None,
     channels: ChannelsOpt = 1,
     raw_format: RawFormatOpt = "PCM_16",
+    liveliness: Annotated[bool, typer.Option("--liveliness/--no-liveliness", help="Blinks, brow raises, head motion and gaze from the speech's prosody (head pose in SPEECH.head.npz).")] = True,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the liveliness layer: the same seed gives the same blinks, brows, head and gaze.", min=0)] = 0,
+    gate: Annotated[bool, typer.Option("--gate/--no-gate", help="Articulatory gate: a learned model's lips close on m/b/p, tuck on f/v and rest in pauses and at the ends, as the rig driven by the alignment does.")] = True,
 ) -> None:
     """Speech → align → key motions → completion → mesh motion (.npy), and optionally an mp4; one file or a batch."""
     with running("animate", progress, quiet=quiet) as rep:
@@ -154,7 +169,7 @@ def animate(
             raise KmtalkError("--text/--alignment apply to one input; for a batch, put SPEECH.txt beside each file or use a .csv manifest.")
         formats = tuple(f.strip() for f in (export or "").split(",") if f.strip())
         job = AnimateJob(backbone, checkpoint, key_motions, text, alignment, style, template, batch_output(output, inputs.batch),
-                         inputs.batch, render, formats, precision, (sample_rate, channels, raw_format))
+                         inputs.batch, render, formats, precision, (sample_rate, channels, raw_format), liveliness, seed, gate)
         finish(run_inputs(job, inputs, reporter=rep, jobs=jobs, force=force, label="Animating"), "animated")
 
 
@@ -172,6 +187,7 @@ def _render(result: Any, audio: Any, video: Path, *, force: bool) -> Path:
             rendered = render_video(
                 result.vertices, result.template.faces, video, audio_wav=wav, options=RenderOptions(fps=result.fps),
                 framing_vertices=result.template.vertices, force=force, progress=progress,
+                template=result.template, head_pose=result.head_pose,
             )
     return rendered.path
 

@@ -95,13 +95,14 @@ class ExportJob:
         check_outputs({f: p for f, p in targets.items() if p != STDOUT}, force=force)
 
         motion_targets = {fmt: path for fmt, path in targets.items() if fmt != "visemes"}
-        vertices = None
+        vertices = head_pose = None
         if is_motion:  # read and check the motion before writing anything
             from ..face.template import load_template
             from ..motion import load_motion
 
             face = face if face is not None else load_template(self.template, subject=self.subject)
             vertices = load_motion(source, face.n_vertices)
+            head_pose = _head_pose_beside(source, len(vertices))
 
         written: list[Path] = []
         if "visemes" in targets:
@@ -118,6 +119,7 @@ class ExportJob:
                 written += write_motion(
                     vertices, face, motion_targets, self.fps, self.audio, force,
                     bake=self.bake, smoothing=self.smoothing, frame_stem=output_stem(source).name, log=info, progress=progress,
+                    head_pose=head_pose,
                 )
         for path in written:
             info(f"Wrote {path}")
@@ -187,3 +189,19 @@ def export(
         out = output if output == STDOUT else batch_output(output, inputs.batch)
         job = ExportJob(chosen, viseme_set.value, alignment, template, subject, fps, audio, out, bake, smoothing, inputs.batch)
         finish(run_inputs(job, inputs, reporter=rep, jobs=jobs, force=force, label="Exporting"), "exported")
+
+
+def _head_pose_beside(motion: Path, n_frames: int) -> Any:
+    """``MOTION.head.npz`` (head rotation and gaze, from ``kmtalk animate``) when it lies beside the
+    motion and has its frame count; None otherwise (a stale one is reported and ignored)."""
+    from ..face.headpose import head_pose_path, read_head_pose
+
+    path = head_pose_path(motion)
+    if not path.is_file():
+        return None
+    pose = read_head_pose(path)
+    if pose.n_frames != n_frames:
+        notice(f"{path.name} has {pose.n_frames} frames but the motion {n_frames}; exporting without head pose.")
+        return None
+    info(f"Head and eye motion from {path.name}")
+    return pose

@@ -140,10 +140,30 @@ class SpeakingStyle:
     brow_probability: float = 0.3  # chance a stressed syllable gets a brow raise
 
 
-def _targets(phones: Sequence[SpokenPhone]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class ProsodyControls:
+    """What the voice's prosody adds to the motion (the synthetic corpus draws it, see ``data/prosody.py``).
+
+    ``gains``: one per phone, scales its jaw and lip-shape targets (effort, rate); closure and the
+    labiodental tuck stay obligatory. ``accents``: (time s, strength 0..1) of pitch accents, which
+    raise the brows instead of the style's random stressed syllables. ``phrase_ends``: times (s)
+    after which a blink follows.
+    """
+
+    gains: tuple[float, ...] = ()
+    accents: tuple[tuple[float, float], ...] = ()
+    phrase_ends: tuple[float, ...] = ()
+
+
+#: Channels a phone's prosody gain scales (closure, press and the tuck must happen whatever the effort).
+GAINED_CHANNELS: tuple[str, ...] = ("jaw", "pucker", "funnel", "stretch", "upper_up")
+
+
+def _targets(phones: Sequence[SpokenPhone], gains: Sequence[float] = ()) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Anchors (times, per-channel targets, per-channel strengths, durations, reaches) for the dominance sum."""
     centres, targets, strengths, durations, reaches = [], [], [], [], []
-    for phone in phones:
+    for i, phone in enumerate(phones):
+        gain = gains[i] if i < len(gains) else 1.0
         visemes = VISEMES.get(phone.label, VISEMES["AH"] if phone.label in VOWELS else VISEMES[SIL])
         dur = max(phone.end - phone.start, 1e-3)
         reduced = phone.label in VOWELS and phone.stress == 0
@@ -159,7 +179,7 @@ def _targets(phones: Sequence[SpokenPhone]) -> tuple[np.ndarray, np.ndarray, np.
                 if name in vis.targets:
                     value = vis.targets[name]
                     # Unstressed vowels are weaker and smaller (schwa is barely articulated).
-                    t[k] = value * (0.75 if reduced and name == "jaw" else 1.0)
+                    t[k] = value * (0.75 if reduced and name == "jaw" else 1.0) * (gain if name in GAINED_CHANNELS else 1.0)
                     s[k] = vis.strength * rest * (0.5 if reduced else 1.0) * (vis.loose_factor if name in vis.loose else 1.0)
             centres.append(phone.start + where * dur)
             targets.append(t)
@@ -170,12 +190,14 @@ def _targets(phones: Sequence[SpokenPhone]) -> tuple[np.ndarray, np.ndarray, np.
     return np.asarray(centres), np.asarray(targets), np.asarray(strengths), np.asarray(durations), np.asarray(reaches)
 
 
-def lip_channels(phones: Sequence[SpokenPhone], times: np.ndarray, style: SpeakingStyle = SpeakingStyle()) -> np.ndarray:
-    """Blended channel values (T, len(CHANNELS)) at ``times`` (s, audio clock)."""
+def lip_channels(
+    phones: Sequence[SpokenPhone], times: np.ndarray, style: SpeakingStyle = SpeakingStyle(), gains: Sequence[float] = ()
+) -> np.ndarray:
+    """Blended channel values (T, len(CHANNELS)) at ``times`` (s, audio clock); ``gains``: see :class:`ProsodyControls`."""
     times = np.asarray(times, dtype=np.float64)
     if not phones:
         return np.zeros((len(times), len(CHANNELS)))
-    centres, targets, strengths, durations, reaches = _targets(phones)
+    centres, targets, strengths, durations, reaches = _targets(phones, gains)
     t = times[:, None] + style.lead  # the mouth shows now what is heard a moment later
     out = np.zeros((len(times), len(CHANNELS)))
     for k, name in enumerate(CHANNELS):
@@ -245,9 +267,17 @@ class UpperFaceEvents:
 
 
 def upper_face_events(
-    phones: Sequence[SpokenPhone], duration: float, style: SpeakingStyle, rng: np.random.Generator
+    phones: Sequence[SpokenPhone],
+    duration: float,
+    style: SpeakingStyle,
+    rng: np.random.Generator,
+    prosody: ProsodyControls | None = None,
 ) -> UpperFaceEvents:
-    """Blinks as a Poisson process with a refractory gap; brow raises at phrase starts and on some stressed vowels."""
+    """Blinks as a Poisson process with a refractory gap; brow raises at phrase starts and on some stressed vowels.
+
+    With ``prosody``, brow raises follow its accents instead of random stressed vowels, and a
+    blink follows every phrase end that leaves time for one.
+    """
     blinks: list[tuple[float, float]] = []
     rate = max(style.blink_rate, 0.1) / 60.0
     t = float(rng.uniform(0.2, 1.5))
@@ -258,6 +288,16 @@ def upper_face_events(
         blinks.append((t, float(rng.uniform(0.10, 0.25))))
         t += 0.8
     raises: list[tuple[float, float]] = []
+    if prosody is not None:
+        for end in prosody.phrase_ends:
+            at, dur = end + float(rng.uniform(0.03, 0.12)), float(rng.uniform(0.12, 0.25))
+            if at + dur <= duration and all(abs(at - b) > 0.5 for b, _ in blinks):
+                blinks.append((at, dur))
+        blinks.sort()
+        for at, strength in prosody.accents:
+            if not raises or at - 0.12 > raises[-1][0] + raises[-1][1]:
+                raises.append((max(at - 0.12, 0.0), 0.35 + 0.35 * strength))
+        return UpperFaceEvents(tuple(blinks), tuple(raises))
     previous = SIL
     for phone in phones:
         if phone.label in VOWELS:
@@ -296,16 +336,23 @@ def animate_phones(
     fps: float,
     style: SpeakingStyle = SpeakingStyle(),
     rng: np.random.Generator | None = None,
+    prosody: ProsodyControls | None = None,
+    *,
+    upper_face: bool = True,
 ) -> np.ndarray:
     """Rig parameters (n_frames, P) for a phone sequence: lips by coarticulation, upper face by events.
 
-    This is the rig baseline on its own (no learned weights); the corpus uses it as ground truth.
+    This is the rig baseline on its own (no learned weights); the corpus uses it as ground truth,
+    with the utterance's ``prosody`` (which the rig driven by an aligner does not know).
+    ``upper_face`` False leaves blinks and brows at rest.
     """
     rng = rng if rng is not None else np.random.default_rng(0)
     times = np.arange(n_frames, dtype=np.float64) / fps
-    channels = lip_channels(phones, times, style) * ends_envelope(n_frames, fps)[:, None]
+    channels = lip_channels(phones, times, style, prosody.gains if prosody else ()) * ends_envelope(n_frames, fps)[:, None]
     lower = lower_face_params(channels, style)
+    if not upper_face:
+        return lower
     duration = n_frames / fps
-    events = upper_face_events(phones, duration, style, rng)
+    events = upper_face_events(phones, duration, style, rng, prosody)
     upper = upper_face_params(events, times, style, rng)
     return np.clip(lower + upper, 0.0, 1.0)
