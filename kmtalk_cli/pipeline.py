@@ -29,6 +29,8 @@ class Animation:
     key_motions: Any  # KeyMotions | None
     model: str
     template: Any  # FaceTemplate
+    #: Head rotation and gaze beside the face-local vertices (:mod:`kmtalk_cli.face.headpose`); None: a still head.
+    head_pose: Any = None
 
     @property
     def motion(self) -> np.ndarray:
@@ -36,19 +38,27 @@ class Animation:
         return self.vertices.reshape(len(self.vertices), -1)
 
 
-def resolve_model(backbone: str, checkpoint: Path | str | None, key_motions: bool | None, *, precision: str = "fp32") -> Any:
+def resolve_model(backbone: str | None, checkpoint: Path | str | None, key_motions: bool | None, *, precision: str = "fp32") -> Any:
     """A :class:`~kmtalk_cli.models.LoadedModel` from ``checkpoint`` or the bundled weights.
 
-    ``key_motions`` None means "whatever the checkpoint is" (or, bundled, with key motions);
-    ``precision`` is passed to :func:`~kmtalk_cli.models.load_model`.
+    ``backbone`` None means the default (or the checkpoint's); a name that differs from the
+    checkpoint's backbone is refused rather than ignored. ``key_motions`` None means "whatever
+    the checkpoint is" (or, bundled, with key motions); ``precision`` is passed to
+    :func:`~kmtalk_cli.models.load_model`.
     """
     from .backbones import get_backbone
     from .models import load_model
     from .weights import bundled_checkpoints, find_bundled
 
     if checkpoint is None:
+        backbone = backbone or DEFAULT_BACKBONE
         get_backbone(backbone)  # an unknown name lists the backbones that exist
     if checkpoint is not None:
+        from .backbones.checkpoint import read_checkpoint_info
+
+        held = str(read_checkpoint_info(checkpoint).get("backbone"))
+        if backbone is not None and backbone != held:
+            raise ModelError(f"Checkpoint {checkpoint} holds a {held} model, not {backbone}; drop --backbone or pass --backbone {held}.")
         loaded = load_model(checkpoint, precision=precision)
         if key_motions and not loaded.uses_key_motions:
             raise ModelError(
@@ -66,18 +76,22 @@ def resolve_model(backbone: str, checkpoint: Path | str | None, key_motions: boo
     return load_model(found.path, precision=precision)
 
 
-def rig_motion(alignment: Any, template: Any, n_frames: int, fps: float, *, rig: Any = None, rest: np.ndarray | None = None) -> np.ndarray:
+def rig_motion(
+    alignment: Any, template: Any, n_frames: int, fps: float, *, rig: Any = None, rest: np.ndarray | None = None, upper_face: bool = True
+) -> np.ndarray:
     """The rig baseline: coarticulated rig parameters from the phones, posed on ``template``
-    (or, with a prebuilt ``rig``, on another identity ``rest`` of the same topology)."""
+    (or, with a prebuilt ``rig``, on another identity ``rest`` of the same topology).
+    ``upper_face`` False leaves out the corpus's random blinks and brow raises (the liveliness
+    layer adds its own)."""
     from .face.coarticulation import SpokenPhone, animate_phones
     from .face.rig import build_rig
 
     phones = [SpokenPhone(p.label, p.start, p.end) for p in alignment.phones]
-    params = animate_phones(phones, n_frames, fps)
+    params = animate_phones(phones, n_frames, fps, upper_face=upper_face)
     return (rig or build_rig(template)).pose(params, rest=rest).astype(np.float32)
 
 
-def load(backbone: str = DEFAULT_BACKBONE, checkpoint: Path | str | None = None, key_motions: bool | None = None, *, precision: str = "fp32") -> Any:
+def load(backbone: str | None = None, checkpoint: Path | str | None = None, key_motions: bool | None = None, *, precision: str = "fp32") -> Any:
     """The model :func:`animate` would load (None for the rig baseline), to load once and reuse over many files."""
     if backbone == RIG:
         if checkpoint is not None or key_motions:
@@ -114,7 +128,7 @@ def complete(audio: Any, keys: Any, model: Any, template: Any, *, style: str | N
 def animate(
     speech: Any,
     *,
-    backbone: str = DEFAULT_BACKBONE,
+    backbone: str | None = None,
     checkpoint: Path | str | None = None,
     key_motions: bool | None = None,
     text: str | None = None,
@@ -125,6 +139,9 @@ def animate(
     on_step: Callable[[str], None] | None = None,
     precision: str = "fp32",
     model: Any = None,
+    liveliness: bool = True,
+    seed: int = 0,
+    gate: bool = True,
 ) -> Animation:
     """Animate ``speech`` (a path or :class:`~kmtalk_cli.audio.Audio`) on ``template`` (default: the bundled head).
 
@@ -132,7 +149,10 @@ def animate(
     one and none is given (``text`` makes it a forced alignment). ``on_step`` hears the name of
     each stage as it starts (the CLI shows them as progress). ``precision`` (``fp32``, ``bf16``,
     ``int8``) is the model's CPU inference precision (:mod:`kmtalk_cli.precision`). ``model``
-    (from :func:`load`) skips loading, so a batch loads it once.
+    (from :func:`load`) skips loading, so a batch loads it once. ``liveliness`` adds blinks, brow
+    raises, head motion and gaze from the speech's prosody (:func:`add_liveliness`), drawn from ``seed``.
+    ``gate`` holds a learned model's lower face to the rig's on m/b/p, f/v, in pauses and at the
+    ends (:func:`add_gate`; it needs an alignment, made here for plain models too).
     """
     step = on_step or (lambda _: None)
     from .audio import Audio, load_audio
@@ -144,7 +164,8 @@ def animate(
         load(backbone, checkpoint, key_motions)  # refuses weights and key motions
         alignment = alignment if alignment is not None else _align(audio, text, step)
         n_frames = max(1, int(round(audio.duration * fps)))
-        return Animation(rig_motion(alignment, face, n_frames, fps), fps, alignment, None, RIG, face)
+        anim = Animation(rig_motion(alignment, face, n_frames, fps, upper_face=not liveliness), fps, alignment, None, RIG, face)
+        return add_liveliness(anim, audio, seed) if liveliness else anim
     if model is None:
         step("Loading the model")
         model = resolve_model(backbone, checkpoint, key_motions, precision=precision)
@@ -158,7 +179,64 @@ def animate(
         offsets = model.predict_offsets(audio, style=style)
         vertices = (offsets.reshape(len(offsets), -1, 3) + face.vertices[None]).astype(np.float32)
     label = f"{model.backbone}{' + KM' if model.uses_key_motions else ''}{'' if model.precision == 'fp32' else f' ({model.precision})'}"
-    return Animation(vertices, model.fps, alignment, keys, label, face)
+    if gate and alignment is None:
+        alignment = _align(audio, text, step)
+    anim = Animation(vertices, model.fps, alignment, keys, label, face)
+    anim = add_gate(anim) if gate else anim
+    return add_liveliness(anim, audio, seed) if liveliness else anim
+
+
+_RIGS: dict[int, tuple[Any, Any]] = {}
+
+
+def _rig_of(template: Any) -> Any:
+    """The rig on ``template`` (see :func:`~kmtalk_cli.export.fit.rig_for`), built once per template object."""
+    from .export.fit import rig_for
+
+    cached = _RIGS.get(id(template))
+    if cached is None or cached[0] is not template:
+        cached = _RIGS[id(template)] = (template, rig_for(template))
+    return cached[1]
+
+
+def add_gate(anim: Animation) -> Animation:
+    """The articulatory gate (:mod:`kmtalk_cli.face.gate`) on ``anim``: its lower face blended
+    towards the rig driven by its alignment wherever the phones make the mouth shape obligatory."""
+    import dataclasses
+
+    from .face.coarticulation import SpokenPhone, animate_phones
+    from .face.gate import apply_gate, gate_weights, lower_face_mask
+
+    if anim.alignment is None:
+        raise ModelError("The articulatory gate needs the speech's alignment.")
+    rig = _rig_of(anim.template)
+    n = len(anim.vertices)
+    params = animate_phones([SpokenPhone(p.label, p.start, p.end) for p in anim.alignment.phones], n, anim.fps, upper_face=False)
+    weights = gate_weights(anim.alignment.phones, n, anim.fps)
+    vertices = apply_gate(anim.vertices, rig, params, weights, lower_face_mask(rig), rest=anim.template.vertices)
+    return dataclasses.replace(anim, vertices=vertices)
+
+
+def add_liveliness(anim: Animation, audio: Any, seed: int = 0) -> Animation:
+    """The liveliness layer (:mod:`kmtalk_cli.face.liveliness`) on ``anim``: blinks and brow raises
+    added to its vertices through the rig's fields, head rotation and gaze as its ``head_pose``.
+
+    On a template the rig cannot be placed on, the face is left as it is (with a warning) and
+    only the head pose is added.
+    """
+    import dataclasses
+    import warnings
+
+    from .errors import KmtalkWarning, TemplateError
+    from .face.liveliness import apply_liveliness, liveliness
+
+    live = liveliness(audio.samples, audio.sample_rate, anim.alignment, len(anim.vertices), anim.fps, seed)
+    try:
+        rig = _rig_of(anim.template)
+    except TemplateError as exc:
+        warnings.warn(KmtalkWarning(f"No blinks or brow raises on this template ({exc}); head motion only."), stacklevel=2)
+        return dataclasses.replace(anim, head_pose=live.head_pose)
+    return dataclasses.replace(anim, vertices=apply_liveliness(anim.vertices, rig, live), head_pose=live.head_pose)
 
 
 def _align(audio: Any, text: str | None, step: Callable[[str], None]) -> Any:

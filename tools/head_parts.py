@@ -206,9 +206,9 @@ def dental_arch(arch: Arch, teeth: list[tuple[float, float, float]], *, upper: b
         _, outward = arch.frame(phi)
         depth_here = float(np.interp(abs(phi), [0, 1.55], [7.5 * MM, 11 * MM]))
         height_here = float(np.interp(abs(phi), [0, 1.55], [teeth[0][1], teeth[-1][1]])) * MM
-        centre = arch.point(np.array([phi]))[0] + np.array([0.0, away * (0.8 * height_here + 0.3 * ridge_h), 0.0])
-        centre = centre - outward * (depth_here / 2 - 0.8 * MM)
-        rings.append(centre + np.cos(a)[:, None] * outward * (depth_here / 2 + 0.8 * MM)
+        centre = arch.point(np.array([phi]))[0] + np.array([0.0, away * (0.9 * height_here + 0.3 * ridge_h), 0.0])
+        centre = centre - outward * (depth_here / 2)
+        rings.append(centre + np.cos(a)[:, None] * outward * (depth_here / 2 + 0.4 * MM)
                      + np.sin(a)[:, None] * np.array([0.0, ridge_h / 2, 0.0]))
     verts = np.vstack(rings)
     faces = ring_strip(len(phis), n_seg, cap_start=False, cap_end=False)
@@ -235,7 +235,7 @@ def orient_outwards(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
 def tongue(arch: Arch, top_y: float) -> Mesh:
     """A flattened, tapering body lying inside the lower arch with its tip behind the incisors."""
     n_lat, n_lon = 12, 16
-    length, width, thick = 48 * MM, 38 * MM, 16 * MM
+    length, width, thick = 44 * MM, 38 * MM, 16 * MM
     tip_z = arch.front[2] - 7.5 * MM
     u = np.linspace(0.0, 1.0, n_lat + 2)[1:-1]  # 0 tip … 1 root
     a = np.linspace(0, 2 * np.pi, n_lon, endpoint=False)
@@ -261,8 +261,8 @@ def mouth_cavity(
 ) -> Part:
     """A dark bag from the mouth slit (welded to it) back to the throat, around teeth and tongue.
 
-    Ring 0 is the slit itself; the next rings widen to the cavity's cross-section (an
-    ellipse ``half_width`` wide from ``bottom`` to ``top``) and run back ``depth``; a fan
+    Ring 0 is the slit itself; the next rings widen to the cavity's cross-section (a
+    rounded rectangle ``half_width`` wide from ``bottom`` to ``top``) and run back ``depth``; a fan
     closes the back. Each column keeps its slit vertex's jaw weight, so the floor drops with
     the jaw, and shares a fading part of the lip's own deformation.
     """
@@ -273,10 +273,12 @@ def mouth_cavity(
     ang = np.arctan2(rel[:, 1] / max(np.ptp(s[:, 1]), 1e-6), rel[:, 0] / max(np.ptp(s[:, 0]), 1e-6))
     mid_y = 0.5 * (top + bottom)
     half_h = 0.5 * (top - bottom)
-    ellipse = np.stack([half_width * np.cos(ang), mid_y + half_h * np.sin(ang)], axis=1)
+    # A rounded rectangle (superellipse), so the molars at the back corners stay inside.
+    c, si = np.cos(ang), np.sin(ang)
+    ellipse = np.stack([half_width * np.sign(c) * np.abs(c) ** 0.5, mid_y + half_h * np.sign(si) * np.abs(si) ** 0.5], axis=1)
     # (blend towards the ellipse, z offset behind the slit, share of the lip deformation)
-    schedule = [(0.0, 0.0, 1.0), (0.35, 2.0 * MM, 0.6), (0.8, 5.0 * MM, 0.25), (1.0, 9.0 * MM, 0.0),
-                (1.0, 0.45 * depth, 0.0), (0.92, 0.8 * depth, 0.0), (0.55, depth, 0.0)]
+    schedule = [(0.0, 0.0, 1.0), (0.2, 3.0 * MM, 0.6), (0.8, 5.0 * MM, 0.25), (1.0, 9.0 * MM, 0.0),
+                (1.0, 0.45 * depth, 0.0), (1.0, 0.8 * depth, 0.0), (0.75, depth, 0.0)]
     rings, share = [], []
     front_z = s[:, 2].min()
     for blend, back, follow in schedule:
@@ -424,7 +426,7 @@ def head_radius(directions: np.ndarray, radii: np.ndarray) -> np.ndarray:
     return 1.0 / np.sqrt(np.sum((directions / scaled) ** 2, axis=1))
 
 
-def scalp_cap(face_v: np.ndarray, loop: np.ndarray, lm_points: np.ndarray, spacing: float) -> Part:
+def scalp_cap(face_v: np.ndarray, faces: np.ndarray, loop: np.ndarray, lm_points: np.ndarray, spacing: float) -> Part:
     """A smooth dome closing the head's open back, top and neck, welded to its border ``loop``.
 
     Seen from inside the cranium (an ellipsoid fitted to the skull's skin), the opening is one
@@ -551,7 +553,7 @@ def build_parts(
     parts["tongue"] = Part(tv, tf, tc, np.ones(len(tv)), np.full(len(tv), -1))
     parts["mouth"] = mouth_cavity(
         v, slit, jaw_weight, half_width=31 * MM, top=upper_arch.front[1] + 16 * MM,
-        bottom=lower_arch.front[1] - 20 * MM, depth=52 * MM,
+        bottom=lower_arch.front[1] - 20 * MM, depth=58 * MM,
     )
 
     anchors: dict[str, np.ndarray] = {}
@@ -560,7 +562,7 @@ def build_parts(
         parts[name] = eyeball(c)
         anchors[name] = c
 
-    parts["scalp"] = scalp_cap(v, back_loop, lm_points, spacing=8 * MM)
+    parts["scalp"] = scalp_cap(v, faces, back_loop, lm_points, spacing=8 * MM)
 
     neck = v[back_loop]
     bottom = neck[:, 1].min()

@@ -25,6 +25,11 @@ JAW_RANGE = (np.radians(-8.0), np.radians(40.0))
 PART_ORDER = ("scalp", "mouth", "teeth_upper", "teeth_lower", "tongue", "eye_left", "eye_right")
 #: The face's albedo where a template has no colours of its own (the renderer's clay).
 FACE_COLOUR = (194, 189, 184)
+#: How far an eyeball sinks back (metres) when its lids are fully closed, so it never shows
+#: through a blink (it pokes a little through the skin between open lids).
+EYE_RETREAT = 2.0e-3
+#: iBUG landmarks of each eye's upper and lower lid margins.
+_LID_LANDMARKS = {"eye_right": ((37, 38), (40, 41)), "eye_left": ((43, 44), (46, 47))}
 
 
 def rotation_x(angle: np.ndarray) -> np.ndarray:
@@ -111,13 +116,35 @@ def jaw_angles(frames: np.ndarray, template: FaceTemplate) -> np.ndarray:
     return np.clip(np.arctan2(cross, dot), *JAW_RANGE)
 
 
+def eye_retreats(frames: np.ndarray, template: FaceTemplate) -> dict[str, np.ndarray]:
+    """(T,) distance each eyeball sinks back, from how far its lids have closed (0 when open)."""
+    frames = np.asarray(frames, dtype=np.float64)
+    if frames.ndim == 2:
+        frames = frames[None]
+    out: dict[str, np.ndarray] = {}
+    if template.landmarks is None or len(template.landmarks) != 68:
+        return out
+    lm = np.asarray(template.landmarks)
+    rest = np.asarray(template.vertices, dtype=np.float64)
+    for name, (upper, lower) in _LID_LANDMARKS.items():
+        if name not in template.parts:
+            continue
+        up, low = lm[list(upper)], lm[list(lower)]
+        gap_rest = rest[up, 1].mean() - rest[low, 1].mean()
+        gap = frames[:, up, 1].mean(axis=1) - frames[:, low, 1].mean(axis=1)
+        openness = np.clip(gap / max(gap_rest, 1e-6), 0.0, 1.0)
+        out[name] = EYE_RETREAT * (1.0 - openness)
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class PartsMotion:
-    """Per-frame rigid motions the parts need: jaw angle, eye rotations, head rotation."""
+    """Per-frame rigid motions the parts need: jaw angle, eye rotations and retreats, head rotation."""
 
     jaw: np.ndarray  # (T,) radians
     gaze: np.ndarray | None  # (T, 3, 3) or None: eyes look straight ahead
     head: np.ndarray | None  # (T, 3, 3) or None: the head does not turn
+    retreat: dict[str, np.ndarray] | None = None  # eye part name → (T,) metres sunk back
 
     @property
     def n_frames(self) -> int:
@@ -130,11 +157,12 @@ def parts_motion(frames: np.ndarray, template: FaceTemplate, head_pose: HeadPose
     A head pose shorter than the motion holds its last frame; a longer one is cut.
     """
     jaw = jaw_angles(frames, template)
+    retreat = eye_retreats(frames, template)
     if head_pose is None:
-        return PartsMotion(jaw=jaw, gaze=None, head=None)
+        return PartsMotion(jaw=jaw, gaze=None, head=None, retreat=retreat)
     index = np.minimum(np.arange(len(jaw)), head_pose.n_frames - 1)
     return PartsMotion(
-        jaw=jaw, gaze=gaze_rotations(head_pose.gaze)[index], head=head_rotations(head_pose)[index]
+        jaw=jaw, gaze=gaze_rotations(head_pose.gaze)[index], head=head_rotations(head_pose)[index], retreat=retreat
     )
 
 
@@ -167,9 +195,8 @@ def assemble(template: FaceTemplate, face_colour: tuple[int, int, int] = FACE_CO
     for name in [p for p in PART_ORDER if p in template.parts] + sorted(set(template.parts) - set(PART_ORDER)):
         part = template.parts[name]
         index = np.arange(start, start + part.n_vertices)
-        if name == "scalp":  # welded seam: share the face's vertices so normals match
-            welded = part.weld >= 0
-            index[welded] = part.weld[welded]
+        if name == "scalp":  # a smooth welded seam shares the face's vertices, so normals match
+            index[_smooth_welds(template, part)] = part.weld[_smooth_welds(template, part)]
         faces.append(index[part.faces])
         colours.append(part.colours)
         slices[name] = slice(start, start + part.n_vertices)
@@ -182,6 +209,22 @@ def assemble(template: FaceTemplate, face_colour: tuple[int, int, int] = FACE_CO
     )
 
 
+def _smooth_welds(template: FaceTemplate, part: object) -> np.ndarray:
+    """Welded vertices where the part continues the face smoothly (normals within 60°).
+
+    Where the seam is a real crease (the neck's lower rim), sharing vertices would average the
+    two sides' normals and smear a dark band along a ragged border; there they stay separate.
+    """
+    from .normals import vertex_normals
+
+    welded = np.flatnonzero(part.weld >= 0)
+    face_n = vertex_normals(template.vertices, template.faces)[part.weld[welded]]
+    part_n = vertex_normals(part.vertices, part.faces)[welded]
+    out = np.zeros(len(part.weld), dtype=bool)
+    out[welded] = np.einsum("ij,ij->i", face_n, part_n) > 0.5
+    return out
+
+
 def _jaw_blend(points: np.ndarray, weight: np.ndarray, hinge: np.ndarray, angle: float) -> np.ndarray:
     """Points moved by ``weight`` × (the jaw's rigid rotation about the hinge): linear blend skinning."""
     rot = rotation_x(angle)
@@ -191,13 +234,18 @@ def _jaw_blend(points: np.ndarray, weight: np.ndarray, hinge: np.ndarray, angle:
 
 
 def pose_parts(
-    face: np.ndarray, template: FaceTemplate, jaw: float, gaze: np.ndarray | None = None
+    face: np.ndarray,
+    template: FaceTemplate,
+    jaw: float,
+    gaze: np.ndarray | None = None,
+    retreat: dict[str, float] | None = None,
 ) -> dict[str, np.ndarray]:
     """Every part's vertices for one frame of face vertices (V, 3), in the face's own frame.
 
     Skull parts stay put, jaw parts rotate by ``jaw`` about the hinge (blended by their jaw
     weight), welded vertices sit on their face vertex, the cavity's inner rings share a fading
-    part of the lips' own deformation, and eyeballs turn by ``gaze`` (3, 3) about their centres.
+    part of the lips' own deformation, and eyeballs turn by ``gaze`` (3, 3) about their centres
+    and sink back by ``retreat[name]`` metres (closing lids).
     """
     face = np.asarray(face, dtype=np.float64)
     rest = np.asarray(template.vertices, dtype=np.float64)
@@ -217,9 +265,11 @@ def pose_parts(
         welded = part.weld >= 0
         if welded.any():
             posed[welded] = face[part.weld[welded]]
-        if gaze is not None and name.startswith("eye_") and f"{name}" in template.anchors:
+        if gaze is not None and name.startswith("eye_") and name in template.anchors:
             centre = np.asarray(template.anchors[name], dtype=np.float64)
             posed = (posed - centre) @ np.asarray(gaze).T + centre
+        if retreat and retreat.get(name):
+            posed[:, 2] -= retreat[name]
         out[name] = posed
     return out
 
@@ -234,7 +284,8 @@ def pose_assembly(assembly: HeadAssembly, face: np.ndarray, motion: PartsMotion,
     """Stacked vertices (N, 3) float32 of ``assembly`` for one frame of face vertices."""
     template = assembly.template
     gaze = None if motion.gaze is None else motion.gaze[frame]
-    parts = pose_parts(face, template, float(motion.jaw[frame]), gaze)
+    retreat = {k: float(v[frame]) for k, v in (motion.retreat or {}).items()}
+    parts = pose_parts(face, template, float(motion.jaw[frame]), gaze, retreat)
     out = np.empty((assembly.n_vertices, 3), dtype=np.float64)
     out[: template.n_vertices] = face
     for name, where in assembly.slices.items():

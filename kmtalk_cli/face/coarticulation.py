@@ -337,16 +337,21 @@ def animate_phones(
     style: SpeakingStyle = SpeakingStyle(),
     rng: np.random.Generator | None = None,
     prosody: ProsodyControls | None = None,
+    *,
+    upper_face: bool = True,
 ) -> np.ndarray:
     """Rig parameters (n_frames, P) for a phone sequence: lips by coarticulation, upper face by events.
 
     This is the rig baseline on its own (no learned weights); the corpus uses it as ground truth,
     with the utterance's ``prosody`` (which the rig driven by an aligner does not know).
+    ``upper_face`` False leaves blinks and brows at rest.
     """
     rng = rng if rng is not None else np.random.default_rng(0)
     times = np.arange(n_frames, dtype=np.float64) / fps
     channels = lip_channels(phones, times, style, prosody.gains if prosody else ()) * ends_envelope(n_frames, fps)[:, None]
     lower = lower_face_params(channels, style)
+    if not upper_face:
+        return lower
     duration = n_frames / fps
     events = upper_face_events(phones, duration, style, rng, prosody)
     upper = upper_face_params(events, times, style, rng)

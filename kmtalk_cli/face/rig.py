@@ -436,9 +436,18 @@ def upper_incisor_edge(template: FaceTemplate) -> np.ndarray:
     """(3,) middle of the upper incisors' cutting edge, in the template's frame (m).
 
     The upper teeth are fixed to the skull, so this point never moves with the jaw; the
-    labiodental tuck brings the lower lip to it. Estimated from the inner-lip landmarks: behind
-    the upper lip's inner margin by :data:`INCISOR_DEPTH`, at the height of the lips' contact.
+    labiodental tuck raises the lower lip to its height. Taken from the template's
+    ``teeth_upper`` part when it has one (the lowest point near the midline, at the front of
+    the teeth); otherwise estimated behind the upper lip's inner margin by
+    :data:`INCISOR_DEPTH`, at the height where the lips meet.
     """
+    teeth = template.parts.get("teeth_upper") if hasattr(template, "parts") else None
+    if teeth is not None:
+        t = np.asarray(teeth.vertices, dtype=np.float64)
+        mid = t[np.abs(t[:, 0] - np.median(t[:, 0])) < 0.003]
+        if len(mid):
+            low = mid[mid[:, 1] < mid[:, 1].min() + 0.0008]
+            return np.array([float(np.median(t[:, 0])), float(mid[:, 1].min()), float(low[:, 2].max())])
     lm = _landmarks(template)
     upper, lower = lm[list(_INNER_UPPER)].mean(axis=0), lm[list(_INNER_LOWER)].mean(axis=0)
     return np.array([upper[0], 0.5 * (upper[1] + lower[1]), upper[2] - INCISOR_DEPTH])

@@ -1,4 +1,4 @@
-"""Smooth vertex normals and the clay material + lights both renderers use.
+"""The clay material + lights both renderers use (their normals come from ``face.normals``).
 
 The lighting lives here as plain numbers so the GL shader and the NumPy shader are fed the same
 values and a fallback to the software renderer changes speed, not the look of the video.
@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import RenderError
+from ..face.normals import SmoothNormals
+
+__all__ = ["DEFAULT_LIGHTING", "Light", "Lighting", "SmoothNormals", "albedo_array", "parse_colour", "shade", "to_u8"]
 
 
 def _unit(v: tuple[float, float, float]) -> tuple[float, float, float]:
@@ -106,48 +109,3 @@ def shade(normals: np.ndarray, lighting: Lighting = DEFAULT_LIGHTING, albedo: np
     spec *= lighting.specular
     base = np.asarray(lighting.albedo, dtype=np.float32)[:, None] if albedo is None else albedo
     return base * diffuse[None, :] + spec[None, :]
-
-
-class SmoothNormals:
-    """Area-weighted per-vertex normals for one fixed triangle list, recomputed per frame.
-
-    The vertex ← face incidence is a sparse matrix built once, so each frame costs one gather,
-    one cross product and one sparse product instead of a Python loop or ``np.add.at``.
-    """
-
-    def __init__(self, faces: np.ndarray, n_vertices: int) -> None:
-        import scipy.sparse  # imported here: the CLI imports this package for --help
-
-        self.n_vertices = int(n_vertices)
-        faces = np.ascontiguousarray(faces, dtype=np.int64)
-        self.faces = faces
-        n_faces = faces.shape[0]
-        rows = faces.ravel()
-        cols = np.repeat(np.arange(n_faces), 3)
-        self._incidence = scipy.sparse.csr_matrix(
-            (np.ones(rows.size, dtype=np.float32), (rows, cols)), shape=(n_vertices, n_faces)
-        )
-
-    def check(self, vertices: np.ndarray) -> None:
-        """Raise :class:`RenderError` unless ``vertices`` is (V, 3) for this mesh."""
-        if vertices.shape != (self.n_vertices, 3):
-            raise RenderError(
-                f"A frame has vertex array shape {vertices.shape}; the mesh needs ({self.n_vertices}, 3)."
-            )
-
-    def face_normals(self, vertices: np.ndarray) -> np.ndarray:
-        """Unnormalised face normals (F, 3): their length is twice the triangle's area."""
-        v = np.asarray(vertices, dtype=np.float32)
-        tri = v[self.faces]
-        e1 = tri[:, 1] - tri[:, 0]
-        e2 = tri[:, 2] - tri[:, 0]
-        return np.cross(e1, e2)
-
-    def __call__(self, vertices: np.ndarray, *, normalise: bool = True) -> np.ndarray:
-        """Vertex normals (V, 3) float32; unit length unless ``normalise`` is False."""
-        self.check(vertices)
-        normals = np.asarray(self._incidence @ self.face_normals(vertices), dtype=np.float32)
-        if normalise:
-            length = np.sqrt(np.einsum("ij,ij->i", normals, normals))
-            normals /= np.maximum(length, 1e-20)[:, None]
-        return normals
