@@ -295,10 +295,11 @@ def epoch_groups(items: Sequence[TrainingItem], options: TrainOptions, stage_ind
 
 
 def train_step(
-    wrapped: nn.Module, optimizer: torch.optim.Optimizer, params: Sequence[nn.Parameter], batch: Batch, stage: str, options: TrainOptions
+    wrapped: nn.Module, optimizer: torch.optim.Optimizer, params: Sequence[nn.Parameter], batch: Batch, plan: EpochPlan, options: TrainOptions
 ) -> tuple[float, dict[str, float]]:
-    """One optimiser step on ``batch``: loss, backward, gradient clipping, update."""
-    loss, parts = wrapped(batch, stage)
+    """One optimiser step on ``batch``: loss (stopping the run if it diverged), backward, gradient clipping, update."""
+    loss, parts = wrapped(batch, plan.stage)
+    check_loss(float(loss.detach()), plan.stage, plan.epoch, options.lr)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if options.grad_clip > 0:
@@ -328,7 +329,7 @@ def train_epoch(
     total, parts_sum, parts_count = 0.0, {}, {}
     for step, group in enumerate(plan.groups):
         _set_lr(optimizer, options, plan, step)
-        loss, parts = train_step(wrapped, optimizer, params, collate(group, augment_rng).to(device), plan.stage, options)
+        loss, parts = train_step(wrapped, optimizer, params, collate(group, augment_rng).to(device), plan, options)
         total += loss
         for k, v in parts.items():  # some parts are absent from some steps (SelfTalk's CTC)
             parts_sum[k] = parts_sum.get(k, 0.0) + v
@@ -478,6 +479,7 @@ def train(
             val_loss, val_lve = (None, None)
             if dist.main and val_items:
                 val_loss, val_lve = validate(model, val_items, stage, options, device, lips)
+                check_loss(val_loss, stage, epoch, options.lr, what="validation loss")
             run.history.append(EpochLog(stage, epoch, train_loss, val_loss, val_lve, time.perf_counter() - epoch_began, parts))
             if dist.main:
                 if log:
@@ -490,6 +492,21 @@ def train(
 
         torch_dist.barrier()
     return TrainResult(out_dir, run.best, run.last, run.history, time.perf_counter() - began)
+
+
+#: A training loss above this (squared metres and CTC nats alike stay far below) has exploded.
+MAX_LOSS = 1e6
+
+
+def check_loss(value: float | None, stage: str, epoch: int, lr: float, *, what: str = "loss") -> None:
+    """Stop training with a clear message once the loss is NaN, infinite or exploding, before
+    anything from that epoch is saved."""
+    if value is None or (math.isfinite(value) and abs(value) <= MAX_LOSS):
+        return
+    raise ModelError(
+        f"Training diverged in stage {stage}, epoch {epoch + 1}: the {what} is {value:.3g}; "
+        f"nothing from this epoch was saved. Try a lower --lr (it was {lr:g})."
+    )
 
 
 def _record(info: dict[str, Any], options: TrainOptions, stage: str, epoch: int, history: list[EpochLog], seconds: float) -> dict[str, Any]:
