@@ -335,8 +335,9 @@ class KeyMotionModel(nn.Module):
 
 def load_keymotion_model(path: Path | str) -> tuple[KeyMotionModel, dict[str, Any]]:
     from .backbones import create_backbone
-    from .backbones.checkpoint import load_state, read_checkpoint_info
+    from .backbones.checkpoint import load_state, read_checkpoint_info, resolve_checkpoint_path
 
+    path = resolve_checkpoint_path(path)
     info = read_checkpoint_info(path)
     if info.get("kind") != "key-motion":
         raise ModelError(f"Checkpoint {path} holds a plain backbone, not a key-motion model; use it without key motions.")
