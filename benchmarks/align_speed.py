@@ -4,8 +4,8 @@ LibriVox clips from Debian's pocketsphinx-testdata (public domain, 16 kHz, with 
 are concatenated, half a second of silence between them, to the requested lengths, and aligned
 with the pocketsphinx backend at each ``--jobs``. Prints wall time, CPU time of this process
 and its workers, the real-time factor (wall / audio), how the chunks were aligned, and the
-largest boundary difference between the runs (or, if a tie broke differently somewhere, the
-share of phone labels that agree).
+largest boundary difference between the runs (or, if a tie broke differently somewhere, how
+many phones differ and whether the words agree).
 
     python benchmarks/align_speed.py --minutes 1 10 --jobs 1 2
 """
@@ -64,8 +64,10 @@ def compare(a, b) -> str:  # noqa: ANN001 - two Alignments
     la, lb = [p.label for p in a.phones], [p.label for p in b.phones]
     if la == lb:
         return f"{max(abs(x.start - y.start) for x, y in zip(a.phones, b.phones)) * 1000:.0f} ms"
-    same = difflib.SequenceMatcher(a=la, b=lb, autojunk=False).ratio()
-    return f"{same:.1%} labels"
+    ops = difflib.SequenceMatcher(a=la, b=lb, autojunk=False).get_opcodes()
+    changed = sum(max(i2 - i1, j2 - j1) for tag, i1, i2, j1, j2 in ops if tag != "equal")
+    words = "same words" if [w.label for w in a.words] == [w.label for w in b.words] else "words differ"
+    return f"{changed} of {len(la)} phones, {words}"
 
 
 def main() -> None:
@@ -74,7 +76,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
     print(f"CPUs available: {len(os.sched_getaffinity(0))}, load average {os.getloadavg()[0]:.1f}")
-    print(f"{'audio':>8} {'jobs':>4} {'wall s':>7} {'cpu s':>7} {'RTF':>6} {'chunks':>6}  {'methods':<28} {'vs first run':>14}")
+    print(f"{'audio':>8} {'jobs':>4} {'wall s':>7} {'cpu s':>7} {'RTF':>6} {'chunks':>6}  {'methods':<28} {'vs first run':>30}")
     for minutes in args.minutes:
         samples, text = long_speech(minutes)
         audio = from_array(samples, TARGET_RATE)
@@ -90,7 +92,7 @@ def main() -> None:
             else:
                 delta = compare(first, result)
             print(f"{audio.duration:7.0f}s {jobs:>4} {wall:7.1f} {cpu:7.1f} {wall / audio.duration:6.3f} "
-                  f"{max(1, len(result.chunks)):>6}  {result.describe_method():<28} {delta:>14}")
+                  f"{max(1, len(result.chunks)):>6}  {result.describe_method():<28} {delta:>30}")
 
 
 if __name__ == "__main__":

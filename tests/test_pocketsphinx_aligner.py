@@ -301,3 +301,12 @@ def test_words_on_the_wrong_side_of_a_cut_are_left_out_not_phone_recognised() ->
     assert in_long_audio.method == "forced"
     assert [w.label for w in in_long_audio.words] == text.split()
     assert "2 transcript words" in in_long_audio.notes[0]
+
+
+def test_no_nested_fan_out_inside_a_worker_process() -> None:
+    import concurrent.futures
+    import multiprocessing
+
+    assert ps.default_jobs() >= 1
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        assert pool.submit(ps.default_jobs).result() == 1

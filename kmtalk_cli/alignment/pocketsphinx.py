@@ -494,7 +494,10 @@ def _chunk_task(piece: np.ndarray, words: tuple[str, ...] | None, transcript_giv
 
 
 def default_jobs() -> int:
-    """Worker processes for long audio: the CPUs this process may run on."""
+    """Worker processes for long audio: the CPUs this process may run on, or 1 inside a worker
+    process already (a batch's ``--jobs`` workers must not each fan out over every CPU)."""
+    if multiprocessing.parent_process() is not None:
+        return 1
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
