@@ -59,13 +59,18 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def compare(a, b) -> str:  # noqa: ANN001 - two Alignments
-    """Largest boundary shift when the phone labels agree, else the share of labels that match."""
+def compare(a, b) -> str:  # noqa: ANN001 - two Alignments of the same audio
+    """Largest boundary shift when the phone labels agree; else how many phones differ, counted
+    chunk by chunk (the clips repeat, so one long diff would pair the wrong repetitions)."""
     la, lb = [p.label for p in a.phones], [p.label for p in b.phones]
     if la == lb:
         return f"{max(abs(x.start - y.start) for x, y in zip(a.phones, b.phones)) * 1000:.0f} ms"
-    ops = difflib.SequenceMatcher(a=la, b=lb, autojunk=False).get_opcodes()
-    changed = sum(max(i2 - i1, j2 - j1) for tag, i1, i2, j1, j2 in ops if tag != "equal")
+    changed = 0
+    for span in a.chunks or (None,):
+        def inside(phones):  # noqa: ANN001, ANN202
+            return [p.label for p in phones if span is None or span.start <= p.start < span.end]
+        ops = difflib.SequenceMatcher(a=inside(a.phones), b=inside(b.phones), autojunk=False).get_opcodes()
+        changed += sum(max(i2 - i1, j2 - j1) for tag, i1, i2, j1, j2 in ops if tag != "equal")
     words = "same words" if [w.label for w in a.words] == [w.label for w in b.words] else "words differ"
     return f"{changed} of {len(la)} phones, {words}"
 
