@@ -7,6 +7,7 @@ into per-frame vertex offsets at the model's frame rate.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import ModelError
+from .errors import KmtalkWarning, ModelError
+from .validate import check_offsets, require_finite
 
 
 @dataclass
@@ -73,23 +75,50 @@ class LoadedModel:
                 out = self.model.predict(_samples(audio), n_frames, style=index, alignment=alignment)
             else:
                 out = self.model.predict(_samples(audio), n_frames, style=index)
-        return out.detach().cpu().numpy().astype(np.float32)
+        return self._checked(out.detach().cpu().numpy().astype(np.float32))
 
     def predict_keys(self, audio: Any, alignment: Any, *, style: str | None = None) -> Any:
         """Key frames and the face there (:class:`~kmtalk_cli.keymotions.KeyMotions`); key-motion models only."""
         self._need_key_motions()
-        return self.model.predict_keys(_samples(audio), self.n_frames(audio), alignment=alignment, style=self.style_index(style))
+        if not has_speech(alignment):
+            warnings.warn(KmtalkWarning("No speech was found (the alignment has no phones); the face stays at rest."), stacklevel=2)
+            return no_key_motions(self.n_frames(audio), self.fps, self.n_vertices)
+        keys = self.model.predict_keys(_samples(audio), self.n_frames(audio), alignment=alignment, style=self.style_index(style))
+        self._checked(np.asarray(keys.offsets))
+        return keys
 
     def complete(self, audio: Any, keys: Any, *, style: str | None = None) -> np.ndarray:
         """Offsets (T, V·3) completed from key motions, guided by the audio; key-motion models only."""
         self._need_key_motions()
+        if len(keys.frames.indices) == 0:  # no speech: the face at rest
+            return np.zeros((self.n_frames(audio), self.n_vertices * 3), dtype=np.float32)
+        require_finite(np.asarray(keys.offsets), "The key motions")
         out = self.model.complete(_samples(audio), self.n_frames(audio), keys, style=self.style_index(style))
-        return out.detach().cpu().numpy().astype(np.float32)
+        return self._checked(out.detach().cpu().numpy().astype(np.float32))
+
+    def _checked(self, offsets: np.ndarray) -> np.ndarray:
+        """Offsets a damaged or diverged checkpoint would make (NaN, metres away) never leave the model."""
+        return check_offsets(offsets, f"Checkpoint {self.path}" if self.path is not None else "The model")
 
     def _need_key_motions(self) -> None:
         if not self.uses_key_motions:
             where = f"Checkpoint {self.path}" if self.path is not None else "This model"
             raise ModelError(f"{where} was trained without key motions; train one with `kmtalk train --key-motions`.")
+
+
+def has_speech(alignment: Any) -> bool:
+    """Whether an alignment holds any spoken (non-silence) phone."""
+    from .alignment.phones import SIL
+
+    return any(p.label != SIL and p.end > p.start for p in getattr(alignment, "phones", ()))
+
+
+def no_key_motions(n_frames: int, fps: float, n_vertices: int) -> Any:
+    """Key motions with no key frames: what silence gives; completion keeps the face at rest."""
+    from .keymotions import KeyFrames, KeyMotions
+
+    frames = KeyFrames(np.zeros(0, dtype=np.int64), (), (), n_frames, fps, "boundaries")
+    return KeyMotions(frames, np.zeros((0, n_vertices * 3), dtype=np.float32))
 
 
 def _samples(audio: Any) -> torch.Tensor:

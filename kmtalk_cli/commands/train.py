@@ -9,65 +9,16 @@ from typing import Annotated, Any
 import typer
 
 from ..progress import ProgressMode
-from .common import ProgressOpt, QuietOpt, info, progress_bar, running
+from .common import ProgressOpt, QuietOpt, finite, info, progress_bar, running
 
 
-def build_run(
-    backbone: str,
-    dataset: Any,
-    *,
-    preset: str = "default",
-    overrides: dict[str, Any] | None = None,
-    key_motions: bool = False,
-    key_motion_overrides: dict[str, Any] | None = None,
-) -> tuple[Any, dict[str, Any], Any]:
-    """The untrained model for ``dataset``, its checkpoint description, and the lip indices.
+def learning_rate(value: float) -> float:
+    """Typer callback for ``--lr``: a finite rate above 0 and at most 1 (AdamW diverges far below that)."""
+    import math
 
-    Vertex count, fps, style count and region masks always come from the data, so a config
-    file only sets sizes.
-    """
-    import numpy as np
-
-    from ..backbones import create_backbone, make_config
-    from ..errors import DatasetError
-
-    styles = dataset.train_subjects()
-    n_vertices = next(iter(dataset.templates.values())).shape[0]
-    lips, upper = _regions(dataset, n_vertices)
-    forced = {
-        "n_vertices": n_vertices,
-        "fps": dataset.fps,
-        "n_styles": len(styles),
-        "lip_vertices": tuple(int(i) for i in lips),
-        "upper_face_vertices": tuple(int(i) for i in upper),
-    }
-    user = dict(overrides or {})
-    if key_motions:
-        from ..keymotion_model import KeyMotionConfig
-
-        km_config = KeyMotionConfig.from_dict(key_motion_overrides or {})
-        user["condition_dim"] = km_config.embed_dim
-    config = make_config(backbone, preset, **{**user, **forced})
-    if "period" in config.to_dict() and "period" not in user:  # FaceFormer/CodeTalker: one period per second
-        config = config.replace(period=int(round(dataset.fps)))
-    model = create_backbone(backbone, config)
-    description: dict[str, Any] = {
-        "kind": "backbone",
-        "backbone": backbone,
-        "config": config.to_dict(),
-        "styles": styles,
-        "template": {"name": dataset.root.name, "n_vertices": n_vertices},
-        "training": {"data": str(dataset.root), "preset": preset},
-    }
-    if key_motions:
-        from ..keymotion_model import KeyMotionModel
-
-        model = KeyMotionModel(model, km_config)
-        description["kind"] = "key-motion"
-        description["key_motions"] = km_config.to_dict()
-    if len(lips) == 0:
-        raise DatasetError("The dataset has no lip region; add regions/lips.txt (vertex indices).")
-    return model, description, np.asarray(lips)
+    if not (math.isfinite(value) and 0.0 < value <= 1.0):
+        raise typer.BadParameter(f"must be a number above 0 and at most 1, not {value:g}.")
+    return value
 
 
 def _stage_epochs(values: list[str], stages: tuple[str, ...]) -> dict[str, int] | None:
@@ -82,22 +33,6 @@ def _stage_epochs(values: list[str], stages: tuple[str, ...]) -> dict[str, int] 
     return parsed or None
 
 
-def _regions(dataset: Any, n_vertices: int) -> tuple[Any, Any]:
-    """Lip and upper-face indices from the corpus' regions/, else the bundled head's if it matches."""
-    import numpy as np
-
-    from ..face.template import bundled_template
-
-    lips, upper = dataset.regions.get("lips"), dataset.regions.get("upper_face")
-    if lips is None or upper is None:
-        head = bundled_template()
-        if head.n_vertices == n_vertices:
-            lips = head.region("lips") if lips is None else lips
-            upper = head.region("upper_face") if upper is None else upper
-    empty = np.zeros(0, dtype=np.int64)
-    return (empty if lips is None else lips), (empty if upper is None else upper)
-
-
 def train(
     data: Annotated[Path, typer.Option("--data", help="Corpus directory (templates.pkl, vertices_npy/, wav/).")],
     out: Annotated[Path, typer.Option("--out", help="Run directory for checkpoints and the training log.")],
@@ -105,15 +40,15 @@ def train(
     preset: Annotated[str, typer.Option("--preset", help="Size preset of the backbone.")] = "default",
     config: Annotated[Path | None, typer.Option("--config", help="JSON file of backbone config fields (and 'key_motions': {...}).")] = None,
     key_motions: Annotated[bool, typer.Option("--key-motions/--no-key-motions", help="Train with KMTalk key motions (progressive stages).")] = False,
-    epochs: Annotated[int, typer.Option("--epochs", help="Epochs per training stage.", min=1)] = 30,
+    epochs: Annotated[int, typer.Option("--epochs", help="Epochs per training stage.", min=1, max=1_000_000)] = 30,
     stage_epochs: Annotated[list[str] | None, typer.Option("--stage-epochs", help="STAGE=N: epochs for one stage instead of --epochs (repeatable).")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Sequences per batch.", min=1)] = 4,
-    lr: Annotated[float, typer.Option("--lr", help="Learning rate (AdamW).")] = 1e-3,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Sequences per batch.", min=1, max=65_536)] = 4,
+    lr: Annotated[float, typer.Option("--lr", help="Learning rate (AdamW), above 0 and at most 1.", callback=learning_rate)] = 1e-3,
     lr_schedule: Annotated[str, typer.Option("--lr-schedule", help="constant, or cosine: each stage decays the rate to 0.")] = "constant",
-    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.", min=0, max=2**31 - 1)] = 0,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
     stage: Annotated[list[str] | None, typer.Option("--stage", help="Train only these stages (repeatable).")] = None,
-    max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="Time budget per stage.")] = None,
+    max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="Time budget per stage (minutes).", min=0.01, max=1e6, callback=finite)] = None,
     augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Degrade the training speech at random (reverb, band-limit, noise, gain) for real-world robustness.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from RUN_DIR/last.safetensors.")] = False,
     quiet: QuietOpt = False,
@@ -123,6 +58,7 @@ def train(
     with running("train", progress, quiet=quiet) as rep:
         from ..data.dataset import open_dataset
         from ..errors import KmtalkError
+        from ..trainable import build_run
         from ..training import LR_SCHEDULES, TrainOptions, load_items, seed_everything
         from ..training import train as run_training
 
@@ -136,6 +72,8 @@ def train(
             if not isinstance(overrides, dict):
                 raise KmtalkError(f"Config file {config} must hold a JSON object of config fields.")
             km_overrides = overrides.pop("key_motions", {}) or {}
+        if out.exists() and not out.is_dir():
+            raise KmtalkError(f"Run directory {out} is a file; give a folder for --out.")
         if resume and not (out / "last.safetensors").is_file():
             raise KmtalkError(f"Nothing to resume in {out}: it has no last.safetensors.")
         if not resume and (out / "last.safetensors").exists():
@@ -173,6 +111,14 @@ def train(
             lve = "" if entry.val_lve_mm is None else f" val LVE {entry.val_lve_mm:.2f} mm"
             info(f"[{entry.stage}] epoch {entry.epoch + 1}: train loss {entry.train_loss:.4g}{val}{lve} ({entry.seconds:.1f} s)")
 
-        with progress_bar(f"Training {backbone}", enabled=not quiet) as update:
-            result = run_training(model, train_items, val_items, out, description, options, resume=resume, lips=lips, log=log, progress=update)
+        created = not out.exists()
+        try:
+            with progress_bar(f"Training {backbone}", enabled=not quiet) as update:
+                result = run_training(model, train_items, val_items, out, description, options, resume=resume, lips=lips, log=log, progress=update)
+        except BaseException:
+            if created and not (out / "best.safetensors").exists():
+                import shutil
+
+                shutil.rmtree(out, ignore_errors=True)  # a run that saved nothing leaves no empty folder
+            raise
         info(f"Done in {result.seconds / 60:.1f} min: {result.best} (best), {result.last} (last)")
