@@ -7,6 +7,7 @@ into per-frame vertex offsets at the model's frame rate.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,16 +76,37 @@ class LoadedModel:
                 out = self.model.predict(_samples(audio), n_frames, style=index)
         return out.detach().cpu().numpy().astype(np.float32)
 
-    def predict_keys(self, audio: Any, alignment: Any, *, style: str | None = None) -> Any:
+    def encode(self, audio: Any) -> torch.Tensor:
+        """Audio features at the model's frame rate, to share between :meth:`predict_keys` and
+        :meth:`complete_pieces` (encoding once instead of twice); key-motion models only."""
+        self._need_key_motions()
+        with torch.inference_mode():
+            return self.model.encode(_samples(audio), self.n_frames(audio))
+
+    def predict_keys(self, audio: Any, alignment: Any, *, style: str | None = None, features: torch.Tensor | None = None) -> Any:
         """Key frames and the face there (:class:`~kmtalk_cli.keymotions.KeyMotions`); key-motion models only."""
         self._need_key_motions()
-        return self.model.predict_keys(_samples(audio), self.n_frames(audio), alignment=alignment, style=self.style_index(style))
+        with torch.inference_mode():
+            return self.model.predict_keys(
+                _samples(audio), self.n_frames(audio), alignment=alignment, style=self.style_index(style), features=features
+            )
+
+    def complete_pieces(self, audio: Any, keys: Any, *, style: str | None = None, features: torch.Tensor | None = None) -> Iterator[np.ndarray]:
+        """Offsets completed from key motions, in consecutive (≤ 600, V·3) float32 pieces of
+        frames, so a long clip never holds more than a window; key-motion models only."""
+        self._need_key_motions()
+        pieces = self.model.complete_pieces(_samples(audio), self.n_frames(audio), keys, style=self.style_index(style), features=features)
+
+        def numpy_pieces() -> Iterator[np.ndarray]:
+            with torch.inference_mode():
+                for piece in pieces:
+                    yield piece.detach().cpu().numpy().astype(np.float32, copy=False)
+
+        return numpy_pieces()
 
     def complete(self, audio: Any, keys: Any, *, style: str | None = None) -> np.ndarray:
         """Offsets (T, V·3) completed from key motions, guided by the audio; key-motion models only."""
-        self._need_key_motions()
-        out = self.model.complete(_samples(audio), self.n_frames(audio), keys, style=self.style_index(style))
-        return out.detach().cpu().numpy().astype(np.float32)
+        return np.concatenate(list(self.complete_pieces(audio, keys, style=style)), axis=0)
 
     def _need_key_motions(self) -> None:
         if not self.uses_key_motions:

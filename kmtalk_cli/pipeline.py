@@ -90,6 +90,7 @@ def animate(
     fps: float = 30.0,
     on_step: Callable[[str], None] | None = None,
     precision: str = "fp32",
+    motion_path: Path | str | None = None,
 ) -> Animation:
     """Animate ``speech`` (a path or :class:`~kmtalk_cli.audio.Audio`) on ``template`` (default: the bundled head).
 
@@ -97,6 +98,10 @@ def animate(
     one and none is given (``text`` makes it a forced alignment). ``on_step`` hears the name of
     each stage as it starts (the CLI shows them as progress). ``precision`` (``fp32``, ``bf16``,
     ``int8``) is the model's CPU inference precision (:mod:`kmtalk_cli.precision`).
+
+    With ``motion_path`` the motion is written there as it is completed, a (T, V·3) float32
+    ``.npy``, and the result's vertices are a read-only memory map of that file: a long clip is
+    never whole in memory (the caller makes the path atomic).
     """
     step = on_step or (lambda _: None)
     from .audio import Audio, load_audio
@@ -117,15 +122,31 @@ def animate(
     if model.uses_key_motions:
         alignment = alignment if alignment is not None else _align(audio, text, step)
         step("Predicting key motions")
-        keys = model.predict_keys(audio, alignment, style=style)
+        features = model.encode(audio)
+        keys = model.predict_keys(audio, alignment, style=style, features=features)
         step("Completing the motion")
-        offsets = model.complete(audio, keys, style=style)
+        pieces = model.complete_pieces(audio, keys, style=style, features=features)
     else:
         step(f"Predicting the motion ({model.backbone})")
-        offsets = model.predict_offsets(audio, style=style)
-    vertices = (offsets.reshape(len(offsets), -1, 3) + face.vertices[None]).astype(np.float32)
+        pieces = iter([model.predict_offsets(audio, style=style)])
+    vertices = _assemble(pieces, face.vertices, model.n_frames(audio), motion_path)
     label = f"{model.backbone}{' + KM' if model.uses_key_motions else ''}{'' if model.precision == 'fp32' else f' ({model.precision})'}"
     return Animation(vertices, model.fps, alignment, keys, label, face)
+
+
+def _assemble(pieces: Any, rest: np.ndarray, n_frames: int, path: Path | str | None) -> np.ndarray:
+    """Offset pieces (n, V·3) plus the rest pose → vertices (T, V, 3): in memory, or streamed to
+    ``path`` and mapped back read-only."""
+    if path is None:
+        return np.concatenate([p.reshape(len(p), -1, 3) + rest[None] for p in pieces], axis=0).astype(np.float32)
+    from .npy_stream import NpyRowWriter
+
+    flat_rest = rest.reshape(-1).astype(np.float32)
+    with NpyRowWriter(path, n_frames, (flat_rest.size,)) as out:
+        for piece in pieces:
+            piece += flat_rest
+            out.write(piece)
+    return np.load(path, mmap_mode="r").reshape(n_frames, -1, 3)
 
 
 def _align(audio: Any, text: str | None, step: Callable[[str], None]) -> Any:

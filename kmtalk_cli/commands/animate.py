@@ -59,8 +59,6 @@ def animate(
 ) -> None:
     """Speech → align → key motions → completion → mesh motion (.npy), and optionally an mp4."""
     with user_errors():
-        import numpy as np
-
         from ..alignment import write_json
         from ..atomic import atomic_output, check_output_path
         from ..audio import load_audio
@@ -75,14 +73,12 @@ def animate(
 
             check_outputs({f: default_output(out.with_suffix(""), f) for f in formats}, force=force)
         audio = load_audio(speech)
-        with step_progress(enabled=not quiet) as on_step:
+        with atomic_output(out, force=force) as tmp, step_progress(enabled=not quiet) as on_step:
             result = run(
                 audio, backbone=backbone, checkpoint=checkpoint, key_motions=key_motions, text=_text(speech, text),
                 alignment=_read_alignment(alignment), style=style, template=_template(template), on_step=on_step,
-                precision=precision,
+                precision=precision, motion_path=tmp,  # streamed: a long motion is never whole in memory
             )
-        with atomic_output(out, force=force) as tmp:
-            np.save(tmp, result.motion)
         written = [out]
         if result.alignment is not None and alignment is None:
             written.append(write_json(result.alignment, out.with_suffix(".align.json"), force=True))
@@ -164,6 +160,7 @@ def complete(
         from ..audio import load_audio
         from ..errors import MotionError
         from ..keymotions import read_key_motions
+        from ..npy_stream import NpyRowWriter
         from ..pipeline import resolve_model
 
         out = check_output_path(output or speech.with_suffix(".npy"), force=force)
@@ -172,10 +169,11 @@ def complete(
         model = resolve_model(backbone, checkpoint, None, precision=precision)
         face = _template(template)
         model.check_template(face.n_vertices)
-        if key_motions.offsets.shape[1] != model.n_vertices * 3:
-            raise MotionError(f"The key motions have {key_motions.offsets.shape[1] // 3} vertices; the model has {model.n_vertices}.")
-        offsets = model.complete(audio, key_motions, style=style)
-        vertices = offsets.reshape(len(offsets), -1, 3) + face.vertices[None]
-        with atomic_output(out, force=force) as tmp:
-            np.save(tmp, vertices.reshape(len(vertices), -1).astype(np.float32))
-        info(f"{len(vertices)} frames completed from {len(key_motions.frames.indices)} key frames → {out}")
+        if key_motions.dim != model.n_vertices * 3:
+            raise MotionError(f"The key motions have {key_motions.dim // 3} vertices; the model has {model.n_vertices}.")
+        rest = face.vertices.reshape(-1).astype(np.float32)
+        n_frames = model.n_frames(audio)
+        with atomic_output(out, force=force) as tmp, NpyRowWriter(tmp, n_frames, rest.shape) as writer:
+            for piece in model.complete_pieces(audio, key_motions, style=style):
+                writer.write(piece + rest)
+        info(f"{n_frames} frames completed from {len(key_motions.frames.indices)} key frames → {out}")
