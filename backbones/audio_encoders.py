@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import ModelError
+
 SAMPLE_RATE = 16000
 KINDS = ("mel", "wav2vec2", "hubert")
 
@@ -231,13 +233,30 @@ class TransformersEncoder(AudioEncoder):
         return out * attention[..., None].to(out.dtype)
 
 
+#: How to get the optional dependency of the wav2vec2/HuBERT encoders.
+TRANSFORMERS_HINT = 'pip install "kmtalk[wav2vec2]"'
+
+
+def require_transformers(kind: str) -> Any:
+    """The ``transformers`` module, or one :class:`ModelError` sentence saying how to install it.
+
+    Only wav2vec2/HuBERT encoders need it, and none of the bundled models use them, so it is an
+    optional extra rather than a dependency of every install.
+    """
+    try:
+        import transformers
+    except ImportError:
+        raise ModelError(
+            f"This model's {kind} audio encoder needs the optional 'transformers' package, which is not "
+            f"installed; install it with `{TRANSFORMERS_HINT}`."
+        ) from None
+    return transformers
+
+
 def _load_transformers_model(config: AudioEncoderConfig) -> nn.Module:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    try:
-        import transformers
-    except ImportError as exc:  # pragma: no cover - transformers is a dependency
-        raise RuntimeError("the wav2vec2/HuBERT encoders need the 'transformers' package") from exc
+    transformers = require_transformers(config.kind)
     model_cls = transformers.HubertModel if config.kind == "hubert" else transformers.Wav2Vec2Model
     config_cls = transformers.HubertConfig if config.kind == "hubert" else transformers.Wav2Vec2Config
     if config.path:

@@ -43,15 +43,15 @@ def main(
 ) -> None:
     """Speech-driven 3D facial animation with KMTalk key motions."""
 
-
+# In pipeline order, then the tools around it (`kmtalk --help` lists them so).
 app.command(help="Align speech to timed ARPAbet phones (pocketsphinx built in, Montreal Forced Aligner if installed).")(align)
-app.command(help="Render a mesh motion (.npy/.npz) to an mp4 with the speech muxed in.")(render)
-app.command(help="Build a synthetic talking-face corpus (VOCASET layout) from the rigged head and espeak-ng speech.")(synth)
-app.command(help="Train a backbone (with --key-motions: KMTalk) on a VOCASET/BIWI-format corpus.")(train)
-app.command(help="List the backbones, their presets, training stages and bundled weights.")(backbones)
-app.command(help="Speech → phones → key motions → full face motion (.npy); --render for an mp4.")(animate)
 app.command(help="Key frames at phoneme boundaries and the predicted face there (.keys.npz).")(keymotions)
 app.command(help="Complete the full motion from key motions, guided by the audio (.npy).")(complete)
-app.command(help="Score a checkpoint or saved predictions on a corpus split: LVE (paper and mm), FDD, MVE.")(evaluate)
-app.command(help="Write a self-contained HTML page that plays a .glb with its speech (file:// or --serve).")(view)
+app.command(help="Speech → phones → key motions → full face motion (.npy); --render for an mp4.")(animate)
+app.command(help="Render a mesh motion (.npy/.npz) to an mp4 with the speech muxed in.")(render)
 app.command(help="Export a motion (ARKit CSV/JSON, glTF, OBJ/PLY sequences) or an alignment (visemes).")(export)
+app.command(help="Write a self-contained HTML page that plays a .glb with its speech (file:// or --serve).")(view)
+app.command(help="Build a synthetic talking-face corpus (VOCASET layout) from the rigged head and espeak-ng speech.")(synth)
+app.command(help="Train a backbone (with --key-motions: KMTalk) on a VOCASET/BIWI-format corpus.")(train)
+app.command(help="Score a checkpoint or saved predictions on a corpus split: LVE (paper and mm), FDD, MVE.")(evaluate)
+app.command(help="List the backbones, their presets, training stages and bundled weights.")(backbones)

@@ -8,7 +8,7 @@ into per-frame vertex offsets at the model's frame rate.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,8 @@ class LoadedModel:
     info: dict[str, Any]
     path: Path | None
     precision: str = "fp32"  # of the large layers (``kmtalk_cli.precision``)
+    #: The last clip's audio features (the clip, the tensor): key motions and completion share them.
+    _features: tuple[Any, torch.Tensor] | None = field(default=None, repr=False, compare=False)
 
     @property
     def backbone(self) -> str:
@@ -77,15 +79,19 @@ class LoadedModel:
         return out.detach().cpu().numpy().astype(np.float32)
 
     def encode(self, audio: Any) -> torch.Tensor:
-        """Audio features at the model's frame rate, to share between :meth:`predict_keys` and
-        :meth:`complete_pieces` (encoding once instead of twice); key-motion models only."""
+        """Audio features at the model's frame rate; the last clip's are kept, so
+        :meth:`predict_keys` and :meth:`complete_pieces` on the same clip encode it once."""
         self._need_key_motions()
-        with torch.inference_mode():
-            return self.model.encode(_samples(audio), self.n_frames(audio))
+        if self._features is None or self._features[0] is not audio:
+            self._features = None  # the previous clip's go before this one's are made
+            with torch.inference_mode():
+                self._features = (audio, self.model.encode(_samples(audio), self.n_frames(audio)))
+        return self._features[1]
 
     def predict_keys(self, audio: Any, alignment: Any, *, style: str | None = None, features: torch.Tensor | None = None) -> Any:
         """Key frames and the face there (:class:`~kmtalk_cli.keymotions.KeyMotions`); key-motion models only."""
         self._need_key_motions()
+        features = self.encode(audio) if features is None else features
         with torch.inference_mode():
             return self.model.predict_keys(
                 _samples(audio), self.n_frames(audio), alignment=alignment, style=self.style_index(style), features=features
@@ -95,6 +101,7 @@ class LoadedModel:
         """Offsets completed from key motions, in consecutive (≤ 600, V·3) float32 pieces of
         frames, so a long clip never holds more than a window; key-motion models only."""
         self._need_key_motions()
+        features = self.encode(audio) if features is None else features
         pieces = self.model.complete_pieces(_samples(audio), self.n_frames(audio), keys, style=self.style_index(style), features=features)
 
         def numpy_pieces() -> Iterator[np.ndarray]:

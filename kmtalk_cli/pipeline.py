@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import ModelError, MotionError
 from .weights import DEFAULT_BACKBONE
 
 RIG = "rig"
@@ -29,6 +29,8 @@ class Animation:
     key_motions: Any  # KeyMotions | None
     model: str
     template: Any  # FaceTemplate
+    #: Head rotation and gaze beside the face-local vertices (:mod:`kmtalk_cli.face.headpose`); None: a still head.
+    head_pose: Any = None
 
     @property
     def motion(self) -> np.ndarray:
@@ -66,15 +68,62 @@ def resolve_model(backbone: str, checkpoint: Path | str | None, key_motions: boo
     return load_model(found.path, precision=precision)
 
 
-def rig_motion(alignment: Any, template: Any, n_frames: int, fps: float, *, rig: Any = None, rest: np.ndarray | None = None) -> np.ndarray:
+def rig_motion(
+    alignment: Any, template: Any, n_frames: int, fps: float, *, rig: Any = None, rest: np.ndarray | None = None, upper_face: bool = True
+) -> np.ndarray:
     """The rig baseline: coarticulated rig parameters from the phones, posed on ``template``
-    (or, with a prebuilt ``rig``, on another identity ``rest`` of the same topology)."""
+    (or, with a prebuilt ``rig``, on another identity ``rest`` of the same topology).
+    ``upper_face`` False leaves out the corpus's random blinks and brow raises (the liveliness
+    layer adds its own)."""
     from .face.coarticulation import SpokenPhone, animate_phones
     from .face.rig import build_rig
 
     phones = [SpokenPhone(p.label, p.start, p.end) for p in alignment.phones]
-    params = animate_phones(phones, n_frames, fps)
+    params = animate_phones(phones, n_frames, fps, upper_face=upper_face)
     return (rig or build_rig(template)).pose(params, rest=rest).astype(np.float32)
+
+
+def load(backbone: str = DEFAULT_BACKBONE, checkpoint: Path | str | None = None, key_motions: bool | None = None, *, precision: str = "fp32") -> Any:
+    """The model :func:`animate` would load (None for the rig baseline), to load once and reuse over many files."""
+    if backbone == RIG:
+        if checkpoint is not None or key_motions:
+            raise ModelError("The rig baseline has no weights and no key motions; drop --checkpoint/--key-motions.")
+        return None
+    return resolve_model(backbone, checkpoint, key_motions, precision=precision)
+
+
+def key_motions_for(audio: Any, model: Any, *, alignment: Any = None, text: str | None = None, style: str | None = None,
+                    on_step: Callable[[str], None] | None = None) -> tuple[Any, Any]:
+    """The key-motion stage: align (unless ``alignment`` is given), then predict the face at
+    the key frames. Returns ``(alignment, key motions)``."""
+    step = on_step or (lambda _: None)
+    if model is None:
+        raise ModelError("The rig baseline has no key motions; choose a backbone with key-motion weights.")
+    alignment = alignment if alignment is not None else _align(audio, text, step)
+    step("Predicting key motions")
+    return alignment, model.predict_keys(audio, alignment, style=style)
+
+
+def complete(
+    audio: Any, keys: Any, model: Any, template: Any, *, style: str | None = None, on_step: Callable[[str], None] | None = None,
+    motion_path: Path | str | None = None, layer: Callable[[np.ndarray, int], np.ndarray] | None = None,
+) -> np.ndarray:
+    """The completion stage: absolute vertices (T, V, 3) on ``template`` from key motions and the audio.
+
+    Completion runs in windows (:mod:`kmtalk_cli.windowed`); with ``motion_path`` each window is
+    written there as it is done (a (T, V·3) float32 ``.npy``) and the result is a read-only
+    memory map of that file, so a long clip is never whole in memory (the caller makes the path
+    atomic). ``layer(vertices, first_frame)`` edits each window on its way (the liveliness layer).
+    """
+    step = on_step or (lambda _: None)
+    if model is None:
+        raise ModelError("The rig baseline has no key motions to complete; choose a backbone with key-motion weights.")
+    model.check_template(template.n_vertices)
+    if keys.dim != model.n_vertices * 3:
+        raise MotionError(f"The key motions have {keys.dim // 3} vertices; the model has {model.n_vertices}.")
+    step("Completing the motion")
+    pieces = model.complete_pieces(audio, keys, style=style)
+    return _assemble(pieces, template.vertices, model.n_frames(audio), motion_path, layer)
 
 
 def animate(
@@ -90,6 +139,9 @@ def animate(
     fps: float = 30.0,
     on_step: Callable[[str], None] | None = None,
     precision: str = "fp32",
+    model: Any = None,
+    liveliness: bool = True,
+    seed: int = 0,
     motion_path: Path | str | None = None,
 ) -> Animation:
     """Animate ``speech`` (a path or :class:`~kmtalk_cli.audio.Audio`) on ``template`` (default: the bundled head).
@@ -97,11 +149,10 @@ def animate(
     The alignment is made with the built-in aligner when a key-motion model or the rig needs
     one and none is given (``text`` makes it a forced alignment). ``on_step`` hears the name of
     each stage as it starts (the CLI shows them as progress). ``precision`` (``fp32``, ``bf16``,
-    ``int8``) is the model's CPU inference precision (:mod:`kmtalk_cli.precision`).
-
-    With ``motion_path`` the motion is written there as it is completed, a (T, V·3) float32
-    ``.npy``, and the result's vertices are a read-only memory map of that file: a long clip is
-    never whole in memory (the caller makes the path atomic).
+    ``int8``) is the model's CPU inference precision (:mod:`kmtalk_cli.precision`). ``model``
+    (from :func:`load`) skips loading, so a batch loads it once. ``liveliness`` adds blinks, brow
+    raises, head motion and gaze from the speech's prosody (:func:`add_liveliness`), drawn from ``seed``.
+    With ``motion_path`` the motion is streamed to that ``.npy`` as it is made (see :func:`complete`).
     """
     step = on_step or (lambda _: None)
     from .audio import Audio, load_audio
@@ -110,43 +161,118 @@ def animate(
     audio = speech if isinstance(speech, Audio) else load_audio(speech)
     face = template if template is not None else bundled_template()
     if backbone == RIG:
-        if checkpoint is not None or key_motions:
-            raise ModelError("The rig baseline has no weights and no key motions; drop --checkpoint/--key-motions.")
+        load(backbone, checkpoint, key_motions)  # refuses weights and key motions
         alignment = alignment if alignment is not None else _align(audio, text, step)
         n_frames = max(1, int(round(audio.duration * fps)))
-        return Animation(rig_motion(alignment, face, n_frames, fps), fps, alignment, None, RIG, face)
-    step("Loading the model")
-    model = resolve_model(backbone, checkpoint, key_motions, precision=precision)
+        anim = Animation(rig_motion(alignment, face, n_frames, fps, upper_face=not liveliness), fps, alignment, None, RIG, face)
+        return add_liveliness(anim, audio, seed) if liveliness else anim
+    if model is None:
+        step("Loading the model")
+        model = resolve_model(backbone, checkpoint, key_motions, precision=precision)
     model.check_template(face.n_vertices)
     keys = None
+    n_frames = model.n_frames(audio)
     if model.uses_key_motions:
-        alignment = alignment if alignment is not None else _align(audio, text, step)
-        step("Predicting key motions")
-        features = model.encode(audio)
-        keys = model.predict_keys(audio, alignment, style=style, features=features)
-        step("Completing the motion")
-        pieces = model.complete_pieces(audio, keys, style=style, features=features)
+        alignment, keys = key_motions_for(audio, model, alignment=alignment, text=text, style=style, on_step=step)
+        layer = LivelinessLayer.of(audio, alignment, n_frames, model.fps, face, seed) if liveliness else None
+        vertices = complete(audio, keys, model, face, style=style, on_step=step, motion_path=motion_path, layer=layer)
     else:
         step(f"Predicting the motion ({model.backbone})")
-        pieces = iter([model.predict_offsets(audio, style=style)])
-    vertices = _assemble(pieces, face.vertices, model.n_frames(audio), motion_path)
+        offsets = model.predict_offsets(audio, style=style)
+        layer = LivelinessLayer.of(audio, alignment, n_frames, model.fps, face, seed) if liveliness else None
+        vertices = _assemble(iter([offsets]), face.vertices, len(offsets), motion_path, layer)
     label = f"{model.backbone}{' + KM' if model.uses_key_motions else ''}{'' if model.precision == 'fp32' else f' ({model.precision})'}"
-    return Animation(vertices, model.fps, alignment, keys, label, face)
+    return Animation(vertices, model.fps, alignment, keys, label, face, head_pose=layer.head_pose if layer is not None else None)
 
 
-def _assemble(pieces: Any, rest: np.ndarray, n_frames: int, path: Path | str | None) -> np.ndarray:
-    """Offset pieces (n, V·3) plus the rest pose → vertices (T, V, 3): in memory, or streamed to
-    ``path`` and mapped back read-only."""
+def _assemble(
+    pieces: Any, rest: np.ndarray, n_frames: int, path: Path | str | None, layer: Callable[[np.ndarray, int], np.ndarray] | None
+) -> np.ndarray:
+    """Offset pieces (n, V·3), in frame order, plus the rest pose (and ``layer``) → vertices (T, V, 3):
+    in memory, or streamed to the ``.npy`` at ``path`` and mapped back read-only."""
+    rest = np.asarray(rest, dtype=np.float32)
+
+    def vertex_pieces() -> Any:
+        start = 0
+        for piece in pieces:
+            v = np.asarray(piece, dtype=np.float32).reshape(len(piece), -1, 3) + rest[None]
+            yield layer(v, start) if layer is not None else v
+            start += len(v)
+
     if path is None:
-        return np.concatenate([p.reshape(len(p), -1, 3) + rest[None] for p in pieces], axis=0).astype(np.float32)
+        return np.concatenate(list(vertex_pieces()), axis=0)
     from .npy_stream import NpyRowWriter
 
-    flat_rest = rest.reshape(-1).astype(np.float32)
-    with NpyRowWriter(path, n_frames, (flat_rest.size,)) as out:
-        for piece in pieces:
-            piece += flat_rest
-            out.write(piece)
+    with NpyRowWriter(path, n_frames, (rest.size,)) as out:
+        for v in vertex_pieces():
+            out.write(v)
     return np.load(path, mmap_mode="r").reshape(n_frames, -1, 3)
+
+
+_RIGS: dict[int, tuple[Any, Any]] = {}
+
+
+def _rig_of(template: Any) -> Any:
+    """The rig on ``template`` (see :func:`~kmtalk_cli.export.fit.rig_for`), built once per template object."""
+    from .export.fit import rig_for
+
+    cached = _RIGS.get(id(template))
+    if cached is None or cached[0] is not template:
+        cached = _RIGS[id(template)] = (template, rig_for(template))
+    return cached[1]
+
+
+@dataclass(frozen=True)
+class LivelinessLayer:
+    """The liveliness layer of one clip (:func:`add_liveliness`), applied a window of frames at a
+    time as the motion is assembled; ``rig`` None: the template has no rig, head pose only."""
+
+    live: Any  # Liveliness
+    rig: Any
+
+    @classmethod
+    def of(cls, audio: Any, alignment: Any, n_frames: int, fps: float, template: Any, seed: int) -> LivelinessLayer:
+        import warnings
+
+        from .errors import KmtalkWarning, TemplateError
+        from .face.liveliness import liveliness
+
+        live = liveliness(audio.samples, audio.sample_rate, alignment, n_frames, fps, seed)
+        try:
+            rig = _rig_of(template)
+        except TemplateError as exc:
+            warnings.warn(KmtalkWarning(f"No blinks or brow raises on this template ({exc}); head motion only."), stacklevel=2)
+            rig = None
+        return cls(live, rig)
+
+    @property
+    def head_pose(self) -> Any:
+        return self.live.head_pose
+
+    def __call__(self, vertices: np.ndarray, start: int) -> np.ndarray:
+        """Frames ``start …`` of the motion, (n, V, 3), with the blinks and brow raises there."""
+        import dataclasses
+
+        from .face.liveliness import apply_liveliness
+
+        if self.rig is None:
+            return vertices
+        stop = start + len(vertices)
+        part = dataclasses.replace(self.live, blink=self.live.blink[start:stop], brow=self.live.brow[start:stop])
+        return apply_liveliness(vertices, self.rig, part)
+
+
+def add_liveliness(anim: Animation, audio: Any, seed: int = 0) -> Animation:
+    """The liveliness layer (:mod:`kmtalk_cli.face.liveliness`) on ``anim``: blinks and brow raises
+    added to its vertices through the rig's fields, head rotation and gaze as its ``head_pose``.
+
+    On a template the rig cannot be placed on, the face is left as it is (with a warning) and
+    only the head pose is added.
+    """
+    import dataclasses
+
+    layer = LivelinessLayer.of(audio, anim.alignment, len(anim.vertices), anim.fps, anim.template, seed)
+    return dataclasses.replace(anim, vertices=layer(anim.vertices, 0), head_pose=layer.head_pose)
 
 
 def _align(audio: Any, text: str | None, step: Callable[[str], None]) -> Any:

@@ -1,21 +1,18 @@
 """Reduced-precision CPU inference: int8 or bf16 weights for the large layers.
 
-Why: at the papers' sizes, frame-by-frame decoding is bound by memory, not arithmetic. Each
-CodeTalker step reads every decoder weight (about 209 MB in fp32 at paper-vocaset) for one
-frame, and the wav2vec2 encoder is most of FaceFormer's time. Fewer bytes per weight is the
-lever, and torch has two for CPUs:
+Why: at the papers' sizes, frame-by-frame decoding is bound by memory, not arithmetic (every
+step reads every decoder weight for one frame), so fewer bytes per weight is the lever, and
+torch has two for CPUs:
 
 * ``int8`` — :func:`torch.ao.quantization.quantize_dynamic`: int8 weights (one scale per output
   row, so every output, e.g. every vertex coordinate, keeps its own range), activations
   quantised on the fly per call, int8 products (fbgemm; AVX-512 VNNI where present).
   Dynamic quantisation has no convolutions, so where the CPU has native bf16 the large
-  ``nn.Conv1d`` layers go to bf16 as below: wav2vec2's CNN was two thirds of the paper-size
-  encoder's time in int8 (4.1 of 6.1 s on 60 s of audio, 2 threads) and bf16 cuts it to 1.7 s.
-* ``bf16`` — the weights of large ``nn.Linear`` *and* ``nn.Conv1d`` layers (wav2vec2's CNN is
-  about half of its time) in bfloat16, each layer's input cast to bfloat16 and its output back to
-  float32 by forward hooks (oneDNN bf16 kernels; native with AVX-512 BF16 or AMX). Everything
-  else (attention scores, norms, CodeTalker's nearest-code search) stays float32, which
-  ``torch.autocast`` would not guarantee.
+  ``nn.Conv1d`` layers (wav2vec2's CNN) go to bf16 as below.
+* ``bf16`` — the weights of large ``nn.Linear`` *and* ``nn.Conv1d`` layers in bfloat16, each
+  layer's input cast to bfloat16 and its output back to float32 by forward hooks (oneDNN bf16
+  kernels; native with AVX-512 BF16 or AMX). Everything else (attention scores, norms,
+  CodeTalker's nearest-code search) stays float32, which ``torch.autocast`` would not guarantee.
 
 Only inference is touched: the conversion is applied to a loaded model (``load_model(...,
 precision=)``), and the converted model is for inference only. ``fp32`` (the default) changes
@@ -23,12 +20,14 @@ nothing.
 
 Layers left alone, and why:
 
-* those below :data:`MIN_WEIGHTS` weights: per call, dynamic quantisation costs more than
-  reading a small fp32 weight that sits in cache (measured slower at 64×64 and 256×256 for one
-  frame, faster from 512×512), and bf16 gains nothing there either;
+* those below :data:`MIN_WEIGHTS` weights: converting a small layer costs more per call than
+  reading its fp32 weight from cache, and bf16 gains nothing there either;
 * those whose weights the code reads as tensors rather than calling the layer: a backbone lists
   them in ``fp32_modules``; ``nn.MultiheadAttention``'s ``out_proj`` (a ``Linear`` subclass);
   the linears of ``nn.TransformerEncoderLayer`` (its inference fast path reads their weights).
+
+The measurements behind these choices, and how ``int8`` will move from torch's deprecated eager
+quantisation API to torchao, are in ``docs/precision.md``.
 """
 
 from __future__ import annotations

@@ -111,3 +111,92 @@ def test_find_sidecars(tmp_path: Path) -> None:
     write_mfa_grid(tmp_path / "clip.TextGrid")
     assert find_transcript(wav) == "hello there"
     assert find_textgrid(wav) == tmp_path / "clip.TextGrid"
+
+
+# --- non-finite and inverted times, per-chunk methods, other languages' phone sets ----------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("phones", [["SIL", 0.0, "NaN"], ["HH", 0.1, 0.8]], "not a finite number"),
+        ("phones", [["SIL", 0.0, 0.1], ["HH", 0.1, "Infinity"]], "not a finite number"),
+        ("words", [["hello", 0.5, 0.1]], "ends .* before it starts"),
+        ("duration", "NaN", "finite duration"),
+        ("chunks", [["forced", 0.0, 0.4], ["allphone", 0.4, "NaN"]], "not a finite number"),
+        ("chunks", [["guessed", 0.0, 0.8]], "unknown methods"),
+    ],
+)
+def test_json_with_nan_or_inverted_times_is_refused(tmp_path: Path, field: str, value, message: str) -> None:
+    import json
+
+    data = sample().to_dict()
+    data[field] = value
+    path = tmp_path / "bad.align.json"
+    path.write_text(json.dumps(data), encoding="utf-8")  # json writes NaN/Infinity literals
+    with pytest.raises(AlignmentError, match=message):
+        read_json(path)
+
+
+def test_writer_never_writes_nan(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    broken = replace(sample(), words=(Segment("hello", 0.1, float("nan")),))
+    with pytest.raises(AlignmentError):
+        write_json(broken, tmp_path / "x.json")
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_textgrid_with_inverted_interval_is_refused(tmp_path: Path) -> None:
+    text = """File type = "ooTextFile"
+Object class = "TextGrid"
+
+xmin = 0
+xmax = 1.0
+tiers? <exists>
+size = 1
+item []:
+    item [1]:
+        class = "IntervalTier"
+        name = "phones"
+        xmin = 0
+        xmax = 1.0
+        intervals: size = 2
+        intervals [1]:
+            xmin = 0
+            xmax = 0.3
+            text = "HH"
+        intervals [2]:
+            xmin = 0.6
+            xmax = 0.4
+            text = "AH"
+"""
+    path = tmp_path / "inverted.TextGrid"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(AlignmentError, match="inverted.TextGrid"):
+        read_textgrid(path)
+
+
+def test_chunk_methods_round_trip_and_summary(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    mixed = replace(sample(), method="mixed", chunks=(Segment("forced", 0.0, 0.6), Segment("allphone", 0.6, 0.8)))
+    data = mixed.to_dict()
+    assert data["methods"] == {"forced": 0.75, "allphone": 0.25}
+    assert read_json(write_json(mixed, tmp_path / "m.json")) == mixed
+    assert mixed.describe_method() == "forced 75%, allphone 25%"
+    assert not mixed.forced
+    assert sample().method_shares() == {"forced": 1.0}
+
+
+def test_other_languages_phone_sets_map_and_report_what_does_not(tmp_path: Path) -> None:
+    """A Mandarin-style MFA grid: tones and aspiration drop, retroflexes map, a click is reported."""
+    grid = tgio.Textgrid()
+    phones = [(0.0, 0.1, "ʂ"), (0.1, 0.3, "ɨ˥˩"), (0.3, 0.4, "tɕʰ"), (0.4, 0.5, "y˧˥"), (0.5, 0.6, "ǃ")]
+    grid.addTier(tgio.IntervalTier("phones", phones, 0.0, 1.0))
+    path = tmp_path / "zh.TextGrid"
+    grid.save(str(path), format="long_textgrid", includeBlankSpaces=True)
+    with pytest.warns(Warning, match="no counterpart .*ǃ"):
+        al = read_textgrid(path)
+    assert [p.label for p in al.phones] == ["SH", "IH", "CH", "UW", "SIL"]
+    assert any("ǃ" in n for n in al.notes)

@@ -438,3 +438,124 @@ def test_write_wav_to_missing_directory(tmp_path: Path) -> None:
     audio = from_array(speech_like(16000), 16000)
     with pytest.raises(OutputError, match="Could not write audio"):
         write_wav(audio, tmp_path / "missing" / "out.wav")
+
+
+# --- containers through ffmpeg, bounds, anti-phase stereo -----------------------------------
+
+
+def _ffmpeg_encode(tmp_path: Path, name: str, args: list[str], *, video: bool = False) -> Path:
+    """Encode a speech-like WAV with the bundled ffmpeg into ``name`` (optionally under a video)."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    wav = tmp_path / "source.wav"
+    sf.write(wav, speech_like(44100, duration=1.0), 44100, subtype="PCM_16")
+    out = tmp_path / name
+    inputs = ["-f", "lavfi", "-i", "color=c=black:s=64x64:d=1"] if video else []
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", *inputs, "-i", str(wav), *args, str(out)]
+    subprocess.run(command, check=True, capture_output=True)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "video"),
+    [
+        ("speech.m4a", ["-c:a", "aac"], False),
+        ("talk.mp4", ["-shortest", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac"], True),
+        ("talk.mov", ["-shortest", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac"], True),
+        ("talk.mkv", ["-shortest", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "libopus"], True),
+    ],
+)
+def test_containers_decode_through_ffmpeg(tmp_path: Path, name: str, args: list[str], video: bool) -> None:
+    path = _ffmpeg_encode(tmp_path, name, args, video=video)
+    with pytest.raises(sf.LibsndfileError):
+        sf.info(str(path))  # libsndfile alone cannot read it
+    audio = load_audio(path)
+    assert audio.sample_rate == TARGET_RATE
+    assert audio.duration == pytest.approx(1.0, abs=0.06)
+    # Lossy codecs add a little delay; compare the shapes after aligning the onsets.
+    reference = speech_like(TARGET_RATE, duration=1.0)
+    from scipy.signal import correlate
+
+    lags = correlate(audio.samples, reference, mode="full", method="fft")[len(reference) - 1 :][:2000]
+    lag = int(np.argmax(lags))
+    assert correlation(audio.samples[lag:], reference) > 0.95
+
+
+def test_video_without_sound_says_so(tmp_path: Path) -> None:
+    path = _ffmpeg_encode(tmp_path, "mute.mp4", ["-map", "0:v", "-c:v", "libx264", "-pix_fmt", "yuv420p"], video=True)
+    with pytest.raises(AudioError, match="mute.mp4 has no audio track"):
+        load_audio(path)
+
+
+def test_zero_byte_file_is_called_empty(tmp_path: Path) -> None:
+    path = tmp_path / "blank.m4a"
+    path.write_bytes(b"")
+    with pytest.raises(AudioError, match=r"blank.m4a is empty \(0 bytes\)"):
+        load_audio(path)
+
+
+@pytest.mark.parametrize("rate", [1, 100, 3999, 1_000_000])
+def test_absurd_raw_sample_rate_is_refused_before_reading(tmp_path: Path, rate: int) -> None:
+    path = tmp_path / "x.raw"
+    path.write_bytes(b"\0\1" * 35_000)
+    with pytest.raises(AudioError, match=r"--sample-rate .* outside the range"):
+        load_audio(path, sample_rate=rate)
+
+
+def test_raw_that_would_be_hours_long_is_refused_before_reading(tmp_path: Path, monkeypatch) -> None:
+    import kmtalk_cli.audio as audio_module
+
+    path = tmp_path / "x.raw"
+    path.write_bytes(b"\0\1" * 8000 * 10)  # 10 s at 8 kHz
+    monkeypatch.setattr(audio_module, "MAX_DURATION", 5.0)
+    monkeypatch.setattr(audio_module.sf, "read", lambda *a, **k: pytest.fail("decoded before the size check"))
+    with pytest.raises(AudioError, match=r"would be .* hours .* at most"):
+        load_audio(path, sample_rate=8000)
+
+
+def test_long_header_file_is_refused_before_decoding(tmp_path: Path, monkeypatch) -> None:
+    import kmtalk_cli.audio as audio_module
+
+    path = tmp_path / "long.wav"
+    sf.write(path, speech_like(16000, duration=2.0), 16000)
+    monkeypatch.setattr(audio_module, "MAX_DURATION", 1.0)
+    monkeypatch.setattr(audio_module.sf, "read", lambda *a, **k: pytest.fail("decoded before the size check"))
+    with pytest.raises(AudioError, match="long.wav would be"):
+        load_audio(path)
+
+
+@pytest.mark.parametrize("channels", [0, 65])
+def test_raw_channel_count_is_bounded(tmp_path: Path, channels: int) -> None:
+    path = tmp_path / "x.raw"
+    path.write_bytes(b"\0\1" * 16000)
+    with pytest.raises(AudioError, match="--channels"):
+        load_audio(path, sample_rate=16000, channels=channels)
+
+
+def test_anti_phase_stereo_keeps_the_speech(tmp_path: Path) -> None:
+    x = speech_like(44100)
+    path = tmp_path / "antiphase.wav"
+    sf.write(path, np.stack([x, -x], axis=1), 44100, subtype="PCM_16")
+    with pytest.warns(KmtalkWarning, match="cancel each other.*channel 1 of 2") as caught:
+        audio = load_audio(path)
+    assert not any("silent" in str(w.message) for w in caught)
+    assert correlation(audio.samples, speech_like(TARGET_RATE)) > 0.99
+    assert float(np.max(np.abs(audio.samples))) > 0.4
+
+
+def test_ordinary_stereo_is_averaged_without_warning() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", KmtalkWarning)
+        audio = from_array(multichannel(48000, 2), 48000)
+    assert correlation(audio.samples, speech_like(TARGET_RATE)) > 0.99
+
+
+def test_write_wav_to_a_file_object() -> None:
+    import io
+
+    buffer = io.BytesIO()
+    write_wav(Audio(np.full(1600, 2.0, dtype=np.float32), TARGET_RATE), buffer)
+    data, rate = sf.read(io.BytesIO(buffer.getvalue()), dtype="int16")
+    assert rate == TARGET_RATE and data.max() == 32767

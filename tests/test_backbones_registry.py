@@ -33,9 +33,13 @@ class Echo(Backbone):
     def __init__(self, config: EchoConfig) -> None:
         super().__init__(config)
         self.out = torch.nn.Linear(self.feature_dim, config.vertex_dim)
+        self.condition_map = self.make_condition_map(config.vertex_dim)
 
     def decode(self, features, frame_lengths, *, condition=None, style=None, target=None):
-        return self.out(features) * self.config.gain
+        out = self.out(features) * self.config.gain
+        if condition is not None:
+            out = out + self.mapped_condition(condition, out.shape[0], out.shape[1], out.dtype)
+        return out
 
     def loss(self, batch, stage="main", features=None):
         pred = self.decode(self.encode_audio(batch.audio, batch.audio_lengths, batch.frame_lengths), batch.frame_lengths)
@@ -108,8 +112,8 @@ def batch_of(lengths: list[int], dim: int) -> Batch:
     return Batch(audio, torch.tensor([n * 16000 // 30 for n in lengths]), offsets, torch.tensor(lengths), style=torch.tensor([0, 1][: len(lengths)]))
 
 
-@pytest.mark.parametrize("name", sorted(BUILT_IN))
-def test_every_backbone_meets_the_contract(name: str, tmp_path) -> None:
+def check_contract(name: str, tmp_path) -> None:
+    """What `kmtalk train`, the key-motion wrapper and `kmtalk animate` rely on from any backbone."""
     model = tiny(name)
     batch = batch_of([20, 13], model.config.vertex_dim)
     for stage in model.stages:  # forward and backward in every stage
@@ -126,15 +130,50 @@ def test_every_backbone_meets_the_contract(name: str, tmp_path) -> None:
                 batch.frame_lengths[i : i + 1], style=batch.style[i : i + 1],
             )
             assert torch.allclose(together[i, :n], alone[0], atol=1e-4), f"{name}: a padded batch differs from one by one"
-        # The conditioning sequence reaches the output.
-        cond = torch.randn(2, batch.offsets.shape[1], 4)
-        assert not torch.allclose(model.decode(feats, batch.frame_lengths, condition=cond, style=batch.style), together)
+        # The output depends on the conditioning sequence's content (that is how key motions
+        # steer a backbone), not only on whether one is given.
+        g = torch.Generator().manual_seed(2)
+        one, other = (torch.randn(2, batch.offsets.shape[1], 4, generator=g) for _ in range(2))
+        with_one = model.decode(feats, batch.frame_lengths, condition=one, style=batch.style)
+        with_other = model.decode(feats, batch.frame_lengths, condition=other, style=batch.style)
+        moved = (with_one - with_other)[0, :20].abs().amax()
+        assert moved > 1e-3 * together[0, :20].abs().amax().clamp_min(1e-6), f"{name}: the output ignores the conditioning sequence"
     path = tmp_path / f"{name}.safetensors"
     save_checkpoint(model, path, {"kind": "backbone", "backbone": name, "config": model.config.to_dict()})
     loaded, info = load_backbone(path)
     audio = batch.audio[0, : batch.audio_lengths[0]]
     assert torch.equal(loaded.predict(audio, 20, style=1), model.predict(audio, 20, style=1))
     assert info["config"]["n_vertices"] == 40
+
+
+@pytest.mark.parametrize("name", sorted(b.name for b in list_backbones()))
+def test_every_registered_backbone_meets_the_contract(name: str, tmp_path) -> None:
+    check_contract(name, tmp_path)
+
+
+def test_a_plugin_meets_the_contract(plugins, tmp_path) -> None:
+    assert "echo" in {b.name for b in list_backbones()}
+    check_contract("echo", tmp_path)
+
+
+def test_the_contract_catches_a_backbone_that_ignores_its_condition(plugins, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(Echo, "mapped_condition", lambda self, c, b, t, d: torch.zeros(b, t, self.config.vertex_dim))
+    with pytest.raises(AssertionError, match="ignores the conditioning"):
+        check_contract("echo", tmp_path)
+
+
+def test_backbones_listing_fits_80_columns() -> None:
+    from typer.testing import CliRunner
+
+    from kmtalk_cli.cli import app
+
+    result = CliRunner().invoke(app, ["backbones"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80 and "…" not in result.stdout
+    for b in list_backbones():  # every name and the whole description are there, wrapped
+        assert b.name in result.stdout
+        assert " ".join(b.description.split()) in " ".join(result.stdout.split())
 
 
 def test_frame_loops_run_narrow_models_on_one_thread_and_wide_ones_on_all() -> None:

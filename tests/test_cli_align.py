@@ -87,3 +87,28 @@ def test_mismatched_transcript_falls_back_and_says_so(spoken, tmp_path):
     alignment = read_json(out)
     assert alignment.method != "forced" and alignment.notes
     assert sum(p.label != "SIL" for p in alignment.phones) > 5
+
+
+def test_dash_output_writes_the_json_to_stdout(spoken, tmp_path):
+    import json
+
+    result = invoke(spoken, "--text", SENTENCE, "--aligner", "pocketsphinx", "-o", "-")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["format"] == "kmtalk-alignment" and data["method"] == "forced"
+    assert [w[0] for w in data["words"]] == SENTENCE.split()
+    assert "standard output" in result.stderr
+    assert not (spoken.parent / "dog.align.json").exists() and not (tmp_path / "-").exists()
+
+
+def test_dash_output_refuses_a_batch(spoken):
+    result = invoke(spoken, spoken, "-o", "-")
+    assert result.exit_code == 1 and "standard output" in result.stderr and not result.stdout
+
+
+def test_auto_prints_which_backend_ran(spoken, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no mfa anywhere
+    result = invoke(spoken, "--text", SENTENCE, "-o", tmp_path / "a.json")
+    assert result.exit_code == 0, result.stderr
+    assert "(pocketsphinx, forced)" in result.stderr
+    assert any("auto chose pocketsphinx" in n for n in read_json(tmp_path / "a.json").notes)

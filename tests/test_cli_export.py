@@ -82,7 +82,6 @@ def test_several_formats_share_a_stem(tmp_path, speech):
 
 
 def test_glb_morph_targets_or_baked(tmp_path, speech, head, speech_wav):
-    pytest.importorskip("kmtalk_cli.export.gltf")
     np.save(tmp_path / "take.npy", speech)
     wav = speech_wav("take.wav", duration=1.2)
     result = invoke(tmp_path / "take.npy", "--format", "glb", "--audio", wav, "-q")

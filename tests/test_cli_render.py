@@ -113,3 +113,43 @@ def test_unwritable_output_directory(tmp_path):
         assert "Traceback" not in result.stderr
     finally:
         locked.chmod(0o700)
+
+
+def first_frame(path) -> np.ndarray:
+    reader = imageio_ffmpeg.read_frames(str(path))
+    meta = next(reader)
+    w, h = meta["size"]
+    return np.frombuffer(next(reader), dtype=np.uint8).reshape(h, w, 3)
+
+
+def test_views_background_labels_and_the_head_pose_beside_the_motion(tmp_path):
+    from kmtalk_cli.face.headpose import HeadPose, head_pose_path, write_head_pose
+
+    motion = tmp_path / "take.npy"
+    np.save(motion, head_motion(4))
+    out = tmp_path / "profile.mp4"
+    result = invoke("render", motion, "-o", out, "--size", 96, "--view", "profile", "--background", "#000000", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert first_frame(out)[2, 2].max() < 16  # black background
+    rotation = np.zeros((4, 3), np.float32)
+    rotation[:, 1] = 0.5
+    write_head_pose(HeadPose(30.0, rotation, np.zeros((4, 2), np.float32)), head_pose_path(motion))
+    turned = tmp_path / "turned.mp4"
+    result = invoke("render", motion, "-o", turned, "--size", 96, "--view", "profile", "--background", "#000000", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert "take.head.npz" in result.stderr
+    assert np.abs(first_frame(turned).astype(int) - first_frame(out).astype(int)).mean() > 3  # the head turned
+    labelled = tmp_path / "labelled.mp4"
+    result = invoke("render", motion, "--side-by-side", motion, "-o", labelled, "--size", 128, "--labels", "TRUTH,MODEL", "-q")
+    assert result.exit_code == 0, result.stderr
+    frame = first_frame(labelled)
+    assert (frame[:30, :60].min(axis=2) > 230).sum() > 10 and (frame[:30, 128:188].min(axis=2) > 230).sum() > 10
+
+
+def test_bad_view_options_are_one_sentence(tmp_path):
+    np.save(tmp_path / "take.npy", head_motion(2))
+    result = invoke("render", tmp_path / "take.npy", "--background", "mauve-ish", "-q")
+    assert result.exit_code != 0 and "Traceback" not in result.stderr
+    assert "Colour 'mauve-ish'" in result.stderr
+    result = invoke("render", tmp_path / "take.npy", "--view", "top", "-q")
+    assert result.exit_code != 0 and "Traceback" not in result.stderr

@@ -18,7 +18,6 @@ def test_subject_is_name_up_to_last_underscore():
 
 
 def test_reads_a_synth_corpus(tmp_path):
-    pytest.importorskip("espeakng_loader")
     from kmtalk_cli.data.synth import PRESETS, build_corpus
 
     root = tmp_path / "c"

@@ -428,7 +428,6 @@ def test_cli_bad_input_exits_1(corpus, tmp_path, make_source, data, extra, messa
 
 @pytest.mark.slow
 def test_synthetic_corpus_end_to_end(tmp_path):
-    pytest.importorskip("espeakng_loader")
     from kmtalk_cli.data.synth import PRESETS, build_corpus
 
     root = tmp_path / "synth"

@@ -113,3 +113,32 @@ def test_unknown_controls_and_bad_shapes_are_refused():
         arkit_table(np.zeros((2, 1)), ("lipWiggle",))
     with pytest.raises(MotionError, match="shape"):
         arkit_table(np.zeros((2, 3)), ("jawOpen",))
+
+
+def test_a_head_pose_fills_the_head_eye_rotation_and_eye_look_columns(tmp_path):
+    from kmtalk_cli.face.headpose import HeadPose
+
+    fit = make_fit(frames=3)
+    rotation = np.array([[0.05, 0.1, -0.02], [0.0, 0.0, 0.0], [-0.05, -0.1, 0.02]])
+    gaze = np.array([[np.radians(15.0), np.radians(12.5)], [0.0, 0.0], [np.radians(-45.0), np.radians(-5.0)]])
+    path = write_live_link_csv(fit, tmp_path / "take.csv", head_pose=HeadPose(30.0, rotation, gaze))
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    col = {name: i for i, name in enumerate(rows[0])}
+    values = np.array([[float(x) for x in row[2:]] for row in rows[1:]])
+    get = lambda name: values[:, col[name] - 2]  # noqa: E731
+    np.testing.assert_allclose(get("HeadYaw"), rotation[:, 1], atol=1e-6)
+    np.testing.assert_allclose(get("HeadPitch"), rotation[:, 0], atol=1e-6)
+    np.testing.assert_allclose(get("HeadRoll"), rotation[:, 2], atol=1e-6)
+    np.testing.assert_allclose(get("LeftEyeYaw"), gaze[:, 0], atol=1e-6)
+    np.testing.assert_allclose(get("RightEyePitch"), gaze[:, 1], atol=1e-6)
+    # Looking towards the face's left: out for the left eye, in for the right one; capped at 1.
+    np.testing.assert_allclose(get("EyeLookOutLeft"), [0.5, 0.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(get("EyeLookInRight"), [0.5, 0.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(get("EyeLookInLeft"), [0.0, 0.0, 1.0], atol=1e-6)
+    np.testing.assert_allclose(get("EyeLookDownLeft"), [0.5, 0.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(get("EyeLookUpRight"), [0.0, 0.0, 0.2], atol=1e-6)
+    # The blendshapes from the fit are unchanged.
+    np.testing.assert_allclose(get("JawOpen"), fit.weights[:, INDEX["jawOpen"]], atol=1e-6)
+    with pytest.raises(MotionError, match="frames"):
+        write_live_link_csv(fit, tmp_path / "other.csv", head_pose=HeadPose.still(4, 30.0))

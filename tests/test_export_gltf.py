@@ -50,7 +50,7 @@ def accessor(content, index: int) -> np.ndarray:
     """Decode a float/uint accessor (dense, sparse, or the spec's all-zeros form) from the file."""
     doc, binary = content.document, content.binary
     acc = doc["accessors"][index]
-    width = {"SCALAR": 1, "VEC3": 3}[acc["type"]]
+    width = {"SCALAR": 1, "VEC3": 3, "VEC4": 4}[acc["type"]]
     dtype = {5126: "<f4", 5123: "<u2", 5125: "<u4"}[acc["componentType"]]
 
     def view(view_index: int, count: int, kind: str) -> np.ndarray:
@@ -111,7 +111,8 @@ def test_rig_glb_holds_named_targets_and_the_weights_animation(tmp_path, head, m
     assert "bufferView" not in doc["accessors"][primitive["targets"][INDEX["mouthClose"]]["POSITION"]]
     sampler = doc["animations"][0]["samplers"][0]
     assert sampler["interpolation"] == "LINEAR"
-    assert doc["animations"][0]["channels"][0]["target"] == {"node": 0, "path": "weights"}
+    face_node = next(i for i, node in enumerate(doc["nodes"]) if node.get("mesh") == 0)
+    assert doc["animations"][0]["channels"][0]["target"] == {"node": face_node, "path": "weights"}
     np.testing.assert_allclose(accessor(content, sampler["input"]), np.arange(12) / FPS, rtol=1e-6)
     np.testing.assert_allclose(accessor(content, sampler["output"]).reshape(12, -1), weights, atol=1e-7)
 
@@ -122,7 +123,8 @@ def test_khronos_validator_finds_no_errors_in_rig_and_baked_exports(tmp_path, he
     assert report["info"]["hasMorphTargets"] and report["info"]["animationCount"] == 1
     motion = rig.pose(weights)
     report = validate(write_baked_glb(tmp_path / "baked.glb", head, motion, FPS))
-    assert report["info"]["totalVertexCount"] == head.n_vertices
+    parts = sum(p.n_vertices for p in head.parts.values())
+    assert report["info"]["totalVertexCount"] == head.n_vertices + parts
 
 
 def non_rig_motion(head: FaceTemplate, frames: int = 40) -> np.ndarray:
@@ -196,3 +198,52 @@ def test_read_glb_refuses_other_files(tmp_path):
     (tmp_path / "x.glb").write_text('{"asset": {"version": "2.0"}}')
     with pytest.raises(MotionError, match="not a glTF binary"):
         read_glb(tmp_path / "x.glb")
+
+
+def test_head_parts_are_separate_animated_nodes_and_validate(tmp_path, head, morphs):
+    """Teeth, tongue and eyes are nodes of their own: the jaw node turns with the chin, the eyes
+    with the gaze, the head node with the head pose; the file passes the Khronos validator."""
+    from kmtalk_cli.face.headpose import HeadPose
+
+    weights = speech_weights(20)
+    rotation = np.zeros((20, 3), np.float32)
+    rotation[:, 1] = np.linspace(0.0, 0.3, 20)  # turns to its left
+    gaze = np.zeros((20, 2), np.float32)
+    gaze[:, 1] = 0.2  # looks down
+    pose = HeadPose(FPS, rotation, gaze)
+    path = write_glb(tmp_path / "parts.glb", head, morph_names=PARAMETERS, morph_deltas=morphs, weights=weights, fps=FPS, head_pose=pose)
+    report = validate(path)
+    content = read_glb(path)
+    doc = content.document
+    names = [node.get("name") for node in doc["nodes"]]
+    for name in ("head", "skull", "face", "scalp", "mouth", "teeth_upper", "jaw", "teeth_lower", "tongue", "eye_left", "eye_right"):
+        assert name in names, name
+    tracks = {}
+    for channel in doc["animations"][0]["channels"]:
+        sampler = doc["animations"][0]["samplers"][channel["sampler"]]
+        values = accessor(content, sampler["output"])
+        tracks[(names[channel["target"]["node"]], channel["target"]["path"])] = values
+    jaw = tracks[("jaw", "rotation")].reshape(20, 4)
+    opening = weights[:, INDEX["jawOpen"]]
+    angle = 2 * np.arctan2(jaw[:, 0], jaw[:, 3])  # rotation about +X
+    assert np.corrcoef(angle, opening)[0, 1] > 0.99 and angle.max() > np.radians(5)
+    head_q = tracks[("head", "rotation")].reshape(20, 4)
+    np.testing.assert_allclose(2 * np.arctan2(head_q[:, 1], head_q[:, 3]), rotation[:, 1], atol=1e-5)
+    eye_q = tracks[("eye_left", "rotation")].reshape(20, 4)
+    np.testing.assert_allclose(2 * np.arctan2(eye_q[:, 0], eye_q[:, 3]), 0.2, atol=1e-5)
+    assert ("face", "weights") in tracks and ("mouth", "weights") in tracks
+    assert report["info"]["animationCount"] == 1
+
+
+def test_write_motion_passes_the_head_pose_to_the_glb(tmp_path, head, rig):
+    from kmtalk_cli.export import write_motion
+    from kmtalk_cli.face.headpose import HeadPose
+
+    weights = speech_weights(10)
+    rotation = np.zeros((10, 3), np.float32)
+    rotation[:, 0] = 0.1
+    pose = HeadPose(FPS, rotation, np.zeros((10, 2), np.float32))
+    (path,) = write_motion(rig.pose(weights), head, {"glb": tmp_path / "take.glb"}, FPS, head_pose=pose)
+    doc = read_glb(path).document
+    targets = [(doc["nodes"][c["target"]["node"]]["name"], c["target"]["path"]) for c in doc["animations"][0]["channels"]]
+    assert ("head", "rotation") in targets and ("jaw", "rotation") in targets

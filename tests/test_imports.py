@@ -9,7 +9,12 @@ import textwrap
 import pytest
 
 HEAVY = ("torch", "transformers", "scipy.signal")
-MODEL_STAGE_NEVER = ("kmtalk_cli.export", "kmtalk_cli.render", "kmtalk_cli.training", "kmtalk_cli.evaluation", "transformers", "moderngl")
+#: The exporters' writers, the renderer and the trainer (``kmtalk_cli.export.fit``, the rig fit,
+#: is used by the liveliness layer).
+MODEL_STAGE_NEVER = (
+    "kmtalk_cli.export.gltf", "kmtalk_cli.export.arkit", "kmtalk_cli.export.meshseq", "kmtalk_cli.export.visemes",
+    "kmtalk_cli.render", "kmtalk_cli.training", "kmtalk_cli.evaluation", "transformers", "moderngl", "trimesh",
+)
 
 
 def loaded_after(args: list[str], cwd) -> set[str]:

@@ -229,3 +229,53 @@ def test_librivox_via_path_and_sidecar_transcript(tmp_path: Path) -> None:
 
     al = align(wav, find_transcript(wav), backend="pocketsphinx")
     assert al.method == "forced" and al.source == str(wav)
+
+
+def _three_sentences() -> tuple[Audio, str]:
+    texts = ["The children played in the garden.", "Wolves howled beyond the river.", "Every morning the baker wakes up early."]
+    pieces = []
+    for text in texts:
+        pieces += [speech(text)[0].samples, np.zeros(8000, np.float32)]
+    return from_array(np.concatenate(pieces), 16000), " ".join(texts)
+
+
+def test_each_chunk_records_its_method(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One chunk falling back must not relabel the whole file, nor hide the fallback."""
+    audio, text = _three_sentences()
+    real = ps.forced_pass
+
+    def middle_fails(words, pcm, duration, attempt):
+        if "wolves" in words:
+            raise ps.NoPath("simulated")
+        return real(words, pcm, duration, attempt)
+
+    monkeypatch.setattr(ps, "forced_pass", middle_fails)
+    with pytest.warns(KmtalkWarning, match="phone recognition instead"):
+        al = align(audio, text, backend="pocketsphinx", max_chunk=3.5)
+    methods = [c.label for c in al.chunks]
+    assert len(methods) >= 3 and methods.count("allphone") == 1 and methods.count("forced") == len(methods) - 1
+    assert al.method == "mixed" and not al.forced
+    shares = al.method_shares()
+    assert set(shares) == {"forced", "allphone"} and shares["forced"] > shares["allphone"] > 0
+    assert al.to_dict()["methods"] == {k: round(v, 4) for k, v in shares.items()}
+    usable(al)
+
+
+def test_chunks_in_worker_processes_match_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    audio, text = _three_sentences()
+    monkeypatch.setattr(ps, "MIN_PARALLEL_DURATION", 0.0)
+    serial = align(audio, text, backend="pocketsphinx", max_chunk=3.5, jobs=1)
+    started = []
+    real_run = ps._run_chunks
+    monkeypatch.setattr(ps, "_run_chunks", lambda tasks, jobs: started.append(jobs) or real_run(tasks, jobs))
+    ps.POOL.clear()
+    parallel = align(audio, text, backend="pocketsphinx", max_chunk=3.5, jobs=2)
+    assert started == [2] and len(parallel.chunks) >= 3
+    assert not ps.POOL._decoders  # every chunk was decoded in a worker process
+    # Labels must agree; a decoder taught other words earlier can break a Viterbi tie one 10 ms
+    # frame differently, so times agree to a frame.
+    for got, want in ((parallel.phones, serial.phones), (parallel.words, serial.words)):
+        assert [s.label for s in got] == [s.label for s in want]
+        assert np.allclose([s.start for s in got], [s.start for s in want], atol=0.0101)
+        assert np.allclose([s.end for s in got], [s.end for s in want], atol=0.0101)
+    assert parallel.method == "forced"

@@ -131,8 +131,7 @@ def test_bundled_weights_load_with_a_precision_and_move_the_face_within_a_fracti
     from kmtalk_cli.weights import find_bundled
 
     found = find_bundled(backbone, key_motions=False)
-    if found is None:
-        pytest.skip(f"no bundled {backbone} weights")
+    assert found is not None, f"the bundled {backbone} weights are missing"
     audio = load_audio(speech_wav(duration=1.5))
     ref = load_model(found.path).predict_offsets(audio)
     loaded = load_model(found.path, precision=precision)

@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 
 from kmtalk_cli.face.coarticulation import SpeakingStyle, SpokenPhone, animate_phones
-from kmtalk_cli.face.rig import LOWER_FACE_PARAMETERS, PARAMETERS, UPPER_FACE_PARAMETERS, build_rig, lip_gap, lip_width, params_from
+from kmtalk_cli.face.rig import (
+    LOWER_FACE_PARAMETERS,
+    PARAMETERS,
+    UPPER_FACE_PARAMETERS,
+    build_rig,
+    lip_gap,
+    lip_width,
+    params_from,
+    upper_incisor_edge,
+)
 from kmtalk_cli.face.template import bundled_template
 
 
@@ -195,3 +204,51 @@ def test_rounding_is_anticipated(rig, head):
     s = rounded[1]
     k = int(round((s.start + s.end) / 2 * fps))
     assert w_round[k] < w_spread[k] - 0.001
+
+
+def test_labiodental_tucks_the_lower_lip_under_the_upper_teeth(rig, head):
+    """In 'AA F AA V AA' the lower lip rises to the upper incisors' edge and moves back under the
+    upper lip with the jaw nearly shut: F/V come out much narrower than the open vowel around
+    them, not wider (the old target, a loose jaw and a lip rolled down, made them the widest)."""
+    phones = _phones("AA F AA V AA", step=0.16)
+    fps = 100.0
+    n = int(round(phones[-1].end * fps))
+    v = rig.pose(animate_phones(phones, n, fps, SpeakingStyle(lead=0.0), np.random.default_rng(0)))
+    gaps = lip_gap(v, head.landmarks)
+    edge = upper_incisor_edge(head)
+    lm = head.landmarks
+    contact = head.region("lip_contact_lower")
+    middle = contact[np.abs(head.vertices[contact, 0] - edge[0]) < 0.004]
+    centre = lambda p: int(round((p.start + p.end) / 2 * fps))  # noqa: E731
+    open_k = centre(phones[1])
+    assert v[open_k, middle, 1].mean() < edge[1] - 0.005  # the open vowel drops the lip far below the teeth
+    for p in phones:
+        if p.label in ("F", "V"):
+            k = centre(p)
+            assert abs(v[k, middle, 1].mean() - edge[1]) < 0.002, f"{p.label}: the lower lip is at the upper teeth's edge"
+            assert v[k, lm[66], 2] < head.vertices[lm[66], 2] - 0.0005, "the lower lip moves back, under the upper lip"
+            assert gaps[k] < 0.5 * gaps[open_k], p.label
+            assert v[k, lm[8], 1] > head.vertices[lm[8], 1] - 0.002, "the jaw is nearly shut"
+
+
+def test_incisor_edge_sits_behind_the_upper_lip_at_the_lips_meeting_height(head):
+    edge = upper_incisor_edge(head)
+    lm = head.landmarks
+    assert edge[2] < head.vertices[lm[62], 2] - 0.002
+    meeting = 0.5 * (head.vertices[lm[62], 1] + head.vertices[lm[66], 1])
+    assert abs(edge[1] - meeting) < 0.003
+
+
+def test_mouth_rests_in_pauses_and_at_both_ends(rig, head):
+    """Speech from the first frame to the last, with a 300 ms pause: the lips are back within
+    1 mm of rest 150 ms into the pause, and the first and last frames are at rest."""
+    fps = 100.0
+    spoken = [("AA", 0.0, 0.15), ("M", 0.15, 0.25), ("AE", 0.25, 0.45), ("SIL", 0.45, 0.75), ("AA", 0.75, 0.95), ("T", 0.95, 1.0)]
+    phones = [SpokenPhone(label, a, b, 1 if label.startswith("A") else 0) for label, a, b in spoken]
+    n = int(round(1.0 * fps))
+    gaps = lip_gap(rig.pose(animate_phones(phones, n, fps, SpeakingStyle(), np.random.default_rng(0))), head.landmarks)
+    rest_gap = float(lip_gap(head.vertices, head.landmarks))
+    assert gaps.max() > rest_gap + 0.005  # it does speak
+    assert abs(gaps[0] - rest_gap) < 1e-4 and abs(gaps[-1] - rest_gap) < 1e-4
+    k = int(round((0.45 + 0.15) * fps))
+    assert np.all(np.abs(gaps[k : int(0.68 * fps)] - rest_gap) < 0.001)

@@ -21,7 +21,6 @@ from kmtalk_cli.errors import OutputError
 from kmtalk_cli.face.rig import INDEX, UPPER_FACE_PARAMETERS, lip_gap, lip_width
 from kmtalk_cli.face.template import bundled_template
 
-pytest.importorskip("espeakng_loader")
 FPS = 30.0
 
 
@@ -308,10 +307,11 @@ def test_mbrola_corpus_or_a_clear_error(tmp_path):
         pho = mbrola.pho_for(seq["text"], subject["voice"].removeprefix("mb-"), rate=subject["rate"], pitch=subject["pitch"])
         al = read_textgrid(out / "alignments" / f"{name}.TextGrid")
         edges = [p.start for p in al.phones] + [al.phones[-1].end]
+        warp = subject["warp"]  # the voice's vocal-tract warp divides every time exactly
         for t in _pho_edges(pho):
-            assert min(abs(t - e) for e in edges) < 1e-4, (name, t)  # exact .pho durations
+            assert min(abs(t / warp - e) for e in edges) < 1e-4, (name, t)  # exact .pho durations
         info = sf.info(str(out / "wav" / f"{name}.wav"))
-        total = mbrola.read_pho(pho)[-1].end
+        total = mbrola.read_pho(pho)[-1].end / warp
         assert info.samplerate == 16000 and abs(info.duration - total) < 0.05 and info.duration > 1.0
         samples, _ = sf.read(str(out / "wav" / f"{name}.wav"))
         assert np.sqrt(np.mean(samples**2)) > 0.01  # speech, not silence
@@ -334,3 +334,93 @@ def test_both_alternates_engines(tmp_path):
     subjects = json.loads((tmp_path / "b" / "metadata.json").read_text())["subjects"]
     assert [s["engine"] for _, s in sorted(subjects.items())] == ["espeak", "mbrola"]
     assert _check_words(tmp_path / "b") == 2
+
+
+# --------------------------------------------------------------------------------------------
+# Hidden prosody, voice warp and held-out voice families
+# --------------------------------------------------------------------------------------------
+
+
+def _word_measures(root: Path) -> dict[str, np.ndarray]:
+    """Per word of every sequence: hidden loudness / emphasis / gain, and the wav's level and the rig's jaw and brow."""
+    import json
+
+    import soundfile as sf
+
+    cols: dict[str, list[float]] = {k: [] for k in ("loud", "emph", "gain", "rms", "jaw", "brow")}
+    for path in sorted((root / "alignments").glob("*.prosody.json")):
+        name = path.name.removesuffix(".prosody.json")
+        plan = [w for w in json.loads(path.read_text())["words"]]
+        grid = read_textgrid(root / "alignments" / f"{name}.TextGrid")
+        audio, rate = sf.read(str(root / "wav" / f"{name}.wav"), dtype="float32")
+        rig = np.load(root / "rig" / f"{name}.npy")
+        k = 0
+        for seg in grid.words:
+            while plan[k]["word"] != seg.label:
+                k += 1
+            w, k = plan[k], k + 1
+            a, b = int(seg.start * rate), int(seg.end * rate)
+            fa, fb = int(seg.start * FPS), max(int(seg.end * FPS), int(seg.start * FPS) + 1)
+            cols["loud"].append(w["loudness_db"])
+            cols["emph"].append(w["emphasis"])
+            cols["gain"].append(w["gain"])
+            cols["rms"].append(20 * np.log10(np.sqrt(np.mean(audio[a:b] ** 2)) + 1e-9))
+            cols["jaw"].append(rig[fa:fb, INDEX["jawOpen"]].max())
+            cols["brow"].append(rig[fa:fb, INDEX["browInnerUp"]].max())
+    return {k: np.asarray(v, dtype=np.float64) for k, v in cols.items()}
+
+
+def test_hidden_prosody_is_audible_in_the_wav_and_visible_in_the_rig(corpus):
+    """Louder words are louder in the wav and open the jaw wider; accents raise the brows."""
+    m = _word_measures(corpus)
+    assert len(m["loud"]) > 40 and (m["emph"] > 0).sum() >= 6 and m["loud"].std() > 2.0
+    r = lambda a, b: float(np.corrcoef(m[a], m[b])[0, 1])  # noqa: E731
+    assert r("loud", "rms") > 0.6  # measured 0.8 on the tiny preset
+    assert r("gain", "jaw") > 0.4  # measured 0.6: phones vary the jaw too
+    accented, plain = m["brow"][m["emph"] > 0], m["brow"][m["emph"] == 0]
+    assert np.median(accented) > 0.1 and np.median(plain) < 0.02
+
+
+def test_ssml_break_is_silence_in_the_wav_and_in_the_phones():
+    """espeak-ng's events stay on the sample clock under SSML: a <break> is a SIL phone where the wav is silent."""
+    from kmtalk_cli.alignment.espeak import synthesize
+
+    speech = synthesize('<speak>the cat <break time="300ms"/> sat on the mat</speak>', "en-us+m1", ssml=True)
+    phones = phones_from_events([(e.name, e.start) for e in speech.phonemes], speech.duration, [e.word for e in speech.phonemes])
+    inner = [p for p in phones[1:-1] if p.label == "SIL" and p.end - p.start > 0.2]
+    assert len(inner) == 1
+    p = inner[0]
+    x = speech.samples
+    gap = x[int((p.start + 0.03) * speech.sample_rate) : int((p.end - 0.03) * speech.sample_rate)]
+    assert np.sqrt(np.mean(gap**2)) < 0.02 * np.sqrt(np.mean(x**2))
+    slow = synthesize('<speak>the <prosody rate="50%">cat</prosody> sat</speak>', "en-us+m1", ssml=True)
+    fast = synthesize("the cat sat", "en-us+m1")
+    span = lambda s: [e.start for e in s.phonemes if e.name == "t"][0] - [e.start for e in s.phonemes if e.name == "k"][0]  # noqa: E731
+    assert span(slow) > 1.6 * span(fast)
+
+
+def test_voice_warp_scales_time_and_pitch_exactly():
+    from kmtalk_cli.data.synth import warp_voice
+
+    rate = 22_050
+    t = np.arange(rate) / rate
+    tone = (0.5 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
+    out = warp_voice(tone, rate, 1.1)
+    assert abs(len(out) - 16_000 / 1.1) <= 2
+    spectrum = np.abs(np.fft.rfft(out * np.hanning(len(out))))
+    peak = np.argmax(spectrum) * 16_000 / len(out)
+    assert abs(peak - 220.0) < 2.0
+
+
+def test_held_out_voice_family_is_never_trained_on():
+    from kmtalk_cli.data.synth import plan_corpus
+
+    subjects, _, splits = plan_corpus(replace(PRESETS["vocaset-like"], held_out_family="espeak-named"))
+    named = {s.name for s in subjects if s.family == "espeak-named"}
+    assert len(named) == 4 and set(splits["subjects"]["unseen"]) == named
+    seen = set(splits["train"]) | set(splits["val"]) | set(splits["test"])
+    assert all(n.rsplit("_", 1)[0] not in named for n in seen)
+    assert splits["unseen"] and all(n.rsplit("_", 1)[0] in named for n in splits["unseen"])
+    assert len({s.warp for s in subjects}) == len(subjects)  # no two subjects share a voice
+    with pytest.raises(OutputError, match="voice family"):
+        plan_corpus(replace(PRESETS["tiny"], held_out_family="mbrola"))

@@ -204,6 +204,15 @@ def test_page_draws_the_head_and_moves_the_mouth_in_chromium(browser, talk, head
     drawn = np.abs(view_area - background).max(axis=-1) > 12
     assert drawn.mean() > 0.08, f"only {drawn.mean():.1%} of the view differs from the background"
 
+    # The head's parts play too: the jaw node (lower teeth, tongue) turns as the mouth opens.
+    browser.execute_script("kmtalkViewer.seek(0)")
+    jaw_shut = browser.execute_script("return kmtalkViewer.node('jaw')")
+    browser.execute_script("kmtalkViewer.seek(0.5)")
+    jaw_open = browser.execute_script("return kmtalkViewer.node('jaw')")
+    assert abs(jaw_shut["rotation"][0]) < 0.01 and jaw_open["rotation"][0] > 0.05
+    for name in ("teeth_upper", "teeth_lower", "tongue", "mouth", "eye_left", "eye_right", "scalp"):
+        assert browser.execute_script(f"return kmtalkViewer.node('{name}')") is not None, name
+
     changed = np.abs(wide.astype(int) - shut.astype(int)).max(axis=-1) > 24
     mouth, brow = box(browser, head, "lips"), box(browser, head, "forehead")
     assert changed[mouth].mean() > 0.05, f"only {changed[mouth].mean():.1%} of the mouth area changed"

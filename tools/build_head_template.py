@@ -42,6 +42,8 @@ from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
+from head_parts import build_parts
+
 MENPO3D_VERSION = "0.8.6"
 SDIST_NAME = f"menpo3d-{MENPO3D_VERSION}.tar.gz"
 #: sha256 of the PyPI sdist the asset was built from; a different file is refused.
@@ -756,6 +758,10 @@ def build(source: Source, sdist_sha256: str) -> dict[str, np.ndarray]:
 
     v32 = v.astype(np.float32)
     reg = build_regions(v32.astype(np.float64), f, slit, lm)
+    back = max(boundary_loops(f), key=len)
+    parts, part_anchors = build_parts(
+        v32.astype(np.float64), f, lm, reg.regions, reg.weights["jaw"].astype(np.float64), slit, back
+    )
 
     info = {
         "format_version": FORMAT_VERSION,
@@ -783,8 +789,10 @@ def build(source: Source, sdist_sha256: str) -> dict[str, np.ndarray]:
         arrays[f"region_{name}"] = np.asarray(idx, dtype=np.int32)
     for name, w in sorted(reg.weights.items()):
         arrays[f"weight_{name}"] = w
-    for name, p in sorted(reg.anchors.items()):
-        arrays[f"anchor_{name}"] = p
+    for name, p in sorted({**reg.anchors, **part_anchors}.items()):
+        arrays[f"anchor_{name}"] = np.asarray(p, dtype=np.float32)
+    for name, part in sorted(parts.items()):
+        arrays.update(part.arrays(name))
     return arrays
 
 

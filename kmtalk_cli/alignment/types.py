@@ -8,6 +8,7 @@ forced alignment from a fallback without reading logs.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,6 +20,8 @@ from .phones import LABELS, SIL
 
 BACKENDS = ("pocketsphinx", "mfa", "textgrid", "energy")
 METHODS = ("forced", "recognised", "allphone", "energy")
+#: The summary ``method`` of an alignment whose chunks were found in different ways.
+MIXED = "mixed"
 #: Slack for rounding in files written by other tools (Praat writes 15+ digits; MFA rounds).
 TIME_TOLERANCE = 1e-3
 FORMAT_VERSION = 1
@@ -54,11 +57,30 @@ class Alignment:
     duration: float
     notes: tuple[str, ...] = field(default_factory=tuple)
     source: str | None = None
+    #: How each stretch was aligned: segments labelled with a method, tiling the audio. Empty
+    #: means the whole file was aligned one way, ``method``.
+    chunks: tuple[Segment, ...] = field(default_factory=tuple)
 
     @property
     def forced(self) -> bool:
         """True when the phones come from a forced alignment to words (no fallback)."""
         return self.method == "forced"
+
+    def method_shares(self) -> dict[str, float]:
+        """Share of the audio's duration aligned by each method, largest first."""
+        spans = self.chunks or (Segment(self.method, 0.0, self.duration),)
+        total = sum(s.duration for s in spans) or 1.0
+        shares: dict[str, float] = {}
+        for span in spans:
+            shares[span.label] = shares.get(span.label, 0.0) + span.duration / total
+        return dict(sorted(shares.items(), key=lambda item: -item[1]))
+
+    def describe_method(self) -> str:
+        """``forced``, or for a mixed alignment ``forced 97%, allphone 3%``."""
+        shares = self.method_shares()
+        if len(shares) == 1:
+            return next(iter(shares))
+        return ", ".join(f"{name} {share:.0%}" for name, share in shares.items())
 
     def boundaries(self) -> list[float]:
         """Times where one phone ends and the next begins: where key motions go."""
@@ -74,6 +96,8 @@ class Alignment:
             "transcript": self.transcript,
             "duration": round(self.duration, 6),
             "source": self.source,
+            "methods": {name: round(share, 4) for name, share in self.method_shares().items()},
+            "chunks": [c.to_list() for c in self.chunks],
             "notes": list(self.notes),
             "words": [w.to_list() for w in self.words],
             "phones": [p.to_list() for p in self.phones],
@@ -94,6 +118,7 @@ class Alignment:
                 duration=float(data["duration"]),
                 notes=tuple(str(n) for n in data.get("notes", ())),
                 source=data.get("source"),
+                chunks=tuple(_segment(s) for s in data.get("chunks") or ()),
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise AlignmentError(f"Not a kmtalk alignment: missing or malformed field ({exc}).") from None
@@ -112,6 +137,8 @@ def _check_tier(segments: Iterable[Segment], duration: float, what: str) -> None
     """Sorted, non-overlapping, non-negative and inside the audio."""
     previous_end = 0.0
     for seg in segments:
+        if not (math.isfinite(seg.start) and math.isfinite(seg.end)):
+            raise AlignmentError(f"{what} {seg.label!r} has a time that is not a finite number ({seg.start}-{seg.end}).")
         if seg.end < seg.start:
             raise AlignmentError(f"{what} {seg.label!r} ends ({seg.end:.3f} s) before it starts ({seg.start:.3f} s).")
         if seg.start < previous_end - TIME_TOLERANCE:
@@ -128,10 +155,14 @@ def _check_tier(segments: Iterable[Segment], duration: float, what: str) -> None
 
 def validate(alignment: Alignment) -> Alignment:
     """Raise :class:`AlignmentError` unless the alignment is usable; return it unchanged."""
-    if alignment.duration <= 0:
-        raise AlignmentError(f"An alignment needs a positive duration, got {alignment.duration}.")
+    if not math.isfinite(alignment.duration) or alignment.duration <= 0:
+        raise AlignmentError(f"An alignment needs a positive, finite duration, got {alignment.duration}.")
     _check_tier(alignment.words, alignment.duration, "Word")
     _check_tier(alignment.phones, alignment.duration, "Phone")
+    _check_tier(alignment.chunks, alignment.duration, "Chunk")
+    odd = sorted({c.label for c in alignment.chunks} - set(METHODS))
+    if odd:
+        raise AlignmentError(f"Alignment has chunks with unknown methods: {', '.join(odd)}.")
     unknown = sorted({p.label for p in alignment.phones} - set(LABELS))
     if unknown:
         raise AlignmentError(f"Alignment has phone labels outside ARPAbet: {', '.join(unknown)}.")
@@ -177,11 +208,16 @@ def shift(segments: Iterable[Segment], offset: float) -> tuple[Segment, ...]:
     return tuple(Segment(s.label, s.start + offset, s.end + offset) for s in segments)
 
 
+def to_json(alignment: Alignment) -> str:
+    """The alignment as the JSON text :func:`write_json` writes (ending in a newline)."""
+    return json.dumps(alignment.to_dict(), indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+
+
 def write_json(alignment: Alignment, path: Path | str, *, force: bool = False) -> Path:
     """Write the alignment as JSON atomically (a crash never leaves half a file)."""
-    text = json.dumps(alignment.to_dict(), indent=1, ensure_ascii=False)
+    text = to_json(validate(alignment))
     with atomic_output(Path(path), force=force) as tmp:
-        tmp.write_text(text + "\n", encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
     return Path(path)
 
 

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import sys
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ..errors import KmtalkError
-from .common import fail, info, progress_bar, user_errors
+from ..batch import AUDIO_SUFFIXES, BatchItem, batch_output, expand_inputs, output_for, run_inputs
+from ..progress import ProgressMode
+from .common import JobsOpt, ProgressOpt, QuietOpt, finish, info, running
+from .audio_options import ChannelsOpt, RawFormatOpt, SampleRateOpt, read_speech
+
+#: ``-o -``: the alignment JSON goes to standard output.
+STDOUT = Path("-")
 
 
 class AlignerChoice(str, Enum):
@@ -19,78 +26,99 @@ class AlignerChoice(str, Enum):
     textgrid = "textgrid"
 
 
-def output_for(audio: Path, target: Path | None, suffix: str, *, batch: bool) -> Path:
-    """Where one input's output goes: beside the audio, into a directory, or the named file."""
-    if target is None:
-        return audio.with_name(audio.stem + suffix)
-    if target.is_dir():
-        return target / (audio.stem + suffix)
-    if batch:
-        raise KmtalkError(f"With several inputs, {target} must be an existing directory.")
-    return target
+@dataclass(frozen=True)
+class AlignJob:
+    """``kmtalk align`` over one file or a batch (see :mod:`kmtalk_cli.batch`)."""
+
+    text: str | None
+    aligner: str
+    output: Path | None
+    textgrid: Path | None
+    audio_options: tuple[int | None, int, str]  # sample rate, channels, format of headerless PCM
+    batch: bool
+    mfa_models: tuple[str | None, str | None] = (None, None)  # acoustic model, dictionary
+
+    def outputs(self, item: BatchItem) -> list[Path]:
+        paths = [] if self.output == STDOUT else [output_for(item.path, self.output, ".align.json", batch=self.batch)]
+        if self.textgrid is not None:
+            paths.append(output_for(item.path, self.textgrid, ".TextGrid", batch=self.batch))
+        return paths
+
+    def setup(self) -> None:
+        return None
+
+    def run(self, item: BatchItem, state: None, force: bool) -> list[Path]:
+        from ..alignment import align as align_speech
+        from ..alignment import find_transcript, write_json
+        from ..alignment.textgrid import write_textgrid
+        from ..alignment.types import to_json
+        from ..atomic import check_output_path
+        paths = [check_output_path(p, force=force) for p in self.outputs(item)]
+        json_path = None if self.output == STDOUT else paths.pop(0)
+        words = item.text if item.text is not None else self.text if self.text is not None else find_transcript(item.path)
+        speech = read_speech(item.path, *self.audio_options)
+        acoustic_model, dictionary = self.mfa_models
+        result = align_speech(speech, words, backend=self.aligner, acoustic_model=acoustic_model, dictionary=dictionary)
+        written = []
+        if json_path is None:
+            sys.stdout.write(to_json(result))
+            sys.stdout.flush()
+        else:
+            written.append(write_json(result, json_path, force=force))
+        if paths:
+            written.append(write_textgrid(result, paths[0], force=force))
+        spoken = sum(1 for p in result.phones if p.label != "SIL")
+        where = "standard output" if json_path is None else json_path
+        info(f"{item.path} → {where}: {len(result.words)} words, {spoken} phones ({result.backend}, {result.describe_method()})")
+        return written
 
 
 def align(
-    audio: Annotated[list[Path], typer.Argument(help="Speech file(s): any format libsndfile reads.")],
+    audio: Annotated[list[Path], typer.Argument(help="Speech: files, directories, quoted globs, or a manifest (.txt of paths, .csv/.tsv with path,transcript).")],
     text: Annotated[str | None, typer.Option("--text", help="What is said (one input only).")] = None,
     transcript: Annotated[
         Path | None, typer.Option("--transcript", help="A text file with what is said (one input only).")
     ] = None,
     aligner: Annotated[
-        AlignerChoice, typer.Option("--aligner", help="auto (MFA if installed, else pocketsphinx), pocketsphinx, mfa, or textgrid (read SPEECH.TextGrid).")
+        AlignerChoice, typer.Option("--aligner", help="auto (MFA if installed, else pocketsphinx; says which ran), pocketsphinx, mfa, or textgrid (read SPEECH.TextGrid).")
     ] = AlignerChoice.auto,
+    mfa_acoustic_model: Annotated[
+        str | None, typer.Option("--mfa-acoustic-model", help="MFA acoustic model: an MFA model name or a path (default english_us_arpa).")
+    ] = None,
+    mfa_dictionary: Annotated[
+        str | None, typer.Option("--mfa-dictionary", help="MFA pronunciation dictionary: name or path (default: the acoustic model's name; 'bundled': the model's own, MFA 3.4+).")
+    ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="JSON output file, or an existing directory (default: SPEECH.align.json beside the audio).")
+        Path | None, typer.Option("--output", "-o", help="JSON output file, a directory, or '-' for standard output (default: SPEECH.align.json beside the audio).")
     ] = None,
     textgrid: Annotated[
         Path | None, typer.Option("--textgrid", help="Also write a TextGrid (MFA layout) to this file or existing directory.")
     ] = None,
-    sample_rate: Annotated[int | None, typer.Option("--sample-rate", help="Sample rate of headerless raw PCM audio.", min=1)] = None,
-    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    sample_rate: SampleRateOpt = None,
+    channels: ChannelsOpt = 1,
+    raw_format: RawFormatOpt = "PCM_16",
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs (a batch skips files whose outputs exist).")] = False,
+    jobs: JobsOpt = 1,
+    quiet: QuietOpt = False,
+    progress: ProgressOpt = ProgressMode.bar,
 ) -> None:
     """Align speech to phones; transcripts are taken from --text/--transcript or SPEECH.txt/.lab beside each file."""
-    batch = len(audio) > 1
-    with user_errors():
-        from ..alignment import align as align_speech
-        from ..alignment import find_transcript, write_json
-        from ..alignment.textgrid import write_textgrid
-        from ..atomic import check_output_path
-        from ..audio import load_audio
+    with running("align", progress, quiet=quiet) as rep:
         from ..errors import AlignmentError
 
+        inputs = expand_inputs(audio, AUDIO_SUFFIXES)
         if text is not None and transcript is not None:
             raise AlignmentError("Give the transcript with --text or --transcript, not both.")
-        if batch and (text is not None or transcript is not None):
-            raise AlignmentError("--text/--transcript apply to one input; for several, put SPEECH.txt beside each file.")
+        if inputs.batch and (text is not None or transcript is not None):
+            raise AlignmentError("--text/--transcript apply to one input; for several, put SPEECH.txt beside each file or use a .csv manifest.")
+        if inputs.batch and output == STDOUT:
+            raise AlignmentError("-o - writes one alignment to standard output; with several inputs give a directory.")
+        if aligner.value in ("pocketsphinx", "textgrid") and (mfa_acoustic_model or mfa_dictionary):
+            raise AlignmentError(f"--mfa-acoustic-model/--mfa-dictionary apply to the MFA aligner, not --aligner {aligner.value}.")
         if transcript is not None:
             if not transcript.is_file():
                 raise AlignmentError(f"Transcript file {transcript} does not exist.")
             text = transcript.read_text(encoding="utf-8", errors="replace")
-
-        failures = 0
-        with progress_bar("Aligning", enabled=not quiet) as progress:
-            for done, path in enumerate(audio):
-                progress(done, len(audio))
-                try:
-                    json_path = check_output_path(output_for(path, output, ".align.json", batch=batch), force=force)
-                    grid_path = None
-                    if textgrid is not None:
-                        grid_path = check_output_path(output_for(path, textgrid, ".TextGrid", batch=batch), force=force)
-                    words = text if text is not None else find_transcript(path)
-                    speech = load_audio(path, sample_rate=sample_rate)
-                    result = align_speech(speech, words, backend=aligner.value)
-                    write_json(result, json_path, force=force)
-                    if grid_path is not None:
-                        write_textgrid(result, grid_path, force=force)
-                except KmtalkError as exc:
-                    if not batch:
-                        raise
-                    failures += 1
-                    fail(f"{path}: {exc}")
-                    continue
-                spoken = sum(1 for p in result.phones if p.label != "SIL")
-                info(f"{path} → {json_path}: {len(result.words)} words, {spoken} phones ({result.backend}, {result.method})")
-            progress(len(audio), len(audio))
-        if failures:
-            raise fail(f"{failures} of {len(audio)} files could not be aligned.")
+        job = AlignJob(text, aligner.value, batch_output(output, inputs.batch), batch_output(textgrid, inputs.batch),
+                       (sample_rate, channels, raw_format), inputs.batch, (mfa_acoustic_model, mfa_dictionary))
+        finish(run_inputs(job, inputs, reporter=rep, jobs=jobs, force=force, label="Aligning"), "aligned")

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from ..batch import AUDIO_SUFFIXES, BatchItem, batch_output, expand_inputs, output_for, run_inputs
+from ..errors import KmtalkError
+from ..progress import ProgressMode
 from ..weights import DEFAULT_BACKBONE
-from .common import info, step_progress, user_errors
+from .audio_options import ChannelsOpt, RawFormatOpt, SampleRateOpt, read_speech
+from .common import JobsOpt, ProgressOpt, QuietOpt, finish, info, running, step_progress, user_errors
 
 BackboneOpt = Annotated[str, typer.Option("--backbone", "-b", help="Backbone (see `kmtalk backbones`), or 'rig' for the rig baseline.")]
 CheckpointOpt = Annotated[Path | None, typer.Option("--checkpoint", "-c", help="A checkpoint from `kmtalk train` (default: the bundled weights).")]
@@ -41,8 +46,96 @@ def _template(spec: str | None) -> Any:
     return load_template(spec)
 
 
+@dataclass(frozen=True)
+class AnimateJob:
+    """``kmtalk animate`` over one file or a batch: the settings every file shares (picklable,
+    so worker processes get it whole); the model is loaded once per worker by :meth:`setup`."""
+
+    backbone: str
+    checkpoint: Path | None
+    key_motions: bool | None
+    text: str | None
+    alignment: Path | None
+    style: str | None
+    template: str | None
+    output: Path | None
+    batch: bool
+    render: bool
+    formats: tuple[str, ...]
+    precision: str
+    audio_options: tuple[int | None, int, str]  # sample rate, channels, format of headerless PCM
+    liveliness: bool = True
+    seed: int = 0
+
+    def motion_path(self, item: BatchItem) -> Path:
+        return output_for(item.path, self.output, ".npy", batch=self.batch)
+
+    def outputs(self, item: BatchItem) -> list[Path]:
+        out = self.motion_path(item)
+        paths = [out]
+        if self.formats:
+            from ..export import default_output
+
+            paths += [default_output(out.with_suffix(""), f) for f in self.formats]
+        if self.render:
+            paths.append(out.with_suffix(".mp4"))
+        if self.liveliness:
+            from ..face.headpose import head_pose_path
+
+            paths.append(head_pose_path(out))
+        return paths
+
+    def setup(self) -> Any:
+        from ..pipeline import load
+
+        return load(self.backbone, self.checkpoint, self.key_motions, precision=self.precision), _template(self.template)
+
+    def run(self, item: BatchItem, state: Any, force: bool) -> list[Path]:
+        from ..alignment import write_json
+        from ..atomic import atomic_output, check_output_path
+        from ..keymotions import write_key_motions
+        from ..pipeline import animate as run
+
+        model, face = state
+        out = check_output_path(self.motion_path(item), force=force)
+        video = check_output_path(out.with_suffix(".mp4"), force=force) if self.render else None
+        if self.formats:
+            from ..export import check_outputs, default_output
+
+            check_outputs({f: default_output(out.with_suffix(""), f) for f in self.formats}, force=force)
+        audio = read_speech(item.path, *self.audio_options)
+        text = item.text if item.text is not None else _text(item.path, self.text)
+        with atomic_output(out, force=force) as tmp, step_progress() as on_step:
+            result = run(
+                audio, backbone=self.backbone, checkpoint=self.checkpoint, key_motions=self.key_motions, text=text,
+                alignment=_read_alignment(self.alignment), style=self.style, template=face, on_step=on_step,
+                precision=self.precision, model=model, liveliness=self.liveliness, seed=self.seed,
+                motion_path=tmp,  # streamed as it is completed: a long motion is never whole in memory
+            )
+        written = [out]
+        if result.head_pose is not None:
+            from ..face.headpose import head_pose_path, write_head_pose
+
+            written.append(write_head_pose(result.head_pose, head_pose_path(out), force=True))
+        if result.alignment is not None and self.alignment is None:
+            info(f"Aligned with {result.alignment.backend} ({result.alignment.describe_method()})")
+            written.append(write_json(result.alignment, out.with_suffix(".align.json"), force=True))
+        if result.key_motions is not None:
+            written.append(write_key_motions(result.key_motions, out.with_suffix(".keys.npz"), template=result.template.vertices, force=True))
+            info(f"{len(result.key_motions.frames.indices)} key frames ({result.key_motions.frames.density:.0%} of {len(result.vertices)})")
+        if self.formats:
+            from ..export import export_motion
+
+            written += export_motion(result.vertices, result.template, list(self.formats), out.with_suffix(""), result.fps,
+                                     audio_path=str(item.path), force=force, log=info, head_pose=result.head_pose)
+        if video is not None:
+            written.append(_render(result, audio, video, force=force))
+        info(f"{result.model}: {len(result.vertices)} frames at {result.fps:g} fps → {', '.join(str(p) for p in written)}")
+        return written
+
+
 def animate(
-    speech: Annotated[Path, typer.Argument(help="Speech file (any format libsndfile reads).")],
+    speech: Annotated[list[Path], typer.Argument(help="Speech: files, directories, quoted globs, or a manifest (.txt of paths, .csv/.tsv with path,transcript).")],
     backbone: BackboneOpt = DEFAULT_BACKBONE,
     checkpoint: CheckpointOpt = None,
     key_motions: Annotated[bool | None, typer.Option("--key-motions/--no-key-motions", help="Use KMTalk key motions (default: yes for bundled weights, the checkpoint's kind otherwise).")] = None,
@@ -50,51 +143,32 @@ def animate(
     alignment: AlignmentOpt = None,
     style: StyleOpt = None,
     template: TemplateOpt = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Motion .npy (T, V·3) (default: SPEECH.npy).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Motion .npy (T, V·3) (default: SPEECH.npy); with several inputs, a directory.")] = None,
     render: Annotated[bool, typer.Option("--render", help="Also render SPEECH.mp4 with the audio.")] = False,
     export: Annotated[str | None, typer.Option("--export", help="Also export, comma-separated: arkit-csv, arkit-json, glb, obj, ply.")] = None,
     force: ForceOpt = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    jobs: JobsOpt = 1,
+    quiet: QuietOpt = False,
+    progress: ProgressOpt = ProgressMode.bar,
     precision: PrecisionOpt = "fp32",
+    sample_rate: SampleRateOpt = None,
+    channels: ChannelsOpt = 1,
+    raw_format: RawFormatOpt = "PCM_16",
+    liveliness: Annotated[bool, typer.Option("--liveliness/--no-liveliness", help="Blinks, brow raises, head motion and gaze from the speech's prosody (head pose in SPEECH.head.npz).")] = True,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the liveliness layer: the same seed gives the same blinks, brows, head and gaze.", min=0)] = 0,
 ) -> None:
-    """Speech → align → key motions → completion → mesh motion (.npy), and optionally an mp4."""
-    with user_errors():
-        from ..alignment import write_json
-        from ..atomic import atomic_output, check_output_path
-        from ..audio import load_audio
-        from ..keymotions import write_key_motions
-        from ..pipeline import animate as run
-
-        out = check_output_path(output or speech.with_suffix(".npy"), force=force)
-        video = check_output_path(out.with_suffix(".mp4"), force=force) if render else None
-        formats = [f.strip() for f in (export or "").split(",") if f.strip()]
-        if formats:
-            from ..export import check_outputs, default_output
-
-            check_outputs({f: default_output(out.with_suffix(""), f) for f in formats}, force=force)
-        audio = load_audio(speech)
-        with atomic_output(out, force=force) as tmp, step_progress(enabled=not quiet) as on_step:
-            result = run(
-                audio, backbone=backbone, checkpoint=checkpoint, key_motions=key_motions, text=_text(speech, text),
-                alignment=_read_alignment(alignment), style=style, template=_template(template), on_step=on_step,
-                precision=precision, motion_path=tmp,  # streamed: a long motion is never whole in memory
-            )
-        written = [out]
-        if result.alignment is not None and alignment is None:
-            written.append(write_json(result.alignment, out.with_suffix(".align.json"), force=True))
-        if result.key_motions is not None:
-            written.append(write_key_motions(result.key_motions, out.with_suffix(".keys.npz"), template=result.template.vertices, force=True))
-            info(f"{len(result.key_motions.frames.indices)} key frames ({result.key_motions.frames.density:.0%} of {len(result.vertices)})")
-        if formats:
-            from ..export import export_motion
-
-            written += export_motion(result.vertices, result.template, formats, out.with_suffix(""), result.fps, audio_path=str(speech), force=force, log=info)
-        if video is not None:
-            written.append(_render(result, audio, video, force=force, quiet=quiet))
-        info(f"{result.model}: {len(result.vertices)} frames at {result.fps:g} fps → {', '.join(str(p) for p in written)}")
+    """Speech → align → key motions → completion → mesh motion (.npy), and optionally an mp4; one file or a batch."""
+    with running("animate", progress, quiet=quiet) as rep:
+        inputs = expand_inputs(speech, AUDIO_SUFFIXES)
+        if inputs.batch and (text is not None or alignment is not None):
+            raise KmtalkError("--text/--alignment apply to one input; for a batch, put SPEECH.txt beside each file or use a .csv manifest.")
+        formats = tuple(f.strip() for f in (export or "").split(",") if f.strip())
+        job = AnimateJob(backbone, checkpoint, key_motions, text, alignment, style, template, batch_output(output, inputs.batch),
+                         inputs.batch, render, formats, precision, (sample_rate, channels, raw_format), liveliness, seed)
+        finish(run_inputs(job, inputs, reporter=rep, jobs=jobs, force=force, label="Animating"), "animated")
 
 
-def _render(result: Any, audio: Any, video: Path, *, force: bool, quiet: bool) -> Path:
+def _render(result: Any, audio: Any, video: Path, *, force: bool) -> Path:
     import tempfile
 
     from ..audio import write_wav
@@ -104,10 +178,11 @@ def _render(result: Any, audio: Any, video: Path, *, force: bool, quiet: bool) -
     with tempfile.TemporaryDirectory(prefix="kmtalk-animate-") as scratch:
         wav = Path(scratch) / "speech.wav"
         write_wav(audio, wav)
-        with progress_bar(f"Rendering {video.name}", enabled=not quiet) as progress:
+        with progress_bar(f"Rendering {video.name}") as progress:
             rendered = render_video(
                 result.vertices, result.template.faces, video, audio_wav=wav, options=RenderOptions(fps=result.fps),
                 framing_vertices=result.template.vertices, force=force, progress=progress,
+                template=result.template, head_pose=result.head_pose,
             )
     return rendered.path
 
@@ -122,21 +197,21 @@ def keymotions(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Key motions .npz (default: SPEECH.keys.npz).")] = None,
     force: ForceOpt = False,
     precision: PrecisionOpt = "fp32",
+    sample_rate: SampleRateOpt = None,
+    channels: ChannelsOpt = 1,
+    raw_format: RawFormatOpt = "PCM_16",
 ) -> None:
     """Find the key frames at phoneme boundaries and predict the face there (.npz)."""
     with user_errors():
-        from ..alignment import align
         from ..atomic import check_output_path
-        from ..audio import load_audio
         from ..face.template import bundled_template
         from ..keymotions import write_key_motions
-        from ..pipeline import resolve_model
+        from ..pipeline import key_motions_for, load
 
         out = check_output_path(output or speech.with_name(speech.stem + ".keys.npz"), force=force)
-        audio = load_audio(speech)
-        model = resolve_model(backbone, checkpoint, None, precision=precision)
-        timing = _read_alignment(alignment) or align(audio, _text(speech, text))
-        keys = model.predict_keys(audio, timing, style=style)
+        audio = read_speech(speech, sample_rate, channels, raw_format)
+        model = load(backbone, checkpoint, None, precision=precision)
+        _, keys = key_motions_for(audio, model, alignment=_read_alignment(alignment), text=_text(speech, text), style=style)
         head = bundled_template()
         write_key_motions(keys, out, template=head.vertices if head.n_vertices == model.n_vertices else None, force=force)
         info(f"{len(keys.frames.indices)} key frames ({keys.frames.density:.0%} of {keys.frames.n_frames}, rule {keys.frames.rule}) → {out}")
@@ -152,28 +227,21 @@ def complete(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Motion .npy (default: SPEECH.npy).")] = None,
     force: ForceOpt = False,
     precision: PrecisionOpt = "fp32",
+    sample_rate: SampleRateOpt = None,
+    channels: ChannelsOpt = 1,
+    raw_format: RawFormatOpt = "PCM_16",
 ) -> None:
     """Complete the full motion from key motions, guided by the audio (.npy, (T, V·3))."""
     with user_errors():
-        import numpy as np
         from ..atomic import atomic_output, check_output_path
-        from ..audio import load_audio
-        from ..errors import MotionError
         from ..keymotions import read_key_motions
-        from ..npy_stream import NpyRowWriter
-        from ..pipeline import resolve_model
+        from ..pipeline import complete as complete_motion
+        from ..pipeline import load
 
         out = check_output_path(output or speech.with_suffix(".npy"), force=force)
         key_motions = read_key_motions(keys)
-        audio = load_audio(speech)
-        model = resolve_model(backbone, checkpoint, None, precision=precision)
-        face = _template(template)
-        model.check_template(face.n_vertices)
-        if key_motions.dim != model.n_vertices * 3:
-            raise MotionError(f"The key motions have {key_motions.dim // 3} vertices; the model has {model.n_vertices}.")
-        rest = face.vertices.reshape(-1).astype(np.float32)
-        n_frames = model.n_frames(audio)
-        with atomic_output(out, force=force) as tmp, NpyRowWriter(tmp, n_frames, rest.shape) as writer:
-            for piece in model.complete_pieces(audio, key_motions, style=style):
-                writer.write(piece + rest)
-        info(f"{n_frames} frames completed from {len(key_motions.frames.indices)} key frames → {out}")
+        audio = read_speech(speech, sample_rate, channels, raw_format)
+        model = load(backbone, checkpoint, None, precision=precision)
+        with atomic_output(out, force=force) as tmp:
+            vertices = complete_motion(audio, key_motions, model, _template(template), style=style, motion_path=tmp)
+        info(f"{len(vertices)} frames completed from {len(key_motions.frames.indices)} key frames → {out}")

@@ -1,4 +1,6 @@
-"""``kmtalk backbones``: the registered backbones, their sizes and which have bundled weights."""
+"""``kmtalk backbones``: the registered backbones, their sizes and which have bundled weights.
+
+One wrapped block per backbone rather than a table, so it reads in an 80-column terminal."""
 
 from __future__ import annotations
 
@@ -16,8 +18,10 @@ def backbones(
     with user_errors():
         import json
 
+        import textwrap
+
         from rich.console import Console
-        from rich.table import Table
+        from rich.markup import escape
 
         from ..backbones import list_backbones
         from ..weights import DEFAULT_BACKBONE, bundled_checkpoints
@@ -42,16 +46,20 @@ def backbones(
         if as_json:
             typer.echo(json.dumps(rows, indent=2))
             return
-        table = Table(title="kmtalk backbones")
-        for col in ("name", "description", "parameters (default)", "presets", "stages", "bundled weights"):
-            table.add_column(col)
-        for r in rows:
-            params = "?" if r["parameters"] < 0 else f"{r['parameters'] / 1e6:.2f} M"
-            table.add_row(r["name"], r["description"], params, ", ".join(r["presets"]), ", ".join(r["stages"]), ", ".join(r["bundled"]) or "no")
         console = Console()
-        console.print(table)
+        width = max(40, min(console.width, 100))
+        for r in rows:
+            params = "?" if r["parameters"] < 0 else f"{r['parameters'] / 1e6:.2f} M parameters"
+            default = " (the animate default)" if r["animate_default"] else ""
+            console.print(f"[bold]{escape(r['name'])}[/]{default}  {params}", highlight=False)
+            lines = [r["description"], f"presets: {', '.join(r['presets'])}; stages: {', '.join(r['stages'])}",
+                     f"bundled weights: {', '.join(r['bundled']) or 'none'}"]
+            for line in lines:
+                console.print(escape(textwrap.fill(line, width, initial_indent="  ", subsequent_indent="  ")), highlight=False)
+            console.print()
         styles = sorted({s for r in rows for s in r["styles"]})
         if styles:
-            console.print(f"Styles of the bundled weights (--style): {', '.join(styles)}")
+            console.print(escape(textwrap.fill(f"Styles of the bundled weights (--style): {', '.join(styles)}", width)), highlight=False)
         if any(r["bundled"] for r in rows):
-            console.print(f"`kmtalk animate` uses the bundled {DEFAULT_BACKBONE} + KM unless --backbone/--no-key-motions say otherwise.")
+            console.print(escape(textwrap.fill(
+                f"`kmtalk animate` uses the bundled {DEFAULT_BACKBONE} + KM unless --backbone/--no-key-motions say otherwise.", width)), highlight=False)

@@ -9,29 +9,72 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Callable, Iterator
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..errors import KmtalkError, KmtalkWarning
+from ..progress import ProgressMode, Reporter, current, reporting
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
+ProgressOpt = Annotated[
+    ProgressMode, typer.Option("--progress", help="bar (default), json (one event per line on stderr, for programs) or none.")
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+JobsOpt = Annotated[int, typer.Option("--jobs", "-j", help="Worker processes for a batch (each loads the model once).", min=1)]
+
+
+def reporter() -> Reporter:
+    """The running command's reporter (progress, messages, per-file results)."""
+    return current()
+
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print ``message`` as one error line and return the Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {escape(message)}")
+    """Print ``message`` as one error line (an ``error`` event in JSON mode) and return the Exit to raise."""
+    current().error(message)
     return typer.Exit(code)
 
 
 def notice(message: str) -> None:
-    err_console.print(f"[yellow]warning:[/] {escape(message)}")
+    current().warning(message)
 
 
 def info(message: str) -> None:
-    err_console.print(escape(message))
+    current().info(message)
+
+
+@contextlib.contextmanager
+def running(command: str, progress: ProgressMode | str = ProgressMode.bar, *, quiet: bool = False, files: int | None = None) -> Iterator[Reporter]:
+    """A command's whole run: its reporter (``--progress``; ``--quiet`` turns the bar off), the
+    ``start`` and ``done`` events, and library errors mapped to one line and an exit code."""
+    mode = ProgressMode(progress)
+    if quiet and mode is ProgressMode.bar:
+        mode = ProgressMode.none
+    with reporting(Reporter(mode, command, console=err_console)) as rep:
+        if files is not None:
+            rep.start(files)
+        try:
+            with user_errors():
+                yield rep
+        except typer.Exit as exc:
+            rep.finish(ok=exc.exit_code == 0)
+            raise
+        except BaseException:
+            rep.finish(ok=False)
+            raise
+        rep.finish(ok=True)
+
+
+def finish(summary: Any, verb: str) -> None:
+    """After a batch: the summary line, and exit 1 if any file failed."""
+    from ..batch import summary_line
+
+    if len(summary.results) > 1 or summary.count("ok") != len(summary.results):
+        info(summary_line(summary, verb))
+    if summary.failed:
+        raise fail(f"{summary.failed} of {len(summary.results)} files failed.")
 
 
 @contextlib.contextmanager
@@ -60,37 +103,14 @@ def user_errors() -> Iterator[None]:
 
 @contextlib.contextmanager
 def progress_bar(description: str, *, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
-    """A Rich progress bar on stderr, exposed to library code as a ``(done, total)`` callback."""
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-        disable=not enabled,
-    ) as bar:
-        task = bar.add_task(description, total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
+    """A progress bar on stderr (or JSON ``progress`` events), exposed to library code as a ``(done, total)`` callback."""
+    with current().bar(description, enabled=enabled) as update:
         yield update
 
 
 @contextlib.contextmanager
 def step_progress(*, enabled: bool = True) -> Iterator[Callable[[str], None]]:
-    """Stages of unknown length (aligning, predicting): a spinner and elapsed time per stage,
-    exposed to library code as a ``(stage name)`` callback; each stage stays listed when done."""
-    with Progress(SpinnerColumn(finished_text="[green]✓[/]"), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=err_console, disable=not enabled) as bar:
-        current: list[int] = []
-
-        def start(name: str) -> None:
-            if current:
-                bar.update(current[-1], total=1, completed=1)
-            current.append(bar.add_task(name, total=None))
-
+    """Stages of unknown length (aligning, predicting): a spinner and elapsed time per stage
+    (or JSON ``stage`` events), exposed to library code as a ``(stage name)`` callback."""
+    with current().steps(enabled=enabled) as start:
         yield start
-        if current:
-            bar.update(current[-1], total=1, completed=1)

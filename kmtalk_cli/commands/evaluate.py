@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from .common import fail, info, progress_bar, user_errors
+from ..progress import ProgressMode
+from .common import ProgressOpt, QuietOpt, fail, info, progress_bar, running
 
 
 class StyleMode(str, Enum):
@@ -47,10 +48,11 @@ def evaluate(
         AlignmentSource, typer.Option("--alignments", help="Phones for key-motion checkpoints: aligner (align the speech) or true (the corpus' TextGrids).")
     ] = AlignmentSource.aligner,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing reports.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: QuietOpt = False,
+    progress: ProgressOpt = ProgressMode.bar,
 ) -> None:
     """Evaluate LVE (paper form and true mm), FDD and MVE per sequence and pooled; print the table."""
-    with user_errors():
+    with running("evaluate", progress, quiet=quiet) as rep:
         from ..atomic import check_output_path
         from ..data.dataset import open_dataset
         from ..errors import KmtalkError
@@ -78,7 +80,7 @@ def evaluate(
             mode = (style_mode or StyleMode.own).value
             predict = ModelPredictions(model, dataset, style=style, style_mode=mode, alignments=alignments.value)
         regions = resolve_regions(dataset)
-        with progress_bar(f"Evaluating {split}", enabled=not quiet) as progress:
+        with progress_bar(f"Evaluating {split}", enabled=not quiet) as update:
             report = run_evaluation(
                 dataset,
                 split,
@@ -88,14 +90,14 @@ def evaluate(
                 regions_source=regions.source,
                 model=predict.description,
                 with_audio=not source.is_dir(),
-                progress=progress,
+                progress=update,
             )
         typer.echo(format_markdown(report), nl=False)
         write_json(report, json_path, force=force)
         write_markdown(report, md_path, force=force)
         info(f"Wrote {json_path} and {md_path}")
         for failure in report.failures:
-            fail(f"{failure.name}: {failure.message}")
+            rep.file(failure.name, "failed", message=failure.message)
         if report.failures:
             total = len(report.failures) + len(report.sequences)
             raise fail(f"{len(report.failures)} of {total} sequences could not be evaluated; the pooled values leave them out.")

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from .common import info, notice, progress_bar, user_errors
+from ..batch import BatchItem, batch_output, expand_inputs, run_inputs
+from ..errors import KmtalkError
+from ..progress import ProgressMode
+from .common import JobsOpt, ProgressOpt, QuietOpt, finish, info, notice, progress_bar, running
+
+#: ``-o -``: write a text output to stdout.
+STDOUT = Path("-")
 
 MOTION_SUFFIXES = (".npy", ".npz")
 ALIGNMENT_SUFFIXES = (".json", ".textgrid")
@@ -28,9 +35,110 @@ def output_stem(path: Path) -> Path:
     return stem.with_suffix("") if stem.suffix in (".align", ".arkit") else stem
 
 
+@dataclass(frozen=True)
+class ExportJob:
+    """``kmtalk export`` over one source or a batch; the template is loaded once per worker."""
+
+    formats: tuple[str, ...]
+    viseme_set: str
+    alignment: Path | None
+    template: str | None
+    subject: str | None
+    fps: float
+    audio: Path | None
+    output: Path | None
+    bake: bool | None
+    smoothing: float
+    batch: bool
+
+    def targets(self, source: Path) -> dict[str, Path]:
+        """Each format's output: ``-o`` itself for one format, else named after a shared stem."""
+        from ..export import default_output
+
+        if self.output is not None and not self.batch and len(self.formats) == 1:
+            return {self.formats[0]: self.output}
+        if self.output is not None and self.batch:
+            stem = self.output / output_stem(source).name
+        else:
+            stem = output_stem(self.output) if self.output is not None else output_stem(source)
+        return {fmt: default_output(stem, fmt, self.viseme_set) for fmt in self.formats}
+
+    def outputs(self, item: BatchItem) -> list[Path]:
+        return [p for p in self.targets(item.path).values() if p != STDOUT]
+
+    def setup(self) -> Any:
+        from ..face.template import load_template
+
+        needs_mesh = any(f != "visemes" for f in self.formats)
+        return load_template(self.template, subject=self.subject) if needs_mesh else None
+
+    def run(self, item: BatchItem, face: Any, force: bool) -> list[Path]:
+        from ..errors import AlignmentError, MotionError
+        from ..export import check_outputs, write_motion
+        from ..export.visemes import read_phones, visemes, write_visemes
+
+        source = item.path
+        suffix = source.suffix.lower()
+        if suffix not in MOTION_SUFFIXES + ALIGNMENT_SUFFIXES:
+            raise MotionError(f"{source} is neither a motion (.npy/.npz) nor an alignment (.json/.TextGrid).")
+        is_motion = suffix in MOTION_SUFFIXES
+        if not is_motion and list(self.formats) != ["visemes"]:
+            others = ", ".join(f for f in self.formats if f != "visemes")
+            raise AlignmentError(f"An alignment can only be exported as visemes; {others} need a motion (.npy/.npz).")
+        alignment = self.alignment
+        if is_motion and "visemes" in self.formats and alignment is None:
+            beside = source.with_name(output_stem(source).name + ".align.json")
+            if not (self.batch and beside.is_file()):
+                raise AlignmentError("--format visemes from a motion needs its alignment: pass --alignment ALIGN.json or .TextGrid.")
+            alignment = beside
+        targets = self.targets(source)
+        check_outputs({f: p for f, p in targets.items() if p != STDOUT}, force=force)
+
+        motion_targets = {fmt: path for fmt, path in targets.items() if fmt != "visemes"}
+        vertices = head_pose = None
+        if is_motion:  # read and check the motion before writing anything
+            from ..face.template import load_template
+            from ..motion import load_motion
+
+            face = face if face is not None else load_template(self.template, subject=self.subject)
+            vertices = load_motion(source, face.n_vertices)
+            head_pose = _head_pose_beside(source, len(vertices))
+
+        written: list[Path] = []
+        if "visemes" in targets:
+            phones = read_phones(alignment if is_motion else source)
+            if vertices is not None and abs(phones.duration - len(vertices) / self.fps) > 2.0 / self.fps:
+                notice(f"The alignment lasts {phones.duration:.2f} s but the motion {len(vertices) / self.fps:.2f} s at {self.fps:g} fps.")
+            track = visemes(phones, self.viseme_set, sound_file=str(self.audio) if self.audio is not None else None)
+            if targets["visemes"] == STDOUT:
+                write_stdout(track)
+            else:
+                written.append(write_visemes(track, targets["visemes"], force=force))
+        if motion_targets:
+            with progress_bar(f"Exporting {source.name}") as progress:
+                written += write_motion(
+                    vertices, face, motion_targets, self.fps, self.audio, force,
+                    bake=self.bake, smoothing=self.smoothing, frame_stem=output_stem(source).name, log=info, progress=progress,
+                    head_pose=head_pose,
+                )
+        for path in written:
+            info(f"Wrote {path}")
+        return written
+
+
+def write_stdout(track: Any) -> None:
+    """A viseme track as TSV on stdout (``-o -``), for piping into another tool."""
+    import sys
+
+    from ..export.visemes import tsv_text
+
+    sys.stdout.write(tsv_text(track))
+    sys.stdout.flush()
+
+
 def export(
     source: Annotated[
-        Path, typer.Argument(help="Motion .npy/.npz (T, V·3 or V, 3), or an alignment (.json from kmtalk align, or .TextGrid) for visemes.")
+        list[Path], typer.Argument(help="Motion .npy/.npz (T, V·3 or V, 3), or an alignment (.json from kmtalk align, or .TextGrid) for visemes; files, directories, quoted globs or a .txt manifest.")
     ],
     formats: Annotated[
         str, typer.Option("--format", help="arkit-csv, arkit-json, glb, obj, ply or visemes; several separated by commas.")
@@ -51,7 +159,7 @@ def export(
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Output file (a folder for obj/ply); with several formats, the stem they share (default: beside SOURCE)."),
+        typer.Option("--output", "-o", help="Output file (a folder for obj/ply; - for visemes on stdout); with several formats, the stem they share; with several sources, a directory (default: beside SOURCE)."),
     ] = None,
     bake: Annotated[
         bool | None,
@@ -61,55 +169,39 @@ def export(
         float, typer.Option("--smoothing", help="Temporal smoothing of the fitted weights: λ of the vertex-acceleration penalty (0 = none).", min=0.0)
     ] = 0.002,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    jobs: JobsOpt = 1,
+    quiet: QuietOpt = False,
+    progress: ProgressOpt = ProgressMode.bar,
 ) -> None:
-    """Export a motion as ARKit weights (Live Link Face CSV, JSON), glTF or OBJ/PLY sequences, or an alignment as visemes."""
-    with user_errors():
-        from ..errors import AlignmentError, AudioError, MotionError
-        from ..export import check_outputs, default_output, parse_formats, write_motion
-        from ..export.visemes import read_phones, visemes, write_visemes
+    """Export motions as ARKit weights (Live Link Face CSV, JSON), glTF or OBJ/PLY sequences, or alignments as visemes; one file or a batch."""
+    with running("export", progress, quiet=quiet) as rep:
+        from ..errors import AudioError
+        from ..export import parse_formats
 
-        chosen = parse_formats(formats)
-        suffix = source.suffix.lower()
-        if suffix not in MOTION_SUFFIXES + ALIGNMENT_SUFFIXES:
-            raise MotionError(f"{source} is neither a motion (.npy/.npz) nor an alignment (.json/.TextGrid).")
-        is_motion = suffix in MOTION_SUFFIXES
-        if not is_motion and chosen != ["visemes"]:
-            others = ", ".join(f for f in chosen if f != "visemes")
-            raise AlignmentError(f"An alignment can only be exported as visemes; {others} need a motion (.npy/.npz).")
-        if is_motion and "visemes" in chosen and alignment is None:
-            raise AlignmentError("--format visemes from a motion needs its alignment: pass --alignment ALIGN.json or .TextGrid.")
+        chosen = tuple(parse_formats(formats))
+        inputs = expand_inputs(source, (".align.json", ".textgrid") if chosen == ("visemes",) else MOTION_SUFFIXES)
         if audio is not None and not audio.is_file():
             raise AudioError(f"Audio file {audio} does not exist.")
+        if inputs.batch and (alignment is not None or audio is not None):
+            raise KmtalkError("--alignment/--audio apply to one source; in a batch each motion's SOURCE.align.json beside it is used.")
+        if output == STDOUT and (inputs.batch or chosen != ("visemes",)):
+            raise KmtalkError("-o - (stdout) takes one source exported as visemes; the other formats are files.")
+        out = output if output == STDOUT else batch_output(output, inputs.batch)
+        job = ExportJob(chosen, viseme_set.value, alignment, template, subject, fps, audio, out, bake, smoothing, inputs.batch)
+        finish(run_inputs(job, inputs, reporter=rep, jobs=jobs, force=force, label="Exporting"), "exported")
 
-        if output is not None and len(chosen) == 1:
-            targets = {chosen[0]: output}
-        else:
-            stem = output_stem(output) if output is not None else output_stem(source)
-            targets = {fmt: default_output(stem, fmt, viseme_set.value) for fmt in chosen}
-        check_outputs(targets, force=force)
 
-        motion_targets = {fmt: path for fmt, path in targets.items() if fmt != "visemes"}
-        vertices = face = None
-        if is_motion:  # read and check the motion before writing anything
-            from ..face.template import load_template
-            from ..motion import load_motion
+def _head_pose_beside(motion: Path, n_frames: int) -> Any:
+    """``MOTION.head.npz`` (head rotation and gaze, from ``kmtalk animate``) when it lies beside the
+    motion and has its frame count; None otherwise (a stale one is reported and ignored)."""
+    from ..face.headpose import head_pose_path, read_head_pose
 
-            face = load_template(template, subject=subject)
-            vertices = load_motion(source, face.n_vertices)
-
-        written: list[Path] = []
-        if "visemes" in targets:
-            phones = read_phones(alignment if is_motion else source)
-            if vertices is not None and abs(phones.duration - len(vertices) / fps) > 2.0 / fps:
-                notice(f"The alignment lasts {phones.duration:.2f} s but the motion {len(vertices) / fps:.2f} s at {fps:g} fps.")
-            track = visemes(phones, viseme_set.value, sound_file=str(audio) if audio is not None else None)
-            written.append(write_visemes(track, targets["visemes"], force=force))
-        if motion_targets:
-            with progress_bar(f"Exporting {source.name}", enabled=not quiet) as progress:
-                written += write_motion(
-                    vertices, face, motion_targets, fps, audio, force,
-                    bake=bake, smoothing=smoothing, frame_stem=output_stem(source).name, log=info, progress=progress,
-                )
-        for path in written:
-            info(f"Wrote {path}")
+    path = head_pose_path(motion)
+    if not path.is_file():
+        return None
+    pose = read_head_pose(path)
+    if pose.n_frames != n_frames:
+        notice(f"{path.name} has {pose.n_frames} frames but the motion {n_frames}; exporting without head pose.")
+        return None
+    info(f"Head and eye motion from {path.name}")
+    return pose

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from .common import info, progress_bar, user_errors
+from ..progress import ProgressMode
+from .common import ProgressOpt, QuietOpt, info, progress_bar, running
 
 
 class PresetChoice(str, Enum):
@@ -30,12 +31,16 @@ def synth(
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives a byte-identical corpus.", min=0)] = 0,
     fps: Annotated[float, typer.Option("--fps", help="Frames per second of the motion.", min=1.0, max=240.0)] = 30.0,
     voices: Annotated[VoiceChoice, typer.Option("--voices", help="espeak (built in), mbrola (needs the espeak-ng and mbrola programs and an MBROLA voice such as Debian's mbrola-us1; not for commercial use) or both (subjects alternate).")] = VoiceChoice.espeak,
+    prosody: Annotated[bool, typer.Option("--prosody/--no-prosody", help="Hidden per-utterance and per-word effort, accents, rate and phrasing that shape both the speech (SSML) and the motion (espeak-ng voices).")] = True,
+    voice_warp: Annotated[bool, typer.Option("--voice-warp/--no-voice-warp", help="Give each subject its own vocal-tract length (resampling warp, timings stay exact).")] = True,
+    held_out_family: Annotated[str, typer.Option("--held-out-family", help="Keep this voice family (espeak-male, espeak-female, espeak-named, mbrola) out of train/val/test, as an 'unseen' split.")] = "",
     workers: Annotated[int, typer.Option("--workers", help="Processes to use (0: one per core, at most 4).", min=0, max=64)] = 0,
     force: Annotated[bool, typer.Option("--force", "-f", help="Replace an existing OUT_DIR (only once the new corpus is complete).")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: QuietOpt = False,
+    progress: ProgressOpt = ProgressMode.bar,
 ) -> None:
     """Build a synthetic talking-face corpus: rigged head + espeak-ng speech with exact phone timings."""
-    with user_errors():
+    with running("synth", progress, quiet=quiet) as rep:
         from dataclasses import replace
 
         from ..data.synth import PRESETS, build_corpus
@@ -49,9 +54,12 @@ def synth(
             fps=fps,
             voices=voices.value,
             workers=workers,
+            prosody=prosody,
+            voice_warp=voice_warp,
+            held_out_family=held_out_family,
         )
-        with progress_bar(f"Synthesising {out_dir.name}", enabled=not quiet) as progress:
-            summary = build_corpus(out_dir, options, force=force, progress=progress)
+        with progress_bar(f"Synthesising {out_dir.name}", enabled=not quiet) as update:
+            summary = build_corpus(out_dir, options, force=force, progress=update)
         minutes = summary.seconds / 60.0
         info(
             f"Wrote {summary.path}: {len(summary.subjects)} subjects, {summary.sequences} sequences, "

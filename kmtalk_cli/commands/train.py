@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from .common import info, progress_bar, user_errors
+from ..progress import ProgressMode
+from .common import ProgressOpt, QuietOpt, info, progress_bar, running
 
 
 def build_run(
@@ -115,10 +116,11 @@ def train(
     max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="Time budget per stage.")] = None,
     augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Degrade the training speech at random (reverb, band-limit, noise, gain) for real-world robustness.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from RUN_DIR/last.safetensors.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: QuietOpt = False,
+    progress: ProgressOpt = ProgressMode.bar,
 ) -> None:
     """Train a backbone on a corpus: validation each epoch, best/last checkpoints, DDP under torchrun."""
-    with user_errors():
+    with running("train", progress, quiet=quiet) as rep:
         from ..data.dataset import open_dataset
         from ..errors import KmtalkError
         from ..training import LR_SCHEDULES, TrainOptions, load_items, seed_everything
@@ -145,8 +147,8 @@ def train(
         model, description, lips = build_run(
             backbone, dataset, preset=preset, overrides=overrides, key_motions=key_motions, key_motion_overrides=km_overrides
         )
-        with progress_bar("Loading the corpus", enabled=not quiet) as progress:
-            train_items = load_items(dataset, dataset.split("train"), description["styles"], progress)
+        with progress_bar("Loading the corpus", enabled=not quiet) as update:
+            train_items = load_items(dataset, dataset.split("train"), description["styles"], update)
         val_items = load_items(dataset, dataset.split("val"), description["styles"]) if "val" in dataset.splits else []
         description["training"].update({"train_sequences": len(train_items), "val_sequences": len(val_items)})
         options = TrainOptions(
@@ -164,12 +166,13 @@ def train(
             out.mkdir(parents=True, exist_ok=True)
             with log_path.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(asdict(entry)) + "\n")
-            if quiet:
+            rep.emit("epoch", **asdict(entry))
+            if quiet or rep.mode is ProgressMode.json:
                 return
             val = "" if entry.val_loss is None else f" val loss {entry.val_loss:.4g}"
             lve = "" if entry.val_lve_mm is None else f" val LVE {entry.val_lve_mm:.2f} mm"
             info(f"[{entry.stage}] epoch {entry.epoch + 1}: train loss {entry.train_loss:.4g}{val}{lve} ({entry.seconds:.1f} s)")
 
-        with progress_bar(f"Training {backbone}", enabled=not quiet) as progress:
-            result = run_training(model, train_items, val_items, out, description, options, resume=resume, lips=lips, log=log, progress=progress)
+        with progress_bar(f"Training {backbone}", enabled=not quiet) as update:
+            result = run_training(model, train_items, val_items, out, description, options, resume=resume, lips=lips, log=log, progress=update)
         info(f"Done in {result.seconds / 60:.1f} min: {result.best} (best), {result.last} (last)")

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from .audio_options import ChannelsOpt, RawFormatOpt, SampleRateOpt
 from .common import info, user_errors
 
 #: Port of ``--serve`` unless told otherwise.
@@ -24,6 +25,9 @@ def view(
     serve: Annotated[bool, typer.Option("--serve", help="Serve the page on localhost until Ctrl-C.")] = False,
     port: Annotated[int, typer.Option("--port", help="Port for --serve (0: any free port).", min=0, max=65535)] = DEFAULT_PORT,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing page.")] = False,
+    sample_rate: SampleRateOpt = None,
+    channels: ChannelsOpt = 1,
+    raw_format: RawFormatOpt = "PCM_16",
 ) -> None:
     """Write a self-contained HTML page that plays GLB with its speech; opens from file:// or --serve."""
     with user_errors():
@@ -34,7 +38,7 @@ def view(
             output = glb.with_suffix(".html")
         if output is not None:
             output = check_output_path(output, force=force)
-        page = viewer_page(glb, audio)
+        page = viewer_page(glb, audio, sample_rate=sample_rate, channels=channels, raw_format=raw_format)
         sound = f"speech from {page.audio}" if page.audio else "no audio"
         if output is not None:
             with atomic_output(output, force=force) as tmp:

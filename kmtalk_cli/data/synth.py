@@ -37,6 +37,7 @@ from ..face.coarticulation import SpeakingStyle, SpokenPhone, animate_phones
 from ..face.rig import PARAMETERS, RIG_VERSION, Rig, build_rig
 from ..face.template import FaceTemplate, bundled_template
 from ..version import __version__
+from .prosody import UtteranceProsody
 from .sentences import generate_sentences
 
 #: espeak-ng's phoneme events run this far ahead of the acoustic boundaries (machine notes).
@@ -65,6 +66,9 @@ class SynthOptions:
     voices: str = "espeak"
     workers: int = 0  # 0: one per CPU core, at most 4
     max_words: int = 14
+    prosody: bool = True  # hidden effort, accents, rate and phrasing shape speech and motion (data/prosody.py)
+    voice_warp: bool = True  # each subject's vocal-tract length differs (resampling warp, exact timings)
+    held_out_family: str = ""  # a voice family kept out of train/val/test: the "unseen" split
 
 
 PRESETS: dict[str, SynthOptions] = {
@@ -84,6 +88,8 @@ class SubjectSpec:
     identity: dict[str, float]
     style: SpeakingStyle
     engine: str = "espeak"  # "espeak" (the bundled library) or "mbrola" (system programs)
+    warp: float = 1.0  # vocal-tract length factor: formants and pitch × warp, durations ÷ warp
+    family: str = "espeak-male"  # voice family (see :func:`voice_family`), for held-out splits
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,8 @@ class Utterance:
     phones: tuple[SpokenPhone, ...]
     params: np.ndarray  # (T, P) float32
     vertices: np.ndarray  # (T, V, 3) float32
+    prosody: UtteranceProsody | None = None  # the hidden variables, when drawn
+    head: np.ndarray | None = None  # (T, 3) head rotation (nods on accents), when drawn
 
 
 @dataclass(frozen=True)
@@ -140,11 +148,36 @@ def subject_voice(i: int, voices: str, mbrola_voices: Sequence[str] = ()) -> tup
     return engine, f"en-us+{variant}", gender
 
 
-def make_subjects(n: int, seed: int, voices: str = "espeak", mbrola_voices: Sequence[str] = ()) -> list[SubjectSpec]:
+#: Resampling warp range: ±12% vocal-tract length, about the spread between adult speakers.
+WARP_RANGE = (0.88, 1.12)
+
+
+def voice_family(engine: str, voice: str) -> str:
+    """The family a voice belongs to: voices of one family share an engine and a source speaker type."""
+    if engine == "mbrola":
+        return "mbrola"
+    variant = voice.split("+", 1)[-1]
+    if variant[:1] == "m" and variant[1:].isdigit():
+        return "espeak-male"
+    if variant[:1] == "f" and variant[1:].isdigit():
+        return "espeak-female"
+    return "espeak-named"
+
+
+def subject_warp(seed: int, i: int) -> float:
+    """Subject ``i``'s vocal-tract warp, from a stream of its own (the other draws do not move)."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x7A4B, i]))
+    return float(rng.uniform(*WARP_RANGE))
+
+
+def make_subjects(
+    n: int, seed: int, voices: str = "espeak", mbrola_voices: Sequence[str] = (), warp: bool = False
+) -> list[SubjectSpec]:
     """``n`` speakers whose voice, face and style differ visibly and measurably.
 
     Face, style, rate and pitch depend only on the seed and the subject's number, never on
-    the voice set, so a subject looks the same whichever engine speaks for it.
+    the voice set, so a subject looks the same whichever engine speaks for it. With ``warp``
+    each subject's voice also gets its own vocal-tract length, so no two subjects share a voice.
     """
     out = []
     for i in range(n):
@@ -174,6 +207,8 @@ def make_subjects(n: int, seed: int, voices: str = "espeak", mbrola_voices: Sequ
                 identity=identity,
                 style=style,
                 engine=engine,
+                warp=subject_warp(seed, i) if warp else 1.0,
+                family=voice_family(engine, voice),
             )
         )
     return out
@@ -390,33 +425,78 @@ def _stress_from_text(text: str, phones: Sequence[SpokenPhone]) -> tuple[SpokenP
     return tuple(out)
 
 
-def _speak(text: str, subject: SubjectSpec) -> tuple[np.ndarray, tuple[SpokenPhone, ...], str]:
-    """16 kHz samples, tiled true phones and a provenance note for one sentence in the subject's voice."""
+def warp_voice(samples: np.ndarray, rate: int, warp: float) -> np.ndarray:
+    """16 kHz speech as if played ``warp`` times faster: formants and pitch × warp, durations ÷ warp.
+
+    A vocal-tract length change by resampling: every time in the speech divides by ``warp``
+    exactly, so the phone timings stay exact after the same division.
+    """
     from ..audio import TARGET_RATE, resample
 
+    return np.clip(resample(samples, int(round(rate * warp)), TARGET_RATE), -1.0, 1.0).astype(np.float32)
+
+
+def _warp_phones(phones: Sequence[SpokenPhone], warp: float) -> tuple[SpokenPhone, ...]:
+    return tuple(replace(p, start=p.start / warp, end=p.end / warp) for p in phones)
+
+
+def _speak(text: str, subject: SubjectSpec, ssml: str | None = None) -> tuple[np.ndarray, tuple[SpokenPhone, ...], str]:
+    """16 kHz samples, tiled true phones and a provenance note for one sentence in the subject's voice.
+
+    ``ssml`` (espeak-ng only): the same sentence marked up with its prosody (:func:`prosody.to_ssml`).
+    """
+    from ..audio import TARGET_RATE
+
+    warp = subject.warp
+    warp_note = f", vocal tract × {warp:.3f}" if warp != 1.0 else ""
     if subject.engine == "mbrola":
         from ..alignment.mbrola import synthesize_mbrola
 
         voice = subject.voice.removeprefix("mb-")
         mb = synthesize_mbrola(text, voice, rate=subject.rate, pitch=subject.pitch)
-        samples = np.clip(resample(mb.samples, mb.sample_rate, TARGET_RATE), -1.0, 1.0).astype(np.float32)
-        phones = _stress_from_text(text, phones_from_pho(mb.phones, len(samples) / TARGET_RATE))
-        return samples, phones, f"synthetic: MBROLA {voice} .pho durations (exact)"
+        samples = warp_voice(mb.samples, mb.sample_rate, warp)
+        phones = _stress_from_text(text, phones_from_pho(mb.phones, len(mb.samples) / mb.sample_rate))
+        return samples, _tile(_warp_phones(phones, warp), len(samples) / TARGET_RATE), f"synthetic: MBROLA {voice} .pho durations (exact){warp_note}"
     from ..alignment.espeak import synthesize
 
-    speech = synthesize(text, subject.voice, rate=subject.rate, pitch=subject.pitch)
-    samples = np.clip(resample(speech.samples, speech.sample_rate, TARGET_RATE), -1.0, 1.0).astype(np.float32)
+    speech = synthesize(ssml or text, subject.voice, rate=subject.rate, pitch=subject.pitch, ssml=ssml is not None)
+    samples = warp_voice(speech.samples, speech.sample_rate, warp)
     phones = phones_from_events(
-        [(e.name, e.start) for e in speech.phonemes], len(samples) / TARGET_RATE, [e.word for e in speech.phonemes]
+        [(e.name, e.start) for e in speech.phonemes], speech.duration, [e.word for e in speech.phonemes]
     )
-    return samples, phones, f"synthetic: espeak-ng {subject.voice} event times + {ESPEAK_EVENT_LEAD * 1000:.0f} ms"
+    note = f"synthetic: espeak-ng {subject.voice} event times + {ESPEAK_EVENT_LEAD * 1000:.0f} ms{warp_note}"
+    return samples, _tile(_warp_phones(phones, warp), len(samples) / TARGET_RATE), note
 
 
-def make_utterance(spec: UtteranceSpec, subject: SubjectSpec, rig: Rig, rest: np.ndarray, fps: float, seed: int) -> Utterance:
-    """Speak one sentence, time its phones, animate the rig on the subject's face."""
+def _tier_by_word(tier: Sequence[Segment], words: Sequence[str]) -> list[Segment | None]:
+    """The word tier laid over the transcript's words (None where a word got no phones)."""
+    out: list[Segment | None] = [None] * len(words)
+    k = 0
+    for seg in tier:
+        while k < len(words) and words[k] != seg.label:
+            k += 1
+        if k < len(words):
+            out[k] = seg
+            k += 1
+    return out
+
+
+def make_utterance(
+    spec: UtteranceSpec, subject: SubjectSpec, rig: Rig, rest: np.ndarray, fps: float, seed: int, prosody: bool = False
+) -> Utterance:
+    """Speak one sentence, time its phones, animate the rig on the subject's face.
+
+    With ``prosody`` the utterance draws hidden variables (:mod:`.prosody`) that shape its speech
+    through SSML and its motion through the rig's prosody controls and a head nod per accent.
+    """
     from ..audio import TARGET_RATE
+    from . import prosody as pros
 
-    samples, phones, note = _speak(spec.text, subject)
+    plan = None
+    if prosody and subject.engine == "espeak":
+        prng = np.random.default_rng(np.random.SeedSequence([seed, 0x9205, spec.subject, spec.sentence]))
+        plan = pros.draw_prosody(transcript_words(spec.text), prng)
+    samples, phones, note = _speak(spec.text, subject, pros.to_ssml(plan) if plan else None)
     duration = len(samples) / TARGET_RATE
     alignment = Alignment(
         words=_word_tier(spec.text, phones),
@@ -430,9 +510,15 @@ def make_utterance(spec: UtteranceSpec, subject: SubjectSpec, rig: Rig, rest: np
     )
     n_frames = max(1, int(round(duration * fps)))
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xF4CE, spec.subject, spec.sentence]))
-    params = animate_phones(phones, n_frames, fps, subject.style, rng)
+    style, controls, head = subject.style, None, None
+    if plan is not None:
+        words = _tier_by_word(alignment.words, [w.word for w in plan.words])
+        controls = pros.controls(plan, phones, words)
+        style = replace(style, rest_smile=style.rest_smile + pros.MOODS[plan.mood][1])
+        head = pros.head_nods(controls.accents, n_frames, fps)
+    params = animate_phones(phones, n_frames, fps, style, rng, prosody=controls)
     vertices = rig.pose(params, rest=rest).astype(np.float32)
-    return Utterance(spec.name, samples, alignment, phones, params.astype(np.float32), vertices)
+    return Utterance(spec.name, samples, alignment, phones, params.astype(np.float32), vertices, plan, head)
 
 
 # --------------------------------------------------------------------------------------------
@@ -458,10 +544,21 @@ def _phonemizer(voice: str) -> Callable[[str], list[str]]:
 
 def plan_corpus(options: SynthOptions) -> tuple[list[SubjectSpec], list[UtteranceSpec], dict[str, list[str]]]:
     """Subjects, the utterances to make and the splits; sentences 21–40 (the second half) of
-    val/test subjects come from a pool no train subject ever says, as in VOCASET."""
+    val/test subjects come from a pool no train subject ever says, as in VOCASET.
+
+    With ``held_out_family``, that family's subjects form an ``unseen`` split of their own (their
+    second-half sentences; first halves go to ``extra``): no voice of the family is heard in
+    training or validation, a generalisation test over voices.
+    """
     mbrola_voices = installed_voices() if options.voices != "espeak" else ()
-    subjects = make_subjects(options.subjects, options.seed, options.voices, mbrola_voices)
-    groups = split_subjects([s.name for s in subjects])
+    subjects = make_subjects(options.subjects, options.seed, options.voices, mbrola_voices, warp=options.voice_warp)
+    unseen = [s.name for s in subjects if options.held_out_family and s.family == options.held_out_family]
+    if options.held_out_family and not unseen:
+        families = ", ".join(sorted({s.family for s in subjects}))
+        raise OutputError(f"No subject speaks with voice family {options.held_out_family!r}; this corpus has {families}.")
+    groups = split_subjects([s.name for s in subjects if s.name not in unseen])
+    if unseen:
+        groups["unseen"] = unseen
     n_sent = options.sentences
     first_half = n_sent // 2
     held_count = n_sent - first_half
@@ -479,7 +576,7 @@ def plan_corpus(options: SynthOptions) -> tuple[list[SubjectSpec], list[Utteranc
             else:
                 text = held_pool[j - first_half]
             utterances.append(UtteranceSpec(f"{subject.name}_sentence{j + 1:02d}", i, j + 1, text))
-    splits: dict[str, list[str]] = {"train": [], "val": [], "test": [], "extra": []}
+    splits: dict[str, list[str]] = {"train": [], "val": [], "test": [], **({"unseen": []} if unseen else {}), "extra": []}
     role = {name: part for part, names in groups.items() for name in names}
     for u in utterances:
         part = role[subjects[u.subject].name]
@@ -505,14 +602,18 @@ def _worker_state(subjects: Sequence[SubjectSpec]) -> tuple[Rig, list[np.ndarray
     return _WORKER["rig"], _WORKER["rests"]  # type: ignore[return-value]
 
 
-def _make_and_write(job: tuple[UtteranceSpec, list[SubjectSpec], float, int, str]) -> dict:
-    """Worker: make one utterance and write its five files; return its statistics."""
+_Job = tuple[UtteranceSpec, list[SubjectSpec], float, int, str, bool]
+
+
+def _make_and_write(job: _Job) -> dict:
+    """Worker: make one utterance and write its files (seven with prosody); return its statistics."""
     from ..alignment.textgrid import write_textgrid
     from ..audio import TARGET_RATE, Audio, write_wav
+    from ..face.headpose import HeadPose, write_head_pose
 
-    spec, subjects, fps, seed, root = job
+    spec, subjects, fps, seed, root, prosody = job
     rig, rests = _worker_state(subjects)
-    utt = make_utterance(spec, subjects[spec.subject], rig, rests[spec.subject], fps, seed)
+    utt = make_utterance(spec, subjects[spec.subject], rig, rests[spec.subject], fps, seed, prosody=prosody)
     out = Path(root)
     np.save(out / "vertices_npy" / f"{spec.name}.npy", utt.vertices.reshape(len(utt.vertices), -1))
     write_wav(Audio(utt.samples, TARGET_RATE), out / "wav" / f"{spec.name}.wav")
@@ -520,6 +621,12 @@ def _make_and_write(job: tuple[UtteranceSpec, list[SubjectSpec], float, int, str
     (out / "wav" / f"{spec.name}.txt").write_text(spec.text + "\n", encoding="utf-8")
     write_textgrid(utt.alignment, out / "alignments" / f"{spec.name}.TextGrid")
     np.save(out / "rig" / f"{spec.name}.npy", utt.params)
+    if utt.prosody is not None:
+        text = json.dumps(utt.prosody.to_json(), indent=1, sort_keys=True) + "\n"
+        (out / "alignments" / f"{spec.name}.prosody.json").write_text(text, encoding="utf-8")
+    if utt.head is not None:
+        pose = HeadPose(fps, utt.head, np.zeros((len(utt.head), 2), np.float32))
+        write_head_pose(pose, out / "head" / f"{spec.name}.head.npz", force=True)
     counts = Counter(p.label for p in utt.phones if p.label != SIL)
     return {
         "name": spec.name,
@@ -533,7 +640,7 @@ def _make_and_write(job: tuple[UtteranceSpec, list[SubjectSpec], float, int, str
     }
 
 
-def _make_subject(jobs: list[tuple[UtteranceSpec, list[SubjectSpec], float, int, str]]) -> list[dict]:
+def _make_subject(jobs: list[_Job]) -> list[dict]:
     """Worker task: all sentences of one subject, in sentence order."""
     return [_make_and_write(job) for job in jobs]
 
@@ -584,6 +691,38 @@ def _mbrola_licence(engines: set[str]) -> list[str]:
     ]
 
 
+def _prosody_section(options: SynthOptions) -> list[str]:
+    """The data card's account of the hidden prosody and the voice warp."""
+    lines = []
+    if options.prosody:
+        lines += [
+            "## Hidden prosody (what the voice carries beyond the phones)",
+            "",
+            "Each espeak-ng utterance draws hidden variables from its own seed, stored in `alignments/<name>.prosody.json`:",
+            "vocal effort (-1..1), articulation (-1 hypo .. 1 hyper), mood (neutral / bright / subdued), a rate factor, and",
+            "per word its loudness (dB), emphasis (0..1, pitch accents on one or two content words), local rate and whether",
+            "a phrase break follows. They shape the speech through SSML (`<prosody volume pitch rate>` per word, `<break>`):",
+            "louder words are louder, accents are loud, high and slow, breaks are pauses. They shape the motion too:",
+            "jaw and lip-shape targets scale by 2^(dB/12) × rate^-0.5 (closure and the f/v tuck stay complete), brows rise",
+            "on accents (instead of random stressed syllables), a blink follows each phrase end, the mouth smiles a little",
+            "more when the mood is bright, and `head/<name>.head.npz` holds a small nod (≤ 3°) per accent. The phone",
+            "timings stay exact: espeak-ng counts the samples the markup changes. A rig driven by the phones alone cannot",
+            "know any of this; a model that listens can (`benchmarks/prosody_audible.py` measures both sides).",
+            "",
+        ]
+    if options.voice_warp:
+        lines += [
+            "## Voices",
+            "",
+            "Every subject's speech is resampled as if played faster or slower by its `vocal tract` factor (0.88–1.12):",
+            "formants and pitch scale by it and durations by its inverse (the phone timings are divided by it exactly), so",
+            "no two subjects share a voice. Families: espeak-male (m1–m6), espeak-female (f1, f4), espeak-named (Annie,",
+            "linda, steph, belinda), mbrola. `--held-out-family` keeps one family out of train/val/test as `unseen`.",
+            "",
+        ]
+    return lines
+
+
 def _datacard(options: SynthOptions, subjects: Sequence[SubjectSpec], records: Sequence[dict], splits: dict, counts: Counter) -> str:
     """DATACARD.md: how the corpus was made, so a number computed on it can be reproduced."""
     frames = sum(r["frames"] for r in records)
@@ -593,7 +732,11 @@ def _datacard(options: SynthOptions, subjects: Sequence[SubjectSpec], records: S
         "# Synthetic talking-face corpus (kmtalk synth)",
         "",
         f"Built by kmtalk {__version__} with `kmtalk synth --subjects {options.subjects} --sentences {options.sentences} "
-        f"--seed {options.seed} --fps {options.fps:g} --voices {options.voices}`. The same command rebuilds it byte for byte.",
+        f"--seed {options.seed} --fps {options.fps:g} --voices {options.voices}"
+        + ("" if options.prosody else " --no-prosody")
+        + ("" if options.voice_warp else " --no-voice-warp")
+        + (f" --held-out-family {options.held_out_family}" if options.held_out_family else "")
+        + "`. The same command rebuilds it byte for byte.",
         "",
         "## Contents",
         "",
@@ -616,14 +759,15 @@ def _datacard(options: SynthOptions, subjects: Sequence[SubjectSpec], records: S
         "per-subject face shape (proportions, lip thickness, jaw width, nose) and speaking style (gains, timing lead,",
         "asymmetry, blink rate, brow expressiveness). The motion is synthetic: it is plausible, not captured.",
         "",
+        *_prosody_section(options),
         "## Subjects",
         "",
-        "| subject | voice | rate | pitch | split |",
-        "|---|---|---:|---:|---|",
+        "| subject | voice | family | vocal tract | rate | pitch | split |",
+        "|---|---|---|---:|---:|---:|---|",
     ]
     role = {name: part for part, names in splits["subjects"].items() for name in names}
     for s in subjects:
-        lines.append(f"| {s.name} | {s.voice} | {s.rate} | {s.pitch} | {role[s.name]} |")
+        lines.append(f"| {s.name} | {s.voice} | {s.family} | {s.warp:.3f} | {s.rate} | {s.pitch} | {role[s.name]} |")
     lines += ["", "## Phone coverage (ARPAbet, all sequences)", "", "| phone | count |", "|---|---:|"]
     for phone in PHONES:
         lines.append(f"| {phone} | {counts.get(phone, 0)} |")
@@ -686,7 +830,7 @@ def build_corpus(
     os.chmod(scratch, 0o755)  # mkdtemp makes it private; a corpus is meant to be shared
     try:
         subjects, utterances, splits = plan_corpus(options)
-        for sub in ("vertices_npy", "wav", "alignments", "rig"):
+        for sub in ("vertices_npy", "wav", "alignments", "rig", *(("head",) if options.prosody else ())):
             (scratch / sub).mkdir()
         template = bundled_template()
         rig = build_rig(template)
@@ -695,7 +839,7 @@ def build_corpus(
         # each subject's sentences are spoken, in order, by a fresh process of their own: the
         # audio then depends on the seed alone, never on scheduling or on the caller's history.
         tasks = [
-            [(u, subjects, float(options.fps), options.seed, str(scratch)) for u in utterances if u.subject == i]
+            [(u, subjects, float(options.fps), options.seed, str(scratch), options.prosody) for u in utterances if u.subject == i]
             for i in range(len(subjects))
         ]
         workers = min(options.workers or _default_workers(), len(tasks))
@@ -719,7 +863,10 @@ def build_corpus(
             "version": 1,
             "options": asdict(replace(options, workers=0)),
             "fps": options.fps,
-            "subjects": {s.name: {"engine": s.engine, "voice": s.voice, "rate": s.rate, "pitch": s.pitch, "identity": s.identity, "style": asdict(s.style)} for s in subjects},
+            "subjects": {
+                s.name: {"engine": s.engine, "voice": s.voice, "family": s.family, "warp": s.warp, "rate": s.rate, "pitch": s.pitch, "identity": s.identity, "style": asdict(s.style)}
+                for s in subjects
+            },
             "sequences": {r["name"]: {k: v for k, v in r.items() if k != "name"} for r in records},
         }
         (scratch / "metadata.json").write_text(json.dumps(metadata, indent=1, sort_keys=True) + "\n", encoding="utf-8")

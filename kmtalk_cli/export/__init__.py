@@ -14,6 +14,7 @@ import numpy as np
 
 from ..atomic import check_output_path
 from ..errors import OutputError
+from ..face.headpose import HeadPose
 from ..face.template import FaceTemplate
 from .fit import DEFAULT_SMOOTHING, RigFit, fit_rig, linear_basis, rig_for
 
@@ -77,22 +78,24 @@ def _write_glb(
     force: bool,
     bake: bool | None,
     log: Log,
+    head_pose: HeadPose | None = None,
 ) -> Path:
-    """Morph targets with the fitted weights, or per-frame baked shapes (see :func:`write_motion`)."""
+    """Morph targets with the fitted weights, or per-frame baked shapes (see :func:`write_motion`);
+    on the bundled head the parts are nodes of their own, turned by ``head_pose`` when given."""
     from .gltf import write_baked_glb, write_glb
 
     audio = str(audio_path) if audio_path is not None else None
     if fit is None or rig_basis is None or bake is True:
         log(f"{path.name}: baked per-frame shapes (--bake).")
-        return write_baked_glb(path, template, vertices, fps, audio_path=audio, force=force)
+        return write_baked_glb(path, template, vertices, fps, audio_path=audio, force=force, head_pose=head_pose)
     miss = fit.morph_max_residual_mm
     if bake is None and miss > BAKE_THRESHOLD_MM:
         log(f"{path.name}: baked per-frame shapes; the rig's morph targets miss by up to {miss:.2f} mm (> {BAKE_THRESHOLD_MM} mm).")
-        return write_baked_glb(path, template, vertices, fps, audio_path=audio, force=force)
+        return write_baked_glb(path, template, vertices, fps, audio_path=audio, force=force, head_pose=head_pose)
     log(f"{path.name}: {len(fit.names)} ARKit-named morph targets, largest vertex error {miss:.2f} mm.")
     return write_glb(
         path, template, morph_names=fit.names, morph_deltas=rig_basis, weights=fit.morph_weights,
-        fps=fps, audio_path=audio, force=force,
+        fps=fps, audio_path=audio, force=force, head_pose=head_pose,
     )
 
 
@@ -109,8 +112,12 @@ def write_motion(
     frame_stem: str | None = None,
     log: Log | None = None,
     progress: Progress | None = None,
+    head_pose: HeadPose | None = None,
 ) -> list[Path]:
     """Write a motion (T, V, 3) in each format of ``targets`` (format → path); return the paths.
+
+    ``head_pose`` (head rotation and gaze beside the motion) fills the Live Link CSV's head,
+    eye-rotation and eye-look channels.
 
     ``bake``: for ``glb``, True bakes per-frame shapes, False always uses the rig's morph
     targets, None bakes when they miss the motion by more than :data:`BAKE_THRESHOLD_MM`.
@@ -139,13 +146,13 @@ def write_motion(
         if fmt == "arkit-csv":
             from .arkit import write_live_link_csv
 
-            written.append(write_live_link_csv(fit, path, force=force))
+            written.append(write_live_link_csv(fit, path, force=force, head_pose=head_pose))
         elif fmt == "arkit-json":
             from .arkit import write_arkit_json
 
             written.append(write_arkit_json(fit, path, force=force))
         elif fmt == "glb":
-            written.append(_write_glb(path, template, v, fit, rig_basis, fps, audio_path, force, bake, log))
+            written.append(_write_glb(path, template, v, fit, rig_basis, fps, audio_path, force, bake, log, head_pose))
         else:
             from .meshseq import write_obj_sequence, write_ply_sequence
 
@@ -168,11 +175,12 @@ def export_motion(
     smoothing: float = DEFAULT_SMOOTHING,
     log: Log | None = None,
     progress: Progress | None = None,
+    head_pose: HeadPose | None = None,
 ) -> list[Path]:
     """Write a motion in ``formats`` next to ``out_stem`` (see :func:`default_output` for names)."""
     out_stem = Path(out_stem)
     targets = {fmt: default_output(out_stem, fmt) for fmt in parse_formats(formats)}
     return write_motion(
         vertices, template, targets, fps, audio_path, force,
-        bake=bake, smoothing=smoothing, frame_stem=out_stem.name, log=log, progress=progress,
+        bake=bake, smoothing=smoothing, frame_stem=out_stem.name, log=log, progress=progress, head_pose=head_pose,
     )

@@ -4,9 +4,11 @@ Live Link Face (Epic's iPhone capture app) is how most ARKit animation travels b
 Unreal's importer, Blender and Maya add-ons and MetaHuman retargeting scripts all read its CSV.
 Each row is ``Timecode, BlendShapeCount`` and then the 52 ARKit blendshapes in the app's order
 (PascalCase), followed by head and eye rotations; we write the same 61 columns. The rig's 20
-controls already carry ARKit names and fill their columns; the other 32 shapes and all
-rotations are 0. Weights use ARKit's convention (``mouthClose ≤ jawOpen``, see
-:func:`~kmtalk_cli.export.fit.arkit_weights`).
+controls already carry ARKit names and fill their columns. With a
+:class:`~kmtalk_cli.face.headpose.HeadPose` (the liveliness layer's, ``SPEECH.head.npz``) the
+eye-look shapes and the head and eye rotations (radians) come from it too; without one, those
+are 0, as are the remaining shapes. Weights use ARKit's convention (``mouthClose ≤ jawOpen``,
+see :func:`~kmtalk_cli.export.fit.arkit_weights`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 
 from ..atomic import atomic_output
 from ..errors import MotionError
+from ..face.headpose import HeadPose
 from .fit import RigFit
 
 #: The 52 ARKit blendshapes in Live Link Face's column order (ARKit's camelCase spelling).
@@ -48,6 +51,8 @@ RIG_TO_ARKIT: dict[str, str] = {
         "browDownLeft", "browDownRight", "eyeBlinkLeft", "eyeBlinkRight",
     )
 }
+#: Eye rotation (radians) at which an eyeLook shape reaches 1: sideways, and up or down.
+EYE_LOOK_RANGE = (math.radians(30.0), math.radians(25.0))
 JSON_FORMAT = "kmtalk-arkit"
 JSON_VERSION = 1
 
@@ -88,15 +93,50 @@ def arkit_table(weights: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
     return table
 
 
-def write_live_link_csv(fit: RigFit, path: str | Path, *, force: bool = False) -> Path:
-    """Write the fit as a Live Link Face CSV (one row per frame at ``fit.fps``)."""
-    table = arkit_table(fit.arkit_weights, fit.names)
+def eye_look_weights(gaze: np.ndarray) -> dict[str, np.ndarray]:
+    """ARKit eyeLook weights (T,) from gaze yaw/pitch (T, 2) in radians (HeadPose's signs).
+
+    Yaw towards the face's left is "out" for the left eye and "in" for the right one; pitch
+    down is "down" for both. A weight reaches 1 at :data:`EYE_LOOK_RANGE`.
+    """
+    g = np.asarray(gaze, dtype=np.float64)
+    yaw = g[:, 0] / EYE_LOOK_RANGE[0]
+    pitch = g[:, 1] / EYE_LOOK_RANGE[1]
+    left, right, down, up = (np.clip(x, 0.0, 1.0) for x in (yaw, -yaw, pitch, -pitch))
+    return {
+        "eyeLookOutLeft": left, "eyeLookInRight": left, "eyeLookInLeft": right, "eyeLookOutRight": right,
+        "eyeLookDownLeft": down, "eyeLookDownRight": down, "eyeLookUpLeft": up, "eyeLookUpRight": up,
+    }
+
+
+def head_columns(table: np.ndarray, pose: HeadPose | None) -> tuple[np.ndarray, np.ndarray]:
+    """The blendshape table with the eye-look columns from ``pose``, and the (T, 9) rotation columns."""
+    rotations = np.zeros((len(table), len(LIVE_LINK_ROTATIONS)), dtype=np.float64)
+    if pose is None:
+        return table, rotations
+    if pose.n_frames != len(table):
+        raise MotionError(f"The head pose has {pose.n_frames} frames; the motion has {len(table)}.")
+    table = table.copy()
+    for name, weights in eye_look_weights(pose.gaze).items():
+        table[:, _COLUMN[name]] = weights
+    pitch, yaw, roll = (pose.rotation[:, k].astype(np.float64) for k in range(3))
+    eye_yaw, eye_pitch = pose.gaze[:, 0].astype(np.float64), pose.gaze[:, 1].astype(np.float64)
+    rotations[:, 0], rotations[:, 1], rotations[:, 2] = yaw, pitch, roll
+    rotations[:, 3], rotations[:, 4] = eye_yaw, eye_pitch
+    rotations[:, 6], rotations[:, 7] = eye_yaw, eye_pitch
+    return table, rotations
+
+
+def write_live_link_csv(fit: RigFit, path: str | Path, *, force: bool = False, head_pose: HeadPose | None = None) -> Path:
+    """Write the fit as a Live Link Face CSV (one row per frame at ``fit.fps``), with the head and
+    eye channels from ``head_pose`` when given."""
+    table, rotations = head_columns(arkit_table(fit.arkit_weights, fit.names), head_pose)
     count = len(ARKIT_BLENDSHAPES) + len(LIVE_LINK_ROTATIONS)
-    rotations = ",0" * len(LIVE_LINK_ROTATIONS)
     lines = [",".join(live_link_header())]
     for i, row in enumerate(table):
         values = ",".join(f"{x:.6f}" for x in row.tolist())
-        lines.append(f"{timecode(i, fit.fps)},{count},{values}{rotations}")
+        turns = "".join(f",{x:.6f}" if x else ",0" for x in rotations[i].tolist())
+        lines.append(f"{timecode(i, fit.fps)},{count},{values}{turns}")
     with atomic_output(Path(path), force=force) as tmp:
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return Path(path)

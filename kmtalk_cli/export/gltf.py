@@ -31,6 +31,8 @@ import numpy as np
 
 from ..atomic import atomic_output
 from ..errors import KmtalkWarning, MotionError, TemplateError
+from ..face.headpose import HeadPose
+from ..face.normals import vertex_normals
 from ..face.template import FaceTemplate
 from ..version import __version__
 
@@ -83,22 +85,6 @@ class GlbContent:
         return extras if isinstance(extras, dict) else {}
 
 
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted unit normals (V, 3); a vertex on no face gets +Z so every normal is unit."""
-    v = np.asarray(vertices, dtype=np.float64)
-    tri = v[faces]
-    face_n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    normals = np.zeros_like(v)
-    for corner in range(3):
-        for axis in range(3):
-            normals[:, axis] += np.bincount(faces[:, corner], weights=face_n[:, axis], minlength=len(v))
-    length = np.linalg.norm(normals, axis=1)
-    flat = length < 1e-20
-    normals[flat] = (0.0, 0.0, 1.0)
-    length[flat] = 1.0
-    return normals / length[:, None]
-
-
 class _BinaryBuilder:
     """Collects buffer views and accessors over the single binary buffer of a GLB."""
 
@@ -127,13 +113,13 @@ class _BinaryBuilder:
         return len(self.accessors) - 1
 
     def floats(self, array: np.ndarray, *, target: int | None = None, bounds: bool = False) -> int:
-        """A float accessor (SCALAR for 1-D, VEC3 for (N, 3)); ``bounds`` adds min/max."""
+        """A float accessor (SCALAR for 1-D, VEC3/VEC4 for (N, 3)/(N, 4)); ``bounds`` adds min/max."""
         data = np.ascontiguousarray(array, dtype="<f4")
         accessor = {
             "bufferView": self._view(data.tobytes(), target),
             "componentType": _FLOAT,
             "count": int(data.shape[0]),
-            "type": "SCALAR" if data.ndim == 1 else "VEC3",
+            "type": "SCALAR" if data.ndim == 1 else f"VEC{data.shape[1]}",
         }
         if bounds:
             accessor.update(_bounds(data))
@@ -261,8 +247,12 @@ def _document(
     weights: np.ndarray,
     fps: float,
     extras: dict,
+    head_pose: HeadPose | None = None,
 ) -> tuple[dict, bytes]:
-    """The glTF JSON and binary for one mesh, its morph targets and one weights animation."""
+    """The glTF JSON and binary for the face mesh, its morph targets and one animation.
+
+    A template with separate parts (the bundled head) adds their nodes: see :func:`_head_nodes`.
+    """
     rest = np.asarray(template.vertices, dtype=np.float64)
     faces = np.asarray(template.faces, dtype=np.int64)
     rest_normals = vertex_normals(rest, faces)
@@ -315,17 +305,166 @@ def _document(
         "bufferViews": out.views,
         "extras": {"fps": fps, "frames": frames, **extras},
     }
+    from ..face.accessories import has_parts
+
+    if has_parts(template):
+        _head_nodes(document, out, template, deltas, weights, time_accessor, head_pose)
     binary = out.binary
     document["buffers"] = [{"byteLength": len(binary)}]
     return document, binary
 
 
+def _linear(value: np.ndarray) -> np.ndarray:
+    """sRGB (0..1) → linear, as glTF's COLOR_0 and base colours are linear."""
+    return np.where(value <= 0.04045, value / 12.92, ((value + 0.055) / 1.055) ** 2.4)
+
+
+def _quaternions(rotations: np.ndarray) -> np.ndarray:
+    """(T, 3, 3) rotation matrices → (T, 4) unit quaternions (x, y, z, w), sign-continuous."""
+    r = np.asarray(rotations, dtype=np.float64)
+    q = np.empty((len(r), 4))
+    trace = r[:, 0, 0] + r[:, 1, 1] + r[:, 2, 2]
+    q[:, 3] = np.sqrt(np.maximum(0.0, 1.0 + trace)) / 2
+    q[:, 0] = np.copysign(np.sqrt(np.maximum(0.0, 1.0 + r[:, 0, 0] - r[:, 1, 1] - r[:, 2, 2])) / 2, r[:, 2, 1] - r[:, 1, 2])
+    q[:, 1] = np.copysign(np.sqrt(np.maximum(0.0, 1.0 - r[:, 0, 0] + r[:, 1, 1] - r[:, 2, 2])) / 2, r[:, 0, 2] - r[:, 2, 0])
+    q[:, 2] = np.copysign(np.sqrt(np.maximum(0.0, 1.0 - r[:, 0, 0] - r[:, 1, 1] + r[:, 2, 2])) / 2, r[:, 1, 0] - r[:, 0, 1])
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    for i in range(1, len(q)):  # the shorter way between neighbours, so LINEAR blends cleanly
+        if np.dot(q[i], q[i - 1]) < 0:
+            q[i] = -q[i]
+    return q
+
+
+def _head_nodes(
+    document: dict,
+    out: _BinaryBuilder,
+    template: FaceTemplate,
+    deltas: np.ndarray,
+    weights: np.ndarray,
+    times: int,
+    head_pose: HeadPose | None,
+) -> None:
+    """Add the head's separate parts to ``document`` as nodes of their own, animated.
+
+    Hierarchy: ``head`` (turns about the neck pivot; a rotation track with a head pose) →
+    ``skull`` → the face, ``scalp``, ``mouth`` (the cavity, with morph targets that follow the
+    face's, played by the same weights), ``teeth_upper``, ``jaw`` (rotation track about the
+    hinge) → ``teeth_lower`` and ``tongue``, and ``eye_left``/``eye_right`` (gaze rotation and
+    sinking-back translation tracks about each eye's centre).
+    """
+    from ..face.accessories import jaw_angles, parts_motion, pose_parts, rotation_x
+
+    rest = np.asarray(template.vertices, dtype=np.float64)
+    nodes, meshes, materials = document["nodes"], document["meshes"], document["materials"]
+    anim = document["animations"][0]
+    samplers, channels = anim["samplers"], anim["channels"]
+    pivot = np.asarray(template.anchors.get("neck_pivot", np.zeros(3)), dtype=np.float64)
+    hinge = np.asarray(template.anchors["jaw_hinge"], dtype=np.float64)
+    frames = len(weights)
+
+    # What the face looks like in each frame, from its own morph targets: the jaw and the eyes
+    # follow it exactly as they do in a rendered video.
+    shown = np.empty((frames, *rest.shape))
+    for start in range(0, frames, 256):
+        w = np.asarray(weights[start:start + 256], dtype=np.float64)
+        shown[start:start + 256] = rest + np.tensordot(w, deltas, axes=(1, 0))
+    motion = parts_motion(shown, template, head_pose)
+
+    materials.append({"name": "parts", "pbrMetallicRoughness": {"baseColorFactor": [1.0, 1.0, 1.0, 1.0],
+                                                              "metallicFactor": 0.0, "roughnessFactor": 0.5}})
+    part_material = len(materials) - 1
+
+    def add_mesh(name: str, vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray | None, targets: list | None = None) -> int:
+        attributes = {
+            "POSITION": out.floats(vertices, target=_ARRAY_BUFFER, bounds=True),
+            "NORMAL": out.floats(vertex_normals(vertices, faces), target=_ARRAY_BUFFER),
+        }
+        if colours is not None:  # parts carry their colours; the scalp wears the face's skin
+            attributes["COLOR_0"] = out.floats(_linear(colours.astype(np.float64) / 255.0), target=_ARRAY_BUFFER)
+        primitive = {
+            "attributes": attributes,
+            "indices": out.indices(faces),
+            "material": part_material if colours is not None else 0,
+            "mode": _TRIANGLES,
+        }
+        mesh = {"name": name, "primitives": [primitive]}
+        if targets is not None:
+            primitive["targets"] = targets
+            mesh["weights"] = [0.0] * len(targets)
+        meshes.append(mesh)
+        return len(meshes) - 1
+
+    def add_node(node: dict) -> int:
+        nodes.append(node)
+        return len(nodes) - 1
+
+    def track(node: int, path: str, values: np.ndarray) -> None:
+        samplers.append({"input": times, "output": out.floats(values.astype(np.float32)), "interpolation": "LINEAR"})
+        channels.append({"sampler": len(samplers) - 1, "target": {"node": node, "path": path}})
+
+    face_node = dict(nodes[0], name="face")
+    children: list[int] = []
+    nodes[0] = {"name": "head", "translation": pivot.tolist(), "children": []}
+    skull = add_node({"name": "skull", "translation": (-pivot).tolist(), "children": children})
+    nodes[0]["children"] = [skull]
+    face = add_node(face_node)
+    for channel in channels:  # the face's weights now live on its own node
+        if channel["target"]["node"] == 0:
+            channel["target"]["node"] = face
+    children.append(face)
+
+    parts = template.parts
+    for name in ("scalp", "teeth_upper"):
+        if name in parts:
+            p = parts[name]
+            colours = None if name == "scalp" else p.colours
+            children.append(add_node({"name": name, "mesh": add_mesh(name, np.asarray(p.vertices, np.float64), p.faces, colours)}))
+    if "mouth" in parts:
+        # Morph targets of the cavity: its shape under each face target alone, so the same
+        # weights move the lips' border and the cavity together.
+        p = parts["mouth"]
+        base = pose_parts(rest, template, 0.0)["mouth"]
+        targets = []
+        for delta in deltas:
+            face_k = rest + delta
+            posed = pose_parts(face_k, template, float(jaw_angles(face_k, template)[0]))["mouth"]
+            targets.append({"POSITION": out.vec3_target(posed - base, bounds=True)})
+        mouth = add_node({"name": "mouth", "mesh": add_mesh("mouth", base, p.faces, p.colours, targets)})
+        children.append(mouth)
+        channels.append({"sampler": 0, "target": {"node": mouth, "path": "weights"}})
+    jaw_children: list[int] = []
+    jaw = add_node({"name": "jaw", "translation": hinge.tolist(), "children": []})
+    jaw_offset = add_node({"name": "jaw_offset", "translation": (-hinge).tolist(), "children": jaw_children})
+    nodes[jaw]["children"] = [jaw_offset]
+    children.append(jaw)
+    for name in ("teeth_lower", "tongue"):
+        if name in parts:
+            p = parts[name]
+            jaw_children.append(add_node({"name": name, "mesh": add_mesh(name, np.asarray(p.vertices, np.float64), p.faces, p.colours)}))
+    track(jaw, "rotation", _quaternions(rotation_x(motion.jaw)))
+    for name in ("eye_left", "eye_right"):
+        if name not in parts or name not in template.anchors:
+            continue
+        p = parts[name]
+        centre = np.asarray(template.anchors[name], dtype=np.float64)
+        eye = add_node({"name": name, "translation": centre.tolist(),
+                        "mesh": add_mesh(name, np.asarray(p.vertices, np.float64) - centre, p.faces, p.colours)})
+        children.append(eye)
+        retreat = (motion.retreat or {}).get(name, np.zeros(frames))
+        track(eye, "translation", centre[None] - np.outer(retreat, [0.0, 0.0, 1.0]))
+        if motion.gaze is not None:
+            track(eye, "rotation", _quaternions(motion.gaze))
+    if motion.head is not None:
+        track(0, "rotation", _quaternions(motion.head))
+
+
 def _write(path: str | Path, template: FaceTemplate, names: Sequence[str], deltas: np.ndarray,
-           weights: np.ndarray, fps: float, audio_path: str | Path | None, force: bool, extras: dict) -> Path:
+           weights: np.ndarray, fps: float, audio_path: str | Path | None, force: bool, extras: dict,
+           head_pose: HeadPose | None = None) -> Path:
     path = Path(path)
     if audio_path is not None:
         extras = {**extras, "audio": _audio_reference(audio_path, path)}
-    document, binary = _document(template, names, deltas, weights, fps, extras)
+    document, binary = _document(template, names, deltas, weights, fps, extras, head_pose)
     payload = _glb_bytes(document, binary)
     with atomic_output(path, force=force) as tmp:
         tmp.write_bytes(payload)
@@ -342,8 +481,14 @@ def write_glb(
     fps: float,
     audio_path: str | Path | None = None,
     force: bool = False,
+    head_pose: HeadPose | None = None,
 ) -> Path:
-    """Write the head with named morph targets (P, V, 3) played by ``weights`` (T, P) at ``fps``."""
+    """Write the head with named morph targets (P, V, 3) played by ``weights`` (T, P) at ``fps``.
+
+    On the bundled head the teeth, tongue, mouth cavity, eyes and scalp are separate nodes
+    (jaw and eyes animated); ``head_pose`` adds a rotation track to the head node and gaze to
+    the eyes.
+    """
     _check_faces(template)
     fps = _check_fps(fps)
     names = [str(n) for n in morph_names]
@@ -357,7 +502,7 @@ def write_glb(
         raise MotionError(f"Weights have shape {w.shape}; expected (T, {deltas.shape[0]}) with at least one frame.")
     if not (np.isfinite(deltas).all() and np.isfinite(w).all()):
         raise MotionError("Morph deltas or weights contain NaN or infinite values.")
-    return _write(path, template, names, deltas, w.astype(np.float32), fps, audio_path, force, {"source": "rig"})
+    return _write(path, template, names, deltas, w.astype(np.float32), fps, audio_path, force, {"source": "rig"}, head_pose)
 
 
 def bake_morph_targets(
@@ -439,8 +584,11 @@ def write_baked_glb(
     force: bool = False,
     *,
     baked: BakedMorphs | None = None,
+    head_pose: HeadPose | None = None,
 ) -> Path:
     """Write a vertex motion (T, V, 3) as a baked morph basis so it plays in standard viewers.
+
+    Parts and ``head_pose`` as in :func:`write_glb`.
 
     Pass ``baked`` (from :func:`bake_morph_targets`) to report its error before writing; the
     error is also recorded in the file's ``extras`` (``bake_rms_mm``, ``bake_max_mm``).
@@ -459,4 +607,4 @@ def write_baked_glb(
         "bake_rms_mm": round(baked.rms_error_mm, 6),
         "bake_max_mm": round(baked.max_error_mm, 6),
     }
-    return _write(path, template, baked.names, baked.deltas.astype(np.float64), baked.weights, fps, audio_path, force, extras)
+    return _write(path, template, baked.names, baked.deltas.astype(np.float64), baked.weights, fps, audio_path, force, extras, head_pose)

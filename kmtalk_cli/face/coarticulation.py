@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..alignment.phones import SIL, VOWELS
-from .rig import INDEX, PARAMETERS
+from .rig import INDEX, PARAMETERS, smoothstep
 
 #: The symmetric lip channels the visemes are written in; split into left/right at the end.
 CHANNELS: tuple[str, ...] = ("jaw", "close", "press", "pucker", "funnel", "stretch", "roll", "upper_up")
@@ -45,10 +45,11 @@ class Viseme:
     free_strength: float = 0.08
     # Channels the phone sets only loosely (a bilabial's jaw: the lips close whatever the jaw does).
     loose: tuple[str, ...] = ()
+    loose_factor: float = 0.06  # their dominance, as a share of ``strength``
 
 
-def _v(strength: float = 1.0, loose: tuple[str, ...] = (), **targets: float) -> Viseme:
-    return Viseme(targets=targets, strength=strength, loose=loose)
+def _v(strength: float = 1.0, loose: tuple[str, ...] = (), loose_factor: float = 0.06, **targets: float) -> Viseme:
+    return Viseme(targets=targets, strength=strength, loose=loose, loose_factor=loose_factor)
 
 
 # Targets are rig values 0..1. Diphthongs are written as two visemes (onset, offset).
@@ -57,10 +58,14 @@ VISEMES: dict[str, tuple[Viseme, ...]] = {
     "P": (_v(loose=("jaw",), strength=6.0, jaw=0.05, close=1.0, press=0.8, roll=0.0, funnel=0.0, upper_up=0.0),),
     "B": (_v(loose=("jaw",), strength=6.0, jaw=0.06, close=1.0, press=0.6, roll=0.0, funnel=0.0, upper_up=0.0),),
     "M": (_v(loose=("jaw",), strength=5.5, jaw=0.05, close=1.0, press=0.5, roll=0.0, funnel=0.0, upper_up=0.0),),
-    "F": (_v(loose=("jaw",), strength=7.0, jaw=0.10, close=0.0, roll=1.0, upper_up=0.25, funnel=0.0),),
-    "V": (_v(loose=("jaw",), strength=7.0, jaw=0.12, close=0.0, roll=0.9, upper_up=0.2, funnel=0.0),),
-    "TH": (_v(2.5, jaw=0.20, close=0.0, roll=0.2),),
-    "DH": (_v(1.5, jaw=0.18, close=0.0, roll=0.15),),
+    # Labiodentals: the lower lip tucks up under the upper teeth, which needs the jaw nearly
+    # shut; less loosely than for bilabials (whose lips close whatever the jaw does), yet not so
+    # firmly that the neighbouring vowels lose their opening.
+    "F": (_v(7.0, ("jaw",), 0.6, jaw=0.02, close=0.0, press=0.0, roll=1.0, upper_up=0.0, funnel=0.0, pucker=0.0, stretch=0.0),),
+    "V": (_v(6.5, ("jaw",), 0.6, jaw=0.03, close=0.0, press=0.0, roll=0.95, upper_up=0.0, funnel=0.0, pucker=0.0, stretch=0.0),),
+    # Dentals: the tongue tip between the teeth needs the jaw a little open, the lips relaxed.
+    "TH": (_v(2.5, jaw=0.16, close=0.0, roll=0.0),),
+    "DH": (_v(1.5, jaw=0.14, close=0.0, roll=0.0),),
     "T": (_v(1.5, jaw=0.14, close=0.0),),
     "D": (_v(1.2, jaw=0.15, close=0.0),),
     "N": (_v(1.0, jaw=0.15, close=0.0),),
@@ -71,12 +76,13 @@ VISEMES: dict[str, tuple[Viseme, ...]] = {
     "G": (_v(0.8, jaw=0.20, close=0.0),),
     "NG": (_v(0.8, jaw=0.18, close=0.0),),
     "HH": (_v(0.3, jaw=0.25, close=0.0),),
-    "SH": (_v(3.0, jaw=0.14, close=0.0, pucker=0.45, funnel=0.55, stretch=0.0),),
-    "ZH": (_v(3.0, jaw=0.14, close=0.0, pucker=0.45, funnel=0.55, stretch=0.0),),
-    "CH": (_v(3.0, jaw=0.12, close=0.0, pucker=0.40, funnel=0.50, stretch=0.0),),
-    "JH": (_v(3.0, jaw=0.13, close=0.0, pucker=0.40, funnel=0.50, stretch=0.0),),
-    "R": (_v(2.0, jaw=0.14, close=0.0, pucker=0.45, stretch=0.0),),
-    "W": (_v(6.0, jaw=0.06, close=0.0, pucker=1.0, funnel=0.1, stretch=0.0),),
+    # Postalveolars: teeth close together, lips protruded and a little rounded.
+    "SH": (_v(3.0, jaw=0.10, close=0.0, roll=0.0, pucker=0.50, funnel=0.60, stretch=0.0),),
+    "ZH": (_v(3.0, jaw=0.10, close=0.0, roll=0.0, pucker=0.50, funnel=0.60, stretch=0.0),),
+    "CH": (_v(3.0, jaw=0.09, close=0.0, roll=0.0, pucker=0.45, funnel=0.55, stretch=0.0),),
+    "JH": (_v(3.0, jaw=0.10, close=0.0, roll=0.0, pucker=0.45, funnel=0.55, stretch=0.0),),
+    "R": (_v(2.0, jaw=0.12, close=0.0, pucker=0.45, funnel=0.20, stretch=0.0),),
+    "W": (_v(6.0, jaw=0.06, close=0.0, roll=0.0, pucker=1.0, funnel=0.1, stretch=0.0),),
     "Y": (_v(1.5, jaw=0.10, close=0.0, stretch=0.45, pucker=0.0),),
     "AA": (_v(1.4, jaw=0.62, close=0.0, pucker=0.0, stretch=0.05, press=0.0),),
     "AE": (_v(1.3, jaw=0.50, close=0.0, pucker=0.0, stretch=0.40, press=0.0),),
@@ -107,6 +113,12 @@ TIME_CONSTANTS: dict[str, tuple[float, float]] = {
     "roll": (0.045, 0.040),
     "upper_up": (0.050, 0.045),
 }
+#: Silences from the first to the second length (s) go from bridged to held at rest, their
+#: dominance growing by up to this factor.
+PAUSE_SECONDS = (0.15, 0.25)
+PAUSE_REST_GAIN = 7.0
+#: Share of the channels' time constants with which a held rest's dominance fades into speech.
+PAUSE_REACH = 0.4
 #: Rounds the corner of |τ| at the phone centre, so curves have no kinks (bounded acceleration).
 _SMOOTH = 0.015
 
@@ -128,13 +140,37 @@ class SpeakingStyle:
     brow_probability: float = 0.3  # chance a stressed syllable gets a brow raise
 
 
-def _targets(phones: Sequence[SpokenPhone]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Anchors (times, per-channel targets, per-channel strengths, durations) for the dominance sum."""
-    centres, targets, strengths, durations = [], [], [], []
-    for phone in phones:
+@dataclass(frozen=True)
+class ProsodyControls:
+    """What the voice's prosody adds to the motion (the synthetic corpus draws it, see ``data/prosody.py``).
+
+    ``gains``: one per phone, scales its jaw and lip-shape targets (effort, rate); closure and the
+    labiodental tuck stay obligatory. ``accents``: (time s, strength 0..1) of pitch accents, which
+    raise the brows instead of the style's random stressed syllables. ``phrase_ends``: times (s)
+    after which a blink follows.
+    """
+
+    gains: tuple[float, ...] = ()
+    accents: tuple[tuple[float, float], ...] = ()
+    phrase_ends: tuple[float, ...] = ()
+
+
+#: Channels a phone's prosody gain scales (closure, press and the tuck must happen whatever the effort).
+GAINED_CHANNELS: tuple[str, ...] = ("jaw", "pucker", "funnel", "stretch", "upper_up")
+
+
+def _targets(phones: Sequence[SpokenPhone], gains: Sequence[float] = ()) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Anchors (times, per-channel targets, per-channel strengths, durations, reaches) for the dominance sum."""
+    centres, targets, strengths, durations, reaches = [], [], [], [], []
+    for i, phone in enumerate(phones):
+        gain = gains[i] if i < len(gains) else 1.0
         visemes = VISEMES.get(phone.label, VISEMES["AH"] if phone.label in VOWELS else VISEMES[SIL])
         dur = max(phone.end - phone.start, 1e-3)
         reduced = phone.label in VOWELS and phone.stress == 0
+        # A pause long enough to be heard as one is a rest the mouth returns to, not a gap
+        # that the neighbouring phones bridge.
+        pause = float(smoothstep(np.asarray(dur), *PAUSE_SECONDS)) if phone.label == SIL else 0.0
+        rest = 1.0 + PAUSE_REST_GAIN * pause
         spots = (0.5,) if len(visemes) == 1 else (0.3, 0.8)
         for vis, where in zip(visemes, spots):
             t = np.zeros(len(CHANNELS))
@@ -143,21 +179,25 @@ def _targets(phones: Sequence[SpokenPhone]) -> tuple[np.ndarray, np.ndarray, np.
                 if name in vis.targets:
                     value = vis.targets[name]
                     # Unstressed vowels are weaker and smaller (schwa is barely articulated).
-                    t[k] = value * (0.75 if reduced and name == "jaw" else 1.0)
-                    s[k] = vis.strength * (0.5 if reduced else 1.0) * (0.06 if name in vis.loose else 1.0)
+                    t[k] = value * (0.75 if reduced and name == "jaw" else 1.0) * (gain if name in GAINED_CHANNELS else 1.0)
+                    s[k] = vis.strength * rest * (0.5 if reduced else 1.0) * (vis.loose_factor if name in vis.loose else 1.0)
             centres.append(phone.start + where * dur)
             targets.append(t)
             strengths.append(s)
             durations.append(dur / len(visemes))
-    return np.asarray(centres), np.asarray(targets), np.asarray(strengths), np.asarray(durations)
+            # A held rest reaches less far into the speech around it than a phone does.
+            reaches.append(1.0 - (1.0 - PAUSE_REACH) * pause)
+    return np.asarray(centres), np.asarray(targets), np.asarray(strengths), np.asarray(durations), np.asarray(reaches)
 
 
-def lip_channels(phones: Sequence[SpokenPhone], times: np.ndarray, style: SpeakingStyle = SpeakingStyle()) -> np.ndarray:
-    """Blended channel values (T, len(CHANNELS)) at ``times`` (s, audio clock)."""
+def lip_channels(
+    phones: Sequence[SpokenPhone], times: np.ndarray, style: SpeakingStyle = SpeakingStyle(), gains: Sequence[float] = ()
+) -> np.ndarray:
+    """Blended channel values (T, len(CHANNELS)) at ``times`` (s, audio clock); ``gains``: see :class:`ProsodyControls`."""
     times = np.asarray(times, dtype=np.float64)
     if not phones:
         return np.zeros((len(times), len(CHANNELS)))
-    centres, targets, strengths, durations = _targets(phones)
+    centres, targets, strengths, durations, reaches = _targets(phones, gains)
     t = times[:, None] + style.lead  # the mouth shows now what is heard a moment later
     out = np.zeros((len(times), len(CHANNELS)))
     for k, name in enumerate(CHANNELS):
@@ -166,11 +206,26 @@ def lip_channels(phones: Sequence[SpokenPhone], times: np.ndarray, style: Speaki
         # Inside a phone its influence holds; it decays from its edges, more slowly for long phones.
         edge = np.maximum(np.abs(tau) - 0.35 * durations[None, :], 0.0)
         edge = np.sqrt(edge * edge + _SMOOTH * _SMOOTH) - _SMOOTH
-        theta = np.where(tau < 0, before, after) * style.coarticulation
+        theta = np.where(tau < 0, before, after) * style.coarticulation * reaches[None, :]
         dom = strengths[None, :, k] * np.exp(-edge / theta)
         total = dom.sum(axis=1) + 1e-4  # a whisper of rest keeps the sum defined in long gaps
         out[:, k] = (dom * targets[None, :, k]).sum(axis=1) / total
     return out
+
+
+#: Time (s) over which the mouth leaves rest after the first frame and returns to it by the last.
+END_RAMP = 0.1
+
+
+def ends_envelope(n_frames: int, fps: float, ramp: float = END_RAMP) -> np.ndarray:
+    """(T,) weights, 0 on the first and last frames and 1 from ``ramp`` inside them (C1 ramps).
+
+    A clip cut in mid-word would otherwise start or end with the mouth open; every channel's
+    rest value is 0, so scaling the channels by this puts both ends at rest.
+    """
+    t = np.arange(n_frames, dtype=np.float64) / fps
+    last = (n_frames - 1) / fps
+    return smoothstep(t, 0.0, ramp) * smoothstep(last - t, 0.0, ramp)
 
 
 def lower_face_params(channels: np.ndarray, style: SpeakingStyle = SpeakingStyle()) -> np.ndarray:
@@ -212,9 +267,17 @@ class UpperFaceEvents:
 
 
 def upper_face_events(
-    phones: Sequence[SpokenPhone], duration: float, style: SpeakingStyle, rng: np.random.Generator
+    phones: Sequence[SpokenPhone],
+    duration: float,
+    style: SpeakingStyle,
+    rng: np.random.Generator,
+    prosody: ProsodyControls | None = None,
 ) -> UpperFaceEvents:
-    """Blinks as a Poisson process with a refractory gap; brow raises at phrase starts and on some stressed vowels."""
+    """Blinks as a Poisson process with a refractory gap; brow raises at phrase starts and on some stressed vowels.
+
+    With ``prosody``, brow raises follow its accents instead of random stressed vowels, and a
+    blink follows every phrase end that leaves time for one.
+    """
     blinks: list[tuple[float, float]] = []
     rate = max(style.blink_rate, 0.1) / 60.0
     t = float(rng.uniform(0.2, 1.5))
@@ -225,6 +288,16 @@ def upper_face_events(
         blinks.append((t, float(rng.uniform(0.10, 0.25))))
         t += 0.8
     raises: list[tuple[float, float]] = []
+    if prosody is not None:
+        for end in prosody.phrase_ends:
+            at, dur = end + float(rng.uniform(0.03, 0.12)), float(rng.uniform(0.12, 0.25))
+            if at + dur <= duration and all(abs(at - b) > 0.5 for b, _ in blinks):
+                blinks.append((at, dur))
+        blinks.sort()
+        for at, strength in prosody.accents:
+            if not raises or at - 0.12 > raises[-1][0] + raises[-1][1]:
+                raises.append((max(at - 0.12, 0.0), 0.35 + 0.35 * strength))
+        return UpperFaceEvents(tuple(blinks), tuple(raises))
     previous = SIL
     for phone in phones:
         if phone.label in VOWELS:
@@ -263,15 +336,23 @@ def animate_phones(
     fps: float,
     style: SpeakingStyle = SpeakingStyle(),
     rng: np.random.Generator | None = None,
+    prosody: ProsodyControls | None = None,
+    *,
+    upper_face: bool = True,
 ) -> np.ndarray:
     """Rig parameters (n_frames, P) for a phone sequence: lips by coarticulation, upper face by events.
 
-    This is the rig baseline on its own (no learned weights); the corpus uses it as ground truth.
+    This is the rig baseline on its own (no learned weights); the corpus uses it as ground truth,
+    with the utterance's ``prosody`` (which the rig driven by an aligner does not know).
+    ``upper_face`` False leaves blinks and brows at rest.
     """
     rng = rng if rng is not None else np.random.default_rng(0)
     times = np.arange(n_frames, dtype=np.float64) / fps
-    lower = lower_face_params(lip_channels(phones, times, style), style)
+    channels = lip_channels(phones, times, style, prosody.gains if prosody else ()) * ends_envelope(n_frames, fps)[:, None]
+    lower = lower_face_params(channels, style)
+    if not upper_face:
+        return lower
     duration = n_frames / fps
-    events = upper_face_events(phones, duration, style, rng)
+    events = upper_face_events(phones, duration, style, rng, prosody)
     upper = upper_face_params(events, times, style, rng)
     return np.clip(lower + upper, 0.0, 1.0)

@@ -68,7 +68,13 @@ CLOSED_LIP_WEIGHT = 0.25
 LIP_SIDE_BAND = (0.1, 0.9)
 #: Jacobi steps that even out the jaw weight within each lip (see :func:`_smooth_within_lips`).
 LIP_SMOOTHING_STEPS = 10
-RIG_VERSION = 1
+#: Lower-lip tuck at mouthRollLower = 1 (m): up and back, towards the upper incisors' edge.
+TUCK_UP, TUCK_BACK = 0.0012, 0.0010
+#: Where the upper incisors' edge sits on a head without teeth: behind the middle of the upper
+#: lip's inner margin by this much (m), at the height where the lips meet (the teeth just show
+#: when the lips part, as at rest in most adults).
+INCISOR_DEPTH = 0.0035
+RIG_VERSION = 2
 
 # Landmark indices (iBUG 68).
 _INNER_UPPER = (61, 62, 63)
@@ -357,12 +363,16 @@ def build_rig(template: FaceTemplate) -> Rig:
     for name, share in (("mouthPressLeft", left), ("mouthPressRight", right)):
         deltas[name][:, 1] = -0.25 * (y - y_contact) * lip_zone * share * press_reach
         deltas[name][:, 2] = -0.0010 * lip_zone * share
-    # Lower-lip tuck (F, V): the lower lip rolls back and slightly down under the upper teeth.
+    # Lower-lip tuck (F, V): the lower lip rolls back and up, under the upper lip, to meet the
+    # upper incisors' edge (:func:`upper_incisor_edge`) while the jaw stays nearly shut.
     below = np.clip(y_contact - y, 0.0, None)
     roll_shape = falloff(below, 0.0, 0.014) * falloff(np.abs(x - cx) / hw, 0.35, 1.0)
     roll = deltas["mouthRollLower"]
-    roll[:, 1] = -0.0006 * lowerness * roll_shape
-    roll[:, 2] = -0.0035 * lowerness * roll_shape
+    # The lift is narrower than the pull back: towards the corners, where smiles and presses
+    # also raise the lower lip, it would cross the upper one.
+    lift = falloff(np.abs(x - cx) / hw, 0.1, 0.6)
+    roll[:, 1] = TUCK_UP * lowerness * roll_shape * lift
+    roll[:, 2] = -TUCK_BACK * lowerness * roll_shape
     # Upper-lip raise.
     for name, share in (("mouthUpperUpLeft", left), ("mouthUpperUpRight", right)):
         deltas[name][:, 1] = 0.0040 * upperness * share * raise_reach
@@ -420,6 +430,27 @@ def params_from(values: dict[str, float] | None = None, **named: float) -> np.nd
             raise TemplateError(f"Unknown rig control {key!r}; controls are: {', '.join(PARAMETERS)}.")
         out[INDEX[key]] = float(value)
     return out
+
+
+def upper_incisor_edge(template: FaceTemplate) -> np.ndarray:
+    """(3,) middle of the upper incisors' cutting edge, in the template's frame (m).
+
+    The upper teeth are fixed to the skull, so this point never moves with the jaw; the
+    labiodental tuck raises the lower lip to its height. Taken from the template's
+    ``teeth_upper`` part when it has one (the lowest point near the midline, at the front of
+    the teeth); otherwise estimated behind the upper lip's inner margin by
+    :data:`INCISOR_DEPTH`, at the height where the lips meet.
+    """
+    teeth = template.parts.get("teeth_upper") if hasattr(template, "parts") else None
+    if teeth is not None:
+        t = np.asarray(teeth.vertices, dtype=np.float64)
+        mid = t[np.abs(t[:, 0] - np.median(t[:, 0])) < 0.003]
+        if len(mid):
+            low = mid[mid[:, 1] < mid[:, 1].min() + 0.0008]
+            return np.array([float(np.median(t[:, 0])), float(mid[:, 1].min()), float(low[:, 2].max())])
+    lm = _landmarks(template)
+    upper, lower = lm[list(_INNER_UPPER)].mean(axis=0), lm[list(_INNER_LOWER)].mean(axis=0)
+    return np.array([upper[0], 0.5 * (upper[1] + lower[1]), upper[2] - INCISOR_DEPTH])
 
 
 def lip_gap(vertices: np.ndarray, landmarks: np.ndarray) -> np.ndarray:

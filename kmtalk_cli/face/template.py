@@ -70,11 +70,54 @@ def _as_indices(values: object, n_vertices: int, what: str) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
+class HeadPart:
+    """A separate mesh of the head (teeth, tongue, mouth cavity, an eyeball, the scalp).
+
+    ``jaw`` (N,) blends each vertex between the skull (0) and the jaw (1); ``weld`` (N,) names
+    the face vertex a part vertex is glued to (-1: none), so seams stay closed as the face
+    moves; ``follow``/``follow_weight`` (mouth cavity) let inner vertices share a fading part
+    of a lip vertex's own deformation. ``colours`` (N, 3) uint8 is the albedo.
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    colours: np.ndarray
+    jaw: np.ndarray
+    weld: np.ndarray
+    follow: np.ndarray | None = None
+    follow_weight: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.vertices)
+        set_ = object.__setattr__
+        set_(self, "vertices", _frozen(np.asarray(self.vertices, dtype=np.float32).reshape(n, 3)))
+        set_(self, "faces", _frozen(np.asarray(self.faces, dtype=np.int32).reshape(-1, 3)))
+        set_(self, "colours", _frozen(np.asarray(self.colours, dtype=np.uint8).reshape(n, 3)))
+        set_(self, "jaw", _frozen(np.asarray(self.jaw, dtype=np.float32).reshape(n)))
+        set_(self, "weld", _frozen(np.asarray(self.weld, dtype=np.int64).reshape(n)))
+        if self.follow is not None:
+            set_(self, "follow", _frozen(np.asarray(self.follow, dtype=np.int64).reshape(n)))
+            set_(self, "follow_weight", _frozen(np.asarray(self.follow_weight, dtype=np.float32).reshape(n)))
+        if self.faces.size and (self.faces.min() < 0 or self.faces.max() >= n):
+            raise TemplateError("A head part has a face referring to a vertex it does not have.")
+
+    @property
+    def n_vertices(self) -> int:
+        return int(self.vertices.shape[0])
+
+
+#: Arrays of a part in an npz: ``part_<name>_<field>``.
+_PART_FIELDS = ("vertices", "faces", "colours", "jaw", "weld", "follow", "follow_weight")
+
+
+@dataclass(frozen=True, eq=False)
 class FaceTemplate:
     """A rest-shape mesh with named vertex regions; arrays are read-only.
 
     ``weights`` (per-vertex soft weights such as ``jaw``) and ``anchors`` (named 3-D points such
-    as ``jaw_hinge``) are optional extras the bundled head carries for the articulatory rig.
+    as ``jaw_hinge``) are optional extras the bundled head carries for the articulatory rig;
+    ``parts`` are its separate meshes (teeth, tongue, mouth cavity, eyes, scalp), which never
+    change the face's own vertices.
     """
 
     vertices: np.ndarray
@@ -85,6 +128,7 @@ class FaceTemplate:
     source: str = ""
     weights: Mapping[str, np.ndarray] = field(default_factory=dict)
     anchors: Mapping[str, np.ndarray] = field(default_factory=dict)
+    parts: Mapping[str, HeadPart] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         label = f"Template {self.name}" + (f" ({self.source})" if self.source else "")
@@ -138,6 +182,13 @@ class FaceTemplate:
         set_(self, "landmarks", landmarks)
         set_(self, "weights", MappingProxyType(weights))
         set_(self, "anchors", MappingProxyType(anchors))
+        parts = dict(self.parts)
+        for key, part in parts.items():
+            if part.weld.size and part.weld.max() >= n:
+                raise TemplateError(f"{label} part '{key}' is welded to vertex {int(part.weld.max())}, outside 0..{n - 1}.")
+            if part.follow is not None and part.follow.size and part.follow.max() >= n:
+                raise TemplateError(f"{label} part '{key}' follows vertex {int(part.follow.max())}, outside 0..{n - 1}.")
+        set_(self, "parts", MappingProxyType(parts))
 
     @property
     def n_vertices(self) -> int:
@@ -160,7 +211,7 @@ class FaceTemplate:
     def with_vertices(self, vertices: np.ndarray) -> FaceTemplate:
         """Same topology, regions and weights on a new rest shape (e.g. one subject's face).
 
-        Anchors are dropped: they are points of the old shape and would be silently wrong.
+        Anchors and parts are dropped: they are placed on the old shape and would be silently wrong.
         """
         verts = np.asarray(vertices)
         if verts.ndim == 1 and verts.size == 3 * self.n_vertices:
@@ -169,7 +220,7 @@ class FaceTemplate:
             raise TemplateError(
                 f"New rest shape has shape {verts.shape}, but template {self.name} needs {self.vertices.shape}."
             )
-        return dataclasses.replace(self, vertices=verts, anchors={})
+        return dataclasses.replace(self, vertices=verts, anchors={}, parts={})
 
 
 # --------------------------------------------------------------------------------------------
@@ -197,7 +248,23 @@ def _from_npz(data: Mapping[str, np.ndarray], *, name: str, source: str) -> Face
         source=source,
         weights={k[len("weight_"):]: data[k] for k in data if k.startswith("weight_")},
         anchors={k[len("anchor_"):]: data[k] for k in data if k.startswith("anchor_")},
+        parts=_parts_from_npz(data, source),
     )
+
+
+def _parts_from_npz(data: Mapping[str, np.ndarray], source: str) -> dict[str, HeadPart]:
+    """The ``part_<name>_<field>`` arrays of an npz, grouped into :class:`HeadPart` objects."""
+    names = sorted({k[len("part_"): -len("_vertices")] for k in data if k.startswith("part_") and k.endswith("_vertices")})
+    parts = {}
+    for name in names:
+        fields = {f: data.get(f"part_{name}_{f}") for f in _PART_FIELDS}
+        if any(fields[f] is None for f in _PART_FIELDS[:5]):
+            raise TemplateError(f"Template file {source} has an incomplete head part '{name}'.")
+        try:
+            parts[name] = HeadPart(**fields)
+        except (ValueError, TypeError) as exc:
+            raise TemplateError(f"Template file {source} has a malformed head part '{name}' ({exc}).") from None
+    return parts
 
 
 def _read_npz(fh: object, where: str) -> dict[str, np.ndarray]:
@@ -560,6 +627,11 @@ def save_template(template: FaceTemplate, path: str | Path, *, force: bool = Fal
             arrays[f"weight_{key}"] = w
         for key, p in template.anchors.items():
             arrays[f"anchor_{key}"] = p
+        for key, part in template.parts.items():
+            for f in _PART_FIELDS:
+                value = getattr(part, f)
+                if value is not None:
+                    arrays[f"part_{key}_{f}"] = value
         with atomic_output(path, force=force) as tmp:
             np.savez_compressed(tmp, **arrays)
         return path

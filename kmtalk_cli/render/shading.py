@@ -1,4 +1,4 @@
-"""Smooth vertex normals and the clay material + lights both renderers use.
+"""The clay material + lights both renderers use (their normals come from ``face.normals``).
 
 The lighting lives here as plain numbers so the GL shader and the NumPy shader are fed the same
 values and a fallback to the software renderer changes speed, not the look of the video.
@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import RenderError
+from ..face.normals import SmoothNormals
+
+__all__ = ["DEFAULT_LIGHTING", "Light", "Lighting", "SmoothNormals", "albedo_array", "parse_colour", "shade", "to_u8"]
 
 
 def _unit(v: tuple[float, float, float]) -> tuple[float, float, float]:
@@ -60,12 +63,34 @@ def to_u8(colour: np.ndarray) -> np.ndarray:
     return (np.clip(colour, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def shade(normals: np.ndarray, lighting: Lighting = DEFAULT_LIGHTING) -> np.ndarray:
+def albedo_array(colours: np.ndarray | None, n_vertices: int, lighting: Lighting = DEFAULT_LIGHTING) -> np.ndarray:
+    """Per-vertex albedo (V, 3) float32 in [0, 1]: ``colours`` (V, 3) uint8, or the clay everywhere."""
+    if colours is None:
+        return np.tile(np.asarray(lighting.albedo, dtype=np.float32), (int(n_vertices), 1))
+    colours = np.asarray(colours)
+    if colours.shape != (n_vertices, 3):
+        raise RenderError(f"Vertex colours have shape {colours.shape}; the mesh needs ({n_vertices}, 3).")
+    return np.ascontiguousarray(colours, dtype=np.float32) / np.float32(255.0)
+
+
+def parse_colour(text: str) -> tuple[float, float, float]:
+    """``#rrggbb``, ``rrggbb``, ``#rgb`` or a few names → an RGB triple in [0, 1]."""
+    names = {"white": "ffffff", "black": "000000", "grey": "808080", "gray": "808080",
+             "green": "00b140", "blue": "0047bb", "default": "d6dde9"}
+    value = names.get(text.strip().lower(), text.strip().lstrip("#"))
+    if len(value) == 3:
+        value = "".join(c * 2 for c in value)
+    if len(value) != 6 or any(c not in "0123456789abcdefABCDEF" for c in value):
+        raise RenderError(f"Colour {text!r} is not #rrggbb, #rgb or one of: {', '.join(sorted(names))}.")
+    return tuple(int(value[i : i + 2], 16) / 255.0 for i in (0, 2, 4))  # type: ignore[return-value]
+
+
+def shade(normals: np.ndarray, lighting: Lighting = DEFAULT_LIGHTING, albedo: np.ndarray | None = None) -> np.ndarray:
     """Colour (3, N) float32 for unit view-space normals given component-major as (3, N).
 
     Blinn-Phong with the viewer along +Z (a fair approximation at a narrow field of view; the GL
     shader makes the same one). Component-major arrays keep every operation contiguous, which is
-    several times faster in NumPy than (N, 3) rows.
+    several times faster in NumPy than (N, 3) rows. ``albedo`` (3, N) overrides the clay colour.
     """
     nx, ny, nz = (np.asarray(c, dtype=np.float32) for c in normals)
     diffuse = np.full(nx.shape, lighting.ambient, dtype=np.float32)
@@ -82,50 +107,5 @@ def shade(normals: np.ndarray, lighting: Lighting = DEFAULT_LIGHTING) -> np.ndar
             np.maximum(dot, 0.0, out=dot)
             spec += light.intensity * dot ** np.float32(lighting.shininess)
     spec *= lighting.specular
-    albedo = np.asarray(lighting.albedo, dtype=np.float32)
-    return albedo[:, None] * diffuse[None, :] + spec[None, :]
-
-
-class SmoothNormals:
-    """Area-weighted per-vertex normals for one fixed triangle list, recomputed per frame.
-
-    The vertex ← face incidence is a sparse matrix built once, so each frame costs one gather,
-    one cross product and one sparse product instead of a Python loop or ``np.add.at``.
-    """
-
-    def __init__(self, faces: np.ndarray, n_vertices: int) -> None:
-        import scipy.sparse  # imported here: the CLI imports this package for --help
-
-        self.n_vertices = int(n_vertices)
-        faces = np.ascontiguousarray(faces, dtype=np.int64)
-        self.faces = faces
-        n_faces = faces.shape[0]
-        rows = faces.ravel()
-        cols = np.repeat(np.arange(n_faces), 3)
-        self._incidence = scipy.sparse.csr_matrix(
-            (np.ones(rows.size, dtype=np.float32), (rows, cols)), shape=(n_vertices, n_faces)
-        )
-
-    def check(self, vertices: np.ndarray) -> None:
-        """Raise :class:`RenderError` unless ``vertices`` is (V, 3) for this mesh."""
-        if vertices.shape != (self.n_vertices, 3):
-            raise RenderError(
-                f"A frame has vertex array shape {vertices.shape}; the mesh needs ({self.n_vertices}, 3)."
-            )
-
-    def face_normals(self, vertices: np.ndarray) -> np.ndarray:
-        """Unnormalised face normals (F, 3): their length is twice the triangle's area."""
-        v = np.asarray(vertices, dtype=np.float32)
-        tri = v[self.faces]
-        e1 = tri[:, 1] - tri[:, 0]
-        e2 = tri[:, 2] - tri[:, 0]
-        return np.cross(e1, e2)
-
-    def __call__(self, vertices: np.ndarray, *, normalise: bool = True) -> np.ndarray:
-        """Vertex normals (V, 3) float32; unit length unless ``normalise`` is False."""
-        self.check(vertices)
-        normals = np.asarray(self._incidence @ self.face_normals(vertices), dtype=np.float32)
-        if normalise:
-            length = np.sqrt(np.einsum("ij,ij->i", normals, normals))
-            normals /= np.maximum(length, 1e-20)[:, None]
-        return normals
+    base = np.asarray(lighting.albedo, dtype=np.float32)[:, None] if albedo is None else albedo
+    return base * diffuse[None, :] + spec[None, :]

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import RenderError
 from .camera import Camera
-from .shading import DEFAULT_LIGHTING, Lighting, SmoothNormals, shade, to_u8
+from .shading import DEFAULT_LIGHTING, Lighting, SmoothNormals, albedo_array, shade, to_u8
 
 #: Largest tile side; bigger triangles are covered by several tiles.
 MAX_TILE = 32
@@ -50,13 +50,19 @@ class SoftwareRenderer:
         camera: Camera,
         *,
         lighting: Lighting = DEFAULT_LIGHTING,
+        colours: np.ndarray | None = None,
+        supersample: int = 1,
     ) -> None:
         faces = np.ascontiguousarray(faces, dtype=np.int64)
         if faces.shape[0] > _ID_MASK:
             raise RenderError(f"The software renderer handles at most {_ID_MASK} triangles.")
         self.faces = faces
         self._corners = [np.ascontiguousarray(faces[:, i]) for i in range(3)]
-        self.size = int(size)
+        self.supersample = max(1, int(supersample))
+        self.output_size = int(size)
+        self.size = int(size) * self.supersample
+        # Each triangle takes the albedo of its first corner (parts have one colour per region).
+        self._face_albedo = np.ascontiguousarray(albedo_array(colours, n_vertices, lighting)[faces[:, 0]].T)
         # Tiles must fit on screen, so they are never larger than the image.
         self._largest_tile = min(MAX_TILE, 1 << (self.size.bit_length() - 1))
         self.camera = camera
@@ -122,7 +128,13 @@ class SoftwareRenderer:
             hit = zbuf[covered] & _ID_MASK
             planes = self._normal_planes(vertices, a, b, c, area, (w0, w1, w2), usable)
             image[covered] = self._shade(covered, hit, planes).T
-        return image.reshape(size, size, 3)
+        image = image.reshape(size, size, 3)
+        k = self.supersample
+        if k > 1:  # average each k×k block: supersampled anti-aliasing
+            out = self.output_size
+            image = image.reshape(out, k, out, k, 3).astype(np.uint16).sum(axis=(1, 3))
+            image = ((image + (k * k) // 2) // (k * k)).astype(np.uint8)
+        return image
 
     def _rasterize(
         self,
@@ -241,7 +253,7 @@ class SoftwareRenderer:
         n += coef[6:9]
         length = np.sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2])
         n /= np.maximum(length, np.float32(1e-20))
-        return to_u8(shade(n, self.lighting))
+        return to_u8(shade(n, self.lighting, np.take(self._face_albedo, hit, axis=1)))
 
     def close(self) -> None:
         """Nothing to release but the buffers; kept for the common renderer interface."""

@@ -16,8 +16,7 @@ import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-
-import soundfile as sf
+from typing import Any
 
 from ..errors import KmtalkWarning, OutputError
 from ..version import __version__
@@ -46,13 +45,15 @@ def _asset(name: str) -> str:
         raise OutputError(f"The viewer asset {name} is missing from kmtalk_cli/viewer/assets; reinstall kmtalk.") from None
 
 
-def encode_audio(path: str | Path) -> bytes:
-    """Speech as 16 kHz mono 16-bit WAV bytes: every browser plays it, and it stays small."""
-    from ..audio import load_audio
+def encode_audio(path: str | Path, **audio_options: Any) -> bytes:
+    """Speech as 16 kHz mono 16-bit WAV bytes: every browser plays it, and it stays small.
 
-    speech = load_audio(path)
+    ``audio_options`` describe headerless PCM (see :func:`kmtalk_cli.audio.load_audio`).
+    """
+    from ..audio import load_audio, write_wav
+
     buffer = io.BytesIO()
-    sf.write(buffer, speech.samples.clip(-1.0, 1.0), speech.sample_rate, subtype="PCM_16", format="WAV")
+    write_wav(load_audio(path, **audio_options), buffer)
     return buffer.getvalue()
 
 
@@ -82,7 +83,7 @@ def build_page(glb: bytes, *, title: str, audio_wav: bytes | None = None, info: 
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], _asset("page.html"))
 
 
-def viewer_page(glb_path: str | Path, audio_path: str | Path | None = None) -> ViewerPage:
+def viewer_page(glb_path: str | Path, audio_path: str | Path | None = None, **audio_options: Any) -> ViewerPage:
     """A page for a .glb file, with ``audio_path`` or else the audio its extras name, if it exists."""
     from ..export.gltf import read_glb
 
@@ -101,6 +102,6 @@ def viewer_page(glb_path: str | Path, audio_path: str | Path | None = None) -> V
                 KmtalkWarning,
                 stacklevel=2,
             )
-    wav = encode_audio(audio) if audio is not None else None
+    wav = encode_audio(audio, **audio_options) if audio is not None else None
     page = build_page(glb_path.read_bytes(), title=glb_path.name, audio_wav=wav, info=content.extras)
     return ViewerPage(html=page, title=glb_path.name, audio=audio)

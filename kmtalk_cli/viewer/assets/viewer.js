@@ -1,5 +1,6 @@
-/* kmtalk viewer (part of kmtalk, MIT): plays an embedded .glb's morph-target animation in
- * sync with its embedded speech. Everything it needs is inline in the page, so it works from
+/* kmtalk viewer (part of kmtalk, MIT): plays an embedded .glb's animation (the face's morph
+ * targets, and the jaw, eye and head nodes of the bundled head's parts) in sync with its
+ * embedded speech. Everything it needs is inline in the page, so it works from
  * file:// with no network. While audio plays, the audio element's clock drives the animation;
  * otherwise (no audio, or past its end) a wall clock does. */
 (function () {
@@ -343,6 +344,12 @@
       pause,
       time: currentTime,
       weights: () => Array.from(state.mesh.morphTargetInfluences),
+      // A named node's current local rotation (x, y, z, w) and position: the head's parts
+      // (jaw, eye_left, eye_right, head) are animated nodes of their own.
+      node: (name) => {
+        const found = root.getObjectByName(name);
+        return found ? { rotation: found.quaternion.toArray(), position: found.position.toArray() } : null;
+      },
       project,
     };
     requestAnimationFrame(tick);

@@ -1,0 +1,100 @@
+"""Is the corpus's hidden prosody audible and visible? Correlations per word, printed as a table.
+
+For every word of every sequence of a corpus built with prosody (``alignments/*.prosody.json``):
+its level in the wav (dB RMS over the word), its median F0 (autocorrelation, voiced frames), its
+duration per phone, and the rig's jaw opening and brow raise over the word. Each is correlated
+(Pearson r) with the hidden variable that should drive it. A listener-side model can only learn
+the prosody if the first three follow it; the motion carries it if the last two do.
+
+    python benchmarks/prosody_audible.py CORPUS_DIR
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from kmtalk_cli.alignment.textgrid import read_textgrid
+from kmtalk_cli.face.rig import INDEX
+
+
+def f0_median(x: np.ndarray, rate: int) -> float:
+    """Median F0 (Hz) of the voiced 40 ms frames of ``x``, NaN when none is voiced."""
+    n, hop = int(0.04 * rate), int(0.01 * rate)
+    lo, hi = int(rate / 400), int(rate / 60)
+    out = []
+    for s in range(0, len(x) - n, hop):
+        f = x[s : s + n] - x[s : s + n].mean()
+        if np.sqrt((f * f).mean()) < 1e-3:
+            continue
+        ac = np.correlate(f, f, "full")[n - 1 :]
+        lag = lo + int(np.argmax(ac[lo:hi]))
+        if ac[lag] > 0.5 * ac[0]:
+            out.append(rate / lag)
+    return float(np.median(out)) if out else float("nan")
+
+
+def word_table(root: Path) -> dict[str, list[float]]:
+    """Per word: hidden variables and what the wav and the rig show."""
+    cols: dict[str, list[float]] = {k: [] for k in ("loudness_db", "emphasis", "rate", "gain", "rms_db", "f0_rel", "sec_per_phone", "jaw", "brow")}
+    for path in sorted((root / "alignments").glob("*.prosody.json")):
+        name = path.name.removesuffix(".prosody.json")
+        plan = json.loads(path.read_text())
+        grid = read_textgrid(root / "alignments" / f"{name}.TextGrid")
+        audio, rate = sf.read(root / "wav" / f"{name}.wav", dtype="float32")
+        rig = np.load(root / "rig" / f"{name}.npy")
+        fps = len(rig) / (len(audio) / rate)
+        words, k = [], 0
+        for seg in grid.words:  # lay the tier over the plan's words in order
+            while k < len(plan["words"]) and plan["words"][k]["word"] != seg.label:
+                k += 1
+            if k < len(plan["words"]):
+                words.append((plan["words"][k], seg))
+                k += 1
+        f0s = []
+        for w, seg in words:
+            a, b = int(seg.start * rate), int(seg.end * rate)
+            fa, fb = int(seg.start * fps), max(int(seg.end * fps), int(seg.start * fps) + 1)
+            n_ph = sum(1 for p in grid.phones if p.start >= seg.start - 1e-6 and p.end <= seg.end + 1e-6)
+            cols["rms_db"].append(float(20 * np.log10(np.sqrt((audio[a:b] ** 2).mean()) + 1e-9)))
+            f0s.append(f0_median(audio[a:b], rate))
+            cols["sec_per_phone"].append((seg.end - seg.start) / max(n_ph, 1))
+            cols["jaw"].append(float(rig[fa:fb, INDEX["jawOpen"]].max()))
+            cols["brow"].append(float(rig[fa:fb, INDEX["browInnerUp"]].max()))
+            for key in ("loudness_db", "emphasis", "rate", "gain"):
+                cols[key].append(float(w[key]))
+        f0 = np.asarray(f0s)
+        cols["f0_rel"] += list(np.log2(f0 / np.nanmedian(f0)) * 12)  # semitones from the utterance's median
+    return cols
+
+
+def corr(a: list[float], b: list[float]) -> float:
+    a_, b_ = np.asarray(a), np.asarray(b)
+    ok = np.isfinite(a_) & np.isfinite(b_)
+    return float(np.corrcoef(a_[ok], b_[ok])[0, 1])
+
+
+PAIRS = (
+    ("loudness_db", "rms_db", "audible: word level (dB) follows hidden loudness"),
+    ("emphasis", "f0_rel", "audible: F0 (semitones) rises on accents"),
+    ("rate", "sec_per_phone", "audible: local rate shortens phones (expect r < 0)"),
+    ("gain", "jaw", "visible: jaw opening follows articulation gain"),
+    ("emphasis", "brow", "visible: brows rise on accents"),
+)
+
+
+def main(root: Path) -> None:
+    cols = word_table(root)
+    print(f"{len(cols['rms_db'])} words from {root}")
+    print("| hidden | measured | Pearson r | meaning |")
+    print("|---|---|---:|---|")
+    for hidden, seen, meaning in PAIRS:
+        print(f"| {hidden} | {seen} | {corr(cols[hidden], cols[seen]):+.2f} | {meaning} |")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
