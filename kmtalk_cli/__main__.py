@@ -1,3 +1,4 @@
 from .cli import app
 
-app(prog_name="kmtalk")
+if __name__ == "__main__":  # not again in worker processes started with "spawn"
+    app(prog_name="kmtalk")

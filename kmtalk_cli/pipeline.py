@@ -166,13 +166,25 @@ def animate(
         n_frames = max(1, int(round(audio.duration * fps)))
         anim = Animation(rig_motion(alignment, face, n_frames, fps, upper_face=not liveliness), fps, alignment, None, RIG, face)
         return add_liveliness(anim, audio, seed) if liveliness else anim
+    ahead = None
     if model is None:
+        ahead = _align_ahead(audio, text, alignment, checkpoint, key_motions)
         step("Loading the model")
-        model = resolve_model(backbone, checkpoint, key_motions, precision=precision)
+        try:
+            model = resolve_model(backbone, checkpoint, key_motions, precision=precision)
+        except BaseException:
+            if ahead is not None:
+                ahead.cancel()
+            raise
     model.check_template(face.n_vertices)
     keys = None
     n_frames = model.n_frames(audio)
+    if ahead is not None and not model.uses_key_motions:
+        ahead.cancel()
     if model.uses_key_motions:
+        if ahead is not None:
+            step("Aligning the speech" + (" to its transcript" if text else " (recognising the words)"))
+            alignment = ahead.result()
         alignment, keys = key_motions_for(audio, model, alignment=alignment, text=text, style=style, on_step=step)
         layer = LivelinessLayer.of(audio, alignment, n_frames, model.fps, face, seed) if liveliness else None
         vertices = complete(audio, keys, model, face, style=style, on_step=step, motion_path=motion_path, layer=layer)
@@ -273,6 +285,20 @@ def add_liveliness(anim: Animation, audio: Any, seed: int = 0) -> Animation:
 
     layer = LivelinessLayer.of(audio, anim.alignment, len(anim.vertices), anim.fps, anim.template, seed)
     return dataclasses.replace(anim, vertices=layer(anim.vertices, 0), head_pose=layer.head_pose)
+
+
+def _align_ahead(audio: Any, text: str | None, alignment: Any, checkpoint: Any, key_motions: bool | None) -> Any:
+    """An alignment started in a worker process to overlap the model's loading
+    (:mod:`kmtalk_cli.align_ahead`), when the model surely needs one (bundled key-motion weights)
+    and torch is not loaded yet (a cold start: with torch loaded there is little to overlap);
+    else None."""
+    import sys
+
+    if alignment is not None or checkpoint is not None or key_motions is False or "torch" in sys.modules:
+        return None
+    from .align_ahead import AlignAhead
+
+    return AlignAhead(audio, text)
 
 
 def _align(audio: Any, text: str | None, step: Callable[[str], None]) -> Any:

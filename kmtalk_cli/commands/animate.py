@@ -88,6 +88,8 @@ class AnimateJob:
     def setup(self) -> Any:
         from ..pipeline import load
 
+        if not self.batch:  # one file: the pipeline loads the model while it aligns in a worker process
+            return None, _template(self.template)
         return load(self.backbone, self.checkpoint, self.key_motions, precision=self.precision), _template(self.template)
 
     def run(self, item: BatchItem, state: Any, force: bool) -> list[Path]:
