@@ -206,8 +206,9 @@ def _assemble(
 
     def vertex_pieces() -> Any:
         start = 0
-        for piece in pieces:
-            v = np.asarray(piece, dtype=np.float32).reshape(len(piece), -1, 3) + rest[None]
+        for piece in pieces:  # each piece is ours: add in place instead of copying the large array
+            v = np.asarray(piece, dtype=np.float32).reshape(len(piece), -1, 3)
+            v += rest[None]
             yield layer(v, start) if layer is not None else v
             start += len(v)
 

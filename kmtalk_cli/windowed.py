@@ -151,14 +151,16 @@ def complete_in_windows(
             b = min(stop, a + window)
             piece = residual[a - start : b - start]
             if config.residual and len(keys.frames.indices):
-                piece = piece + _base(keys, codes, near, a - lo, b - lo)
+                piece = _add_base(piece, keys, codes, near, a - lo, b - lo)
             yield piece
 
 
-def _base(keys: KeyMotions, codes: Tensor, near: Neighbours, a: int, b: int) -> Tensor:
-    """The key motions interpolated over frames ``a … b-1`` of ``near``, in offsets."""
+def _add_base(piece: Tensor, keys: KeyMotions, codes: Tensor, near: Neighbours, a: int, b: int) -> Tensor:
+    """``piece`` plus the key motions interpolated over frames ``a … b-1`` of ``near``, with one
+    pass over the (large) output."""
     part = Neighbours(near.prev[a:b], near.next[a:b], near.weight[a:b], near.distances[a:b], near.is_key[a:b])
     rows = interpolate_rows(codes, part)
     if keys.basis is None:
-        return rows
-    return torch.addmm(torch.from_numpy(keys.bias).to(rows.device), rows, torch.from_numpy(keys.basis).to(rows.device))
+        return piece + rows
+    out = torch.addmm(piece, rows, torch.from_numpy(keys.basis).to(rows.device))
+    return out.add_(torch.from_numpy(keys.bias).to(rows.device))
