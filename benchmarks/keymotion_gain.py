@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from kmtalk_cli.commands.train import build_run
+from kmtalk_cli.trainable import build_run
 from kmtalk_cli.data.dataset import open_dataset
 from kmtalk_cli.evaluation import ModelPredictions, evaluate, resolve_regions
 from kmtalk_cli.models import load_model

@@ -23,7 +23,8 @@ per model, pooled over clips:
   rotation (degrees, largest axis of the model's head pose; 0 with none).
 
 With ``--sheets DIR`` it also writes, per model, a contact sheet (PNG) of one clip's rest, M/B/P,
-F/V and AA/AE frames, each from the front, the front at the mouth, and three-quarter views.
+F/V and AA/AE frames, each from the front, three-quarter and mouth close-up views, drawn as
+``kmtalk render`` draws them (teeth, tongue, eyes, scalp, head pose).
 """
 
 from __future__ import annotations
@@ -207,47 +208,16 @@ def table(results: dict[str, Tally]) -> str:
     return "\n".join(rows)
 
 
-def write_png(path: Path, image: np.ndarray) -> None:
-    """An (H, W, 3) uint8 image as an 8-bit RGB PNG (zlib only, no imaging library needed)."""
-    import struct
-    import zlib
-
-    h, w, _ = image.shape
-    raw = b"".join(b"\x00" + np.ascontiguousarray(image[y], dtype=np.uint8).tobytes() for y in range(h))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
-
-
-def _label(image: np.ndarray, text: str) -> np.ndarray:
-    """Write ``text`` in the top-left corner when Pillow is installed (the legend file says it too)."""
-    try:
-        from PIL import Image, ImageDraw
-    except ImportError:
-        return image
-
-    img = Image.fromarray(image)
-    ImageDraw.Draw(img).text((6, 4), text, fill=(20, 20, 20))
-    return np.asarray(img)
-
-
-def _yawed(vertices: np.ndarray, degrees: float, centre: np.ndarray) -> np.ndarray:
-    """The mesh turned about the vertical axis through ``centre`` (positive shows the face's left)."""
-    a = np.radians(degrees)
-    rot = np.array([[np.cos(a), 0.0, np.sin(a)], [0.0, 1.0, 0.0], [-np.sin(a), 0.0, np.cos(a)]])
-    return ((vertices - centre) @ rot.T + centre).astype(np.float32)
-
-
 def contact_sheet(anim, alignment, path: Path, size: int = 320) -> Path:
     """Rows: rest, M/B/P, F/V, AA/AE (the phone nearest the clip's median gap for that class);
-    columns: front, front mouth close-up, three-quarter."""
+    columns: front, three-quarter and mouth close-up, with the head's teeth, eyes and scalp and
+    the animation's head pose, as ``kmtalk render`` draws them."""
     from kmtalk_cli.alignment.phones import SIL
     from kmtalk_cli.face.rig import lip_gap
-    from kmtalk_cli.render.camera import frame_camera
-    from kmtalk_cli.render.pipeline import make_renderer
+    from kmtalk_cli.render import RenderOptions
+    from kmtalk_cli.render.camera import camera_view
+    from kmtalk_cli.render.pipeline import render_stills
+    from kmtalk_cli.render.png import tile, write_png
 
     face = anim.template
     v = np.asarray(anim.vertices, dtype=np.float32)
@@ -259,36 +229,23 @@ def contact_sheet(anim, alignment, path: Path, size: int = 320) -> Path:
         if not phones:
             continue
         frames = [_frame_of(0.5 * (p.start + p.end), fps, n) for p in phones]
+        names = [p.label for p in phones]
         if title == "rest":
-            frames = [0] + frames
+            frames, names = [0, *frames], ["start", *names]
         median = np.median(gap[frames])
-        best = min(zip(phones if title != "rest" else [None] + phones, frames), key=lambda pf: abs(gap[pf[1]] - median))
-        label = best[0].label if best[0] is not None else "start"
-        picks.append((f"{title} ({label}, {gap[best[1]]:.1f} mm, t={best[1] / fps:.2f}s)", best[1]))
-    centre = face.vertices.mean(axis=0)
-    lm = face.landmarks
-    mouth = face.vertices[lm[48:68]]
-    views = [
-        ("front", lambda x: x, face.vertices),
-        ("mouth", lambda x: x, np.concatenate([mouth, face.vertices[lm[[31, 35, 8]]]])),
-        ("three-quarter", lambda x: _yawed(x, 35.0, centre), _yawed(face.vertices, 35.0, centre)),
-    ]
+        k = min(range(len(frames)), key=lambda i: abs(gap[frames[i]] - median))
+        picks.append((f"{title} {names[k]} {gap[frames[k]]:.1f}MM {frames[k] / fps:.2f}S", frames[k]))
+    pose = getattr(anim, "head_pose", None)
     rows = []
     for title, frame in picks:
-        tiles = []
-        for view, transform, framing in views:
-            renderer = make_renderer(face.faces, size, frame_camera(framing), n_vertices=face.n_vertices)
-            try:
-                tile = renderer.render(transform(v[frame]))
-            finally:
-                renderer.close()
-            tiles.append(_label(tile, f"{anim.model} | {title} | {view}" if view == "front" else view))
-        rows.append(np.concatenate(tiles, axis=1))
-    sheet = np.concatenate(rows, axis=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_png(path, sheet)
-    legend = [f"{anim.model}: rows top to bottom; columns front | mouth close-up | three-quarter"]
-    path.with_suffix(".txt").write_text("\n".join(legend + [f"row {i + 1}: {title}" for i, (title, _) in enumerate(picks)]) + "\n")
+        still = None if pose is None else type(pose)(pose.fps, pose.rotation[frame : frame + 1], pose.gaze[frame : frame + 1])
+        row = []
+        for view in ("front", "three-quarter", "mouth"):
+            options = RenderOptions(size=size, view=camera_view(view), labels=(f"{title} {view}",))
+            row += render_stills(v[frame : frame + 1], face, options=options, head_pose=still)
+        rows.append(row)
+    write_png(path, tile(rows))
+    path.with_suffix(".txt").write_text(f"{anim.model}\n" + "\n".join(f"row {i + 1}: {t}" for i, (t, _) in enumerate(picks)) + "\n")
     return path
 
 
@@ -340,6 +297,7 @@ def main() -> None:
             results[model].wall += time.perf_counter() - t0
             measure(anim, alignment, results[model], rest_gap, rest_eye, rest_brow)
             if args.sheets is not None and clip.name == SHEET_CLIP:
+                args.sheets.mkdir(parents=True, exist_ok=True)
                 print(f"  sheet: {contact_sheet(anim, alignment, args.sheets / f'{model}.png')}")
     seconds = next(iter(results.values())).seconds
     print(f"\n{seconds:.1f} s of real speech over {len(clips)} clips\n")

@@ -118,25 +118,32 @@ def _vertex_count(dataset: Dataset) -> int:
     return next(iter(dataset.templates.values())).shape[0]
 
 
-def resolve_regions(dataset: Dataset) -> Regions:
+def resolve_regions(dataset: Dataset, *, required: tuple[str, ...] = ("lips", "upper_face")) -> Regions:
     """``lips``/``upper_face`` from the dataset's ``regions/``, else from the bundled head when the
-    mesh is the bundled head's; CodeTalker's ``lve.txt``/``fdd.txt`` count as those two."""
-    wanted = ("lips", "upper_face")
-    if all(name in dataset.regions for name in wanted):
-        return Regions(dataset.regions["lips"], dataset.regions["upper_face"], f"{dataset.root / 'regions'}")
-    from .face.template import bundled_template
+    mesh is the bundled head's; CodeTalker's ``lve.txt``/``fdd.txt`` count as those two.
 
-    head = bundled_template()
-    if head.n_vertices == _vertex_count(dataset) and all(name in head.regions for name in wanted):
-        found = {name: dataset.regions.get(name, head.regions[name]) for name in wanted}
-        own = [name for name in wanted if name in dataset.regions]
-        source = f"bundled head {head.name}" + (f"; {own[0]} from {dataset.root / 'regions'}" if own else "")
-        return Regions(found["lips"], found["upper_face"], source)
-    missing = [name for name in wanted if name not in dataset.regions]
-    raise DatasetError(
-        f"Dataset {dataset.root} has no {' or '.join(missing)} region; add regions/lips.txt and "
-        "regions/upper_face.txt (vertex indices, as CodeTalker's lve.txt and fdd.txt)."
-    )
+    Evaluation needs both; training needs only the lips (``required=("lips",)``), and a region
+    that is not required and not found comes back empty.
+    """
+    wanted = ("lips", "upper_face")
+    found = {name: dataset.regions[name] for name in wanted if name in dataset.regions}
+    source = f"{dataset.root / 'regions'}"
+    if len(found) < len(wanted):
+        from .face.template import bundled_template
+
+        head = bundled_template()
+        if head.n_vertices == _vertex_count(dataset) and all(name in head.regions for name in wanted):
+            own = [name for name in wanted if name in found]
+            found = {name: found.get(name, head.regions[name]) for name in wanted}
+            source = f"bundled head {head.name}" + (f"; {own[0]} from {dataset.root / 'regions'}" if own else "")
+    missing = [name for name in required if name not in found]
+    if missing:
+        raise DatasetError(
+            f"Dataset {dataset.root} has no {' or '.join(missing)} region; add regions/lips.txt and "
+            "regions/upper_face.txt (vertex indices, as CodeTalker's lve.txt and fdd.txt)."
+        )
+    empty = np.zeros(0, dtype=np.int64)
+    return Regions(np.asarray(found.get("lips", empty)), np.asarray(found.get("upper_face", empty)), source)
 
 
 @dataclass(frozen=True)

@@ -142,6 +142,7 @@ def animate(
     model: Any = None,
     liveliness: bool = True,
     seed: int = 0,
+    gate: bool = True,
     motion_path: Path | str | None = None,
 ) -> Animation:
     """Animate ``speech`` (a path or :class:`~kmtalk_cli.audio.Audio`) on ``template`` (default: the bundled head).
@@ -152,7 +153,10 @@ def animate(
     ``int8``) is the model's CPU inference precision (:mod:`kmtalk_cli.precision`). ``model``
     (from :func:`load`) skips loading, so a batch loads it once. ``liveliness`` adds blinks, brow
     raises, head motion and gaze from the speech's prosody (:func:`add_liveliness`), drawn from ``seed``.
-    With ``motion_path`` the motion is streamed to that ``.npy`` as it is made (see :func:`complete`).
+    ``gate`` holds a learned model's lower face to the rig's on m/b/p, f/v, in pauses and at the
+    ends (:func:`add_gate`; it needs an alignment, made here for plain models too). With
+    ``motion_path`` the motion is streamed to that ``.npy`` as it is made (see :func:`complete`):
+    the gate and the liveliness layer are applied a window at a time on the way.
     """
     step = on_step or (lambda _: None)
     from .audio import Audio, load_audio
@@ -168,7 +172,7 @@ def animate(
         return add_liveliness(anim, audio, seed) if liveliness else anim
     ahead = None
     if model is None:
-        ahead = _align_ahead(audio, text, alignment, checkpoint, key_motions)
+        ahead = _align_ahead(audio, text, alignment, checkpoint, key_motions, gate)
         step("Loading the model")
         try:
             model = resolve_model(backbone, checkpoint, key_motions, precision=precision)
@@ -179,22 +183,33 @@ def animate(
     model.check_template(face.n_vertices)
     keys = None
     n_frames = model.n_frames(audio)
-    if ahead is not None and not model.uses_key_motions:
-        ahead.cancel()
-    if model.uses_key_motions:
-        if ahead is not None:
+    if ahead is not None:
+        if model.uses_key_motions or gate:
             step("Aligning the speech" + (" to its transcript" if text else " (recognising the words)"))
             alignment = ahead.result()
+        else:
+            ahead.cancel()
+
+    def layers() -> Callable[[np.ndarray, int], np.ndarray] | None:
+        chain = ([GateLayer.of(alignment, n_frames, model.fps, face)] if gate else []) + (
+            [LivelinessLayer.of(audio, alignment, n_frames, model.fps, face, seed)] if liveliness else []
+        )
+        return _chained(chain)
+
+    if model.uses_key_motions:
         alignment, keys = key_motions_for(audio, model, alignment=alignment, text=text, style=style, on_step=step)
-        layer = LivelinessLayer.of(audio, alignment, n_frames, model.fps, face, seed) if liveliness else None
+        layer = layers()
         vertices = complete(audio, keys, model, face, style=style, on_step=step, motion_path=motion_path, layer=layer)
     else:
         step(f"Predicting the motion ({model.backbone})")
         offsets = model.predict_offsets(audio, style=style)
-        layer = LivelinessLayer.of(audio, alignment, n_frames, model.fps, face, seed) if liveliness else None
+        if gate and alignment is None:
+            alignment = _align(audio, text, step)
+        layer = layers()
         vertices = _assemble(iter([offsets]), face.vertices, len(offsets), motion_path, layer)
     label = f"{model.backbone}{' + KM' if model.uses_key_motions else ''}{'' if model.precision == 'fp32' else f' ({model.precision})'}"
-    return Animation(vertices, model.fps, alignment, keys, label, face, head_pose=layer.head_pose if layer is not None else None)
+    head_pose = layer.head_pose if isinstance(layer, _Chain) else None
+    return Animation(vertices, model.fps, alignment, keys, label, face, head_pose=head_pose)
 
 
 def _assemble(
@@ -222,6 +237,26 @@ def _assemble(
     return np.load(path, mmap_mode="r").reshape(n_frames, -1, 3)
 
 
+@dataclass(frozen=True)
+class _Chain:
+    """Window layers applied in order; the head pose is the liveliness layer's, if there is one."""
+
+    layers: tuple[Any, ...]
+
+    def __call__(self, vertices: np.ndarray, start: int) -> np.ndarray:
+        for layer in self.layers:
+            vertices = layer(vertices, start)
+        return vertices
+
+    @property
+    def head_pose(self) -> Any:
+        return next((layer.head_pose for layer in self.layers if isinstance(layer, LivelinessLayer)), None)
+
+
+def _chained(layers: list[Any]) -> _Chain | None:
+    return _Chain(tuple(layers)) if layers else None
+
+
 _RIGS: dict[int, tuple[Any, Any]] = {}
 
 
@@ -233,6 +268,45 @@ def _rig_of(template: Any) -> Any:
     if cached is None or cached[0] is not template:
         cached = _RIGS[id(template)] = (template, rig_for(template))
     return cached[1]
+
+
+@dataclass(frozen=True)
+class GateLayer:
+    """The articulatory gate (:mod:`kmtalk_cli.face.gate`) of one clip, applied a window of
+    frames at a time: rig parameters and gate weights per frame, the lower-face mask."""
+
+    rig: Any
+    params: np.ndarray  # (T, P)
+    weights: np.ndarray  # (T,)
+    mask: np.ndarray  # (V,)
+    rest: np.ndarray  # (V, 3)
+
+    @classmethod
+    def of(cls, alignment: Any, n_frames: int, fps: float, template: Any) -> GateLayer:
+        from .face.coarticulation import SpokenPhone, animate_phones
+        from .face.gate import gate_weights, lower_face_mask
+
+        if alignment is None:
+            raise ModelError("The articulatory gate needs the speech's alignment.")
+        rig = _rig_of(template)
+        params = animate_phones([SpokenPhone(p.label, p.start, p.end) for p in alignment.phones], n_frames, fps, upper_face=False)
+        return cls(rig, params, gate_weights(alignment.phones, n_frames, fps), lower_face_mask(rig), template.vertices)
+
+    def __call__(self, vertices: np.ndarray, start: int) -> np.ndarray:
+        """Frames ``start …`` of the motion, (n, V, 3), gated."""
+        from .face.gate import apply_gate
+
+        stop = start + len(vertices)
+        return apply_gate(vertices, self.rig, self.params[start:stop], self.weights[start:stop], self.mask, rest=self.rest)
+
+
+def add_gate(anim: Animation) -> Animation:
+    """The articulatory gate (:mod:`kmtalk_cli.face.gate`) on ``anim``: its lower face blended
+    towards the rig driven by its alignment wherever the phones make the mouth shape obligatory."""
+    import dataclasses
+
+    layer = GateLayer.of(anim.alignment, len(anim.vertices), anim.fps, anim.template)
+    return dataclasses.replace(anim, vertices=layer(anim.vertices, 0))
 
 
 @dataclass(frozen=True)
@@ -288,14 +362,15 @@ def add_liveliness(anim: Animation, audio: Any, seed: int = 0) -> Animation:
     return dataclasses.replace(anim, vertices=layer(anim.vertices, 0), head_pose=layer.head_pose)
 
 
-def _align_ahead(audio: Any, text: str | None, alignment: Any, checkpoint: Any, key_motions: bool | None) -> Any:
+def _align_ahead(audio: Any, text: str | None, alignment: Any, checkpoint: Any, key_motions: bool | None, gate: bool) -> Any:
     """An alignment started in a worker process to overlap the model's loading
-    (:mod:`kmtalk_cli.align_ahead`), when the model surely needs one (bundled key-motion weights)
-    and torch is not loaded yet (a cold start: with torch loaded there is little to overlap);
-    else None."""
+    (:mod:`kmtalk_cli.align_ahead`), when the model surely needs one (the gate, or bundled
+    key-motion weights) and torch is not loaded yet (a cold start: with torch loaded there is
+    little to overlap); else None."""
     import sys
 
-    if alignment is not None or checkpoint is not None or key_motions is False or "torch" in sys.modules:
+    needed = gate or (checkpoint is None and key_motions is not False)
+    if alignment is not None or not needed or "torch" in sys.modules:
         return None
     from .align_ahead import AlignAhead
 

@@ -35,3 +35,13 @@ def test_no_liveliness_writes_no_head_pose(speech_wav):
     assert result.exit_code == 0, result.output
     assert speech.with_suffix(".npy").is_file()
     assert not speech.with_name("speech.head.npz").exists()
+
+
+def test_no_gate_changes_a_learned_models_lips(speech_wav, tmp_path):
+    speech = speech_wav(duration=1.5)
+    for flag in ("--gate", "--no-gate"):
+        out = tmp_path / f"{flag.strip('-')}.npy"
+        result = runner.invoke(app, ["animate", str(speech), "--no-liveliness", flag, "-o", str(out), "-q"])
+        assert result.exit_code == 0, result.output
+    gated, plain = np.load(tmp_path / "gate.npy"), np.load(tmp_path / "no-gate.npy")
+    assert gated.shape == plain.shape and not np.allclose(gated, plain)

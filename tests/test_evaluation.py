@@ -173,6 +173,15 @@ def test_missing_regions_say_which_files_to_add(tmp_path):
         resolve_regions(ds)
 
 
+def test_training_needs_only_the_lips(tmp_path):
+    ds = open_dataset(make_corpus(tmp_path / "c", regions={"lips": LIPS}))
+    regions = resolve_regions(ds, required=("lips",))
+    assert regions.lips.tolist() == list(LIPS) and regions.upper_face.size == 0
+    bare = open_dataset(make_corpus(tmp_path / "d", regions={}))
+    with pytest.raises(DatasetError, match="no lips region"):
+        resolve_regions(bare, required=("lips",))
+
+
 def test_bundled_head_regions_when_the_mesh_is_the_bundled_head(tmp_path):
     from kmtalk_cli.face.template import bundled_template
 

@@ -32,9 +32,10 @@ def corpus(tiny_corpus):
 
 
 def tiny_backbone(name: str, corpus, condition_dim: int = KM.embed_dim):
-    from kmtalk_cli.commands.train import _regions
+    from kmtalk_cli.evaluation import resolve_regions
 
-    lips, upper = _regions(corpus, 5080)
+    regions = resolve_regions(corpus)
+    lips, upper = regions.lips, regions.upper_face
     sizes = {
         "faceformer": {"d_model": 16},
         "codetalker": {"hidden": 64, "prior_layers": 1, "prior_ffn": 128, "n_components": 4, "code_dim": 16, "d_model": 32, "decoder_layers": 1, "decoder_ffn": 64},

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from kmtalk_cli.backbones.checkpoint import read_checkpoint_info
-from kmtalk_cli.commands.train import build_run
+from kmtalk_cli.trainable import build_run
 from kmtalk_cli.data.dataset import open_dataset
 from kmtalk_cli.training import TrainingItem, TrainOptions, batches, collate, load_items, train
 

@@ -347,6 +347,7 @@ def _warn(message: str) -> None:
 def _forced_chunk(words: Sequence[str], pcm: bytes, samples: np.ndarray, method: str) -> ChunkResult:
     """Forced alignment of one chunk to ``words``, checked for fit; raises :class:`NoPath`."""
     duration = samples.shape[0] / SAMPLE_RATE
+    check_phone_rate(words, samples)
     w, p, retry_notes = forced(words, pcm, duration)
     check_plausible(p, samples)
     return ChunkResult(w, p, method, tuple(retry_notes))
@@ -364,7 +365,6 @@ def align_chunk(samples: np.ndarray, words: Sequence[str] | None, *, recognised:
     notes: list[str] = []
     if words is not None and not recognised:
         try:
-            check_phone_rate(words, samples)
             result = _forced_chunk(words, pcm, samples, "forced")
             return replace(result, notes=tuple(notes) + result.notes)
         except Misfit as exc:

@@ -66,6 +66,7 @@ class AnimateJob:
     audio_options: tuple[int | None, int, str]  # sample rate, channels, format of headerless PCM
     liveliness: bool = True
     seed: int = 0
+    gate: bool = True
 
     def motion_path(self, item: BatchItem) -> Path:
         return output_for(item.path, self.output, ".npy", batch=self.batch)
@@ -111,7 +112,7 @@ class AnimateJob:
             result = run(
                 audio, backbone=self.backbone, checkpoint=self.checkpoint, key_motions=self.key_motions, text=text,
                 alignment=_read_alignment(self.alignment), style=self.style, template=face, on_step=on_step,
-                precision=self.precision, model=model, liveliness=self.liveliness, seed=self.seed,
+                precision=self.precision, model=model, liveliness=self.liveliness, seed=self.seed, gate=self.gate,
                 motion_path=tmp,  # streamed as it is completed: a long motion is never whole in memory
             )
         written = [out]
@@ -158,6 +159,7 @@ def animate(
     raw_format: RawFormatOpt = "PCM_16",
     liveliness: Annotated[bool, typer.Option("--liveliness/--no-liveliness", help="Blinks, brow raises, head motion and gaze from the speech's prosody (head pose in SPEECH.head.npz).")] = True,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the liveliness layer: the same seed gives the same blinks, brows, head and gaze.", min=0)] = 0,
+    gate: Annotated[bool, typer.Option("--gate/--no-gate", help="Articulatory gate: a learned model's lips close on m/b/p, tuck on f/v and rest in pauses and at the ends, as the rig driven by the alignment does.")] = True,
 ) -> None:
     """Speech → align → key motions → completion → mesh motion (.npy), and optionally an mp4; one file or a batch."""
     with running("animate", progress, quiet=quiet) as rep:
@@ -166,7 +168,7 @@ def animate(
             raise KmtalkError("--text/--alignment apply to one input; for a batch, put SPEECH.txt beside each file or use a .csv manifest.")
         formats = tuple(f.strip() for f in (export or "").split(",") if f.strip())
         job = AnimateJob(backbone, checkpoint, key_motions, text, alignment, style, template, batch_output(output, inputs.batch),
-                         inputs.batch, render, formats, precision, (sample_rate, channels, raw_format), liveliness, seed)
+                         inputs.batch, render, formats, precision, (sample_rate, channels, raw_format), liveliness, seed, gate)
         finish(run_inputs(job, inputs, reporter=rep, jobs=jobs, force=force, label="Animating"), "animated")
 
 

@@ -12,64 +12,6 @@ from ..progress import ProgressMode
 from .common import ProgressOpt, QuietOpt, info, progress_bar, running
 
 
-def build_run(
-    backbone: str,
-    dataset: Any,
-    *,
-    preset: str = "default",
-    overrides: dict[str, Any] | None = None,
-    key_motions: bool = False,
-    key_motion_overrides: dict[str, Any] | None = None,
-) -> tuple[Any, dict[str, Any], Any]:
-    """The untrained model for ``dataset``, its checkpoint description, and the lip indices.
-
-    Vertex count, fps, style count and region masks always come from the data, so a config
-    file only sets sizes.
-    """
-    import numpy as np
-
-    from ..backbones import create_backbone, make_config
-    from ..errors import DatasetError
-
-    styles = dataset.train_subjects()
-    n_vertices = next(iter(dataset.templates.values())).shape[0]
-    lips, upper = _regions(dataset, n_vertices)
-    forced = {
-        "n_vertices": n_vertices,
-        "fps": dataset.fps,
-        "n_styles": len(styles),
-        "lip_vertices": tuple(int(i) for i in lips),
-        "upper_face_vertices": tuple(int(i) for i in upper),
-    }
-    user = dict(overrides or {})
-    if key_motions:
-        from ..keymotion_model import KeyMotionConfig
-
-        km_config = KeyMotionConfig.from_dict(key_motion_overrides or {})
-        user["condition_dim"] = km_config.embed_dim
-    config = make_config(backbone, preset, **{**user, **forced})
-    if "period" in config.to_dict() and "period" not in user:  # FaceFormer/CodeTalker: one period per second
-        config = config.replace(period=int(round(dataset.fps)))
-    model = create_backbone(backbone, config)
-    description: dict[str, Any] = {
-        "kind": "backbone",
-        "backbone": backbone,
-        "config": config.to_dict(),
-        "styles": styles,
-        "template": {"name": dataset.root.name, "n_vertices": n_vertices},
-        "training": {"data": str(dataset.root), "preset": preset},
-    }
-    if key_motions:
-        from ..keymotion_model import KeyMotionModel
-
-        model = KeyMotionModel(model, km_config)
-        description["kind"] = "key-motion"
-        description["key_motions"] = km_config.to_dict()
-    if len(lips) == 0:
-        raise DatasetError("The dataset has no lip region; add regions/lips.txt (vertex indices).")
-    return model, description, np.asarray(lips)
-
-
 def _stage_epochs(values: list[str], stages: tuple[str, ...]) -> dict[str, int] | None:
     from ..errors import KmtalkError
 
@@ -80,22 +22,6 @@ def _stage_epochs(values: list[str], stages: tuple[str, ...]) -> dict[str, int] 
             raise KmtalkError(f"--stage-epochs takes STAGE=N with N ≥ 1 and STAGE one of {', '.join(stages)}; got '{value}'.")
         parsed[name] = int(count)
     return parsed or None
-
-
-def _regions(dataset: Any, n_vertices: int) -> tuple[Any, Any]:
-    """Lip and upper-face indices from the corpus' regions/, else the bundled head's if it matches."""
-    import numpy as np
-
-    from ..face.template import bundled_template
-
-    lips, upper = dataset.regions.get("lips"), dataset.regions.get("upper_face")
-    if lips is None or upper is None:
-        head = bundled_template()
-        if head.n_vertices == n_vertices:
-            lips = head.region("lips") if lips is None else lips
-            upper = head.region("upper_face") if upper is None else upper
-    empty = np.zeros(0, dtype=np.int64)
-    return (empty if lips is None else lips), (empty if upper is None else upper)
 
 
 def train(
@@ -123,6 +49,7 @@ def train(
     with running("train", progress, quiet=quiet) as rep:
         from ..data.dataset import open_dataset
         from ..errors import KmtalkError
+        from ..trainable import build_run
         from ..training import LR_SCHEDULES, TrainOptions, load_items, seed_everything
         from ..training import train as run_training
 

@@ -301,10 +301,14 @@ def apply_liveliness(vertices: np.ndarray, rig: Rig, live: Liveliness) -> np.nda
 
     The outer brows follow the inner one at 70%, as in a surprised or emphatic raise.
     """
-    v = np.asarray(vertices, dtype=np.float32)
+    v = np.array(vertices, dtype=np.float32, copy=True)
     if v.shape[0] != len(live.blink):
         raise ValueError(f"The motion has {v.shape[0]} frames; the liveliness has {len(live.blink)}.")
     d = rig.deltas
-    eyes = (d[INDEX["eyeBlinkLeft"]] + d[INDEX["eyeBlinkRight"]]).astype(np.float32)
-    brows = (d[INDEX["browInnerUp"]] + 0.7 * (d[INDEX["browOuterUpLeft"]] + d[INDEX["browOuterUpRight"]])).astype(np.float32)
-    return v + live.blink.astype(np.float32)[:, None, None] * eyes[None] + live.brow.astype(np.float32)[:, None, None] * brows[None]
+    eyes = d[INDEX["eyeBlinkLeft"]] + d[INDEX["eyeBlinkRight"]]
+    brows = d[INDEX["browInnerUp"]] + 0.7 * (d[INDEX["browOuterUpLeft"]] + d[INDEX["browOuterUpRight"]])
+    for curve, field in ((live.blink, eyes), (live.brow, brows)):
+        cols = np.flatnonzero(np.abs(field).max(axis=1) > 0)
+        for r in np.flatnonzero(curve > 0):  # only the frames and vertices an event moves
+            v[r, cols] += (curve[r] * field[cols]).astype(np.float32)
+    return v

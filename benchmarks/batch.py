@@ -1,0 +1,137 @@
+"""Batch throughput of ``kmtalk animate``: one CLI call per file vs one batch call.
+
+    python benchmarks/batch.py [--lines 200] [--per-file 30] [--jobs 1,2] [--rtf-lines 100]
+
+Real speech: Debian's ``pocketsphinx-testdata`` LibriVox sentences (public domain, 24.7 s in
+all), force-aligned to their transcripts with the built-in aligner and cut between words
+wherever the speaker pauses, into short lines (about 1-3 s) with the words said in each as a
+``path,transcript`` manifest. The lines are repeated under new names until there are
+``--lines`` of them. The same cutting with 3 s targets makes the ``--rtf-lines`` three-second
+lines for the real-time factor (wall time of the whole batch / seconds of speech).
+
+Rows: files per minute for ``--per-file`` separate ``kmtalk animate FILE --text ...`` calls
+(each pays the start-up and the model load), and for one ``kmtalk animate lines.csv -o out/``
+call per ``--jobs`` value over all lines. Default model (bundled SelfTalk + KM), fp32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+CLIPS = Path("/usr/share/pocketsphinx/test/data/librivox")
+KMTALK = [sys.executable, "-m", "kmtalk_cli"]
+
+
+def transcripts(folder: Path) -> dict[str, str]:
+    """``<s> words </s> (name)`` lines → name → words."""
+    found = {}
+    for line in (folder / "transcription").read_text().splitlines():
+        m = re.match(r"\s*<s>(.*)</s>\s*\((.+)\)", line)
+        if m:
+            found[m.group(2).strip()] = m.group(1).strip()
+    return found
+
+
+def cut_lines(folder: Path, shortest: float, longest: float, pause: float = 0.12) -> list[tuple[np.ndarray, str]]:
+    """Each clip cut between words where the gap is at least ``pause`` s (or, failing that, at
+    any word boundary once ``longest`` is reached), into lines of ``shortest``-``longest`` s."""
+    from kmtalk_cli.alignment import align
+    from kmtalk_cli.audio import load_audio
+
+    lines = []
+    for name, text in sorted(transcripts(folder).items()):
+        audio = load_audio(folder / f"{name}.wav")
+        words = [w for w in align(audio, text).words if w.label.upper() not in ("SIL", "<SIL>", "")]
+        start, said = None, []
+        for i, word in enumerate(words):
+            if start is None:
+                start = max(0.0, word.start - 0.05)
+            said.append(word.label.lower())
+            gap = words[i + 1].start - word.end if i + 1 < len(words) else 1.0
+            length = word.end - start
+            if (length >= shortest and gap >= pause) or length >= longest or i + 1 == len(words):
+                end = min(audio.duration, word.end + min(0.05, gap / 2))
+                if end - start >= 0.5:
+                    a, b = int(start * audio.sample_rate), int(end * audio.sample_rate)
+                    lines.append((audio.samples[a:b], " ".join(said)))
+                start, said = None, []
+    return lines
+
+
+def write_lines(lines: list[tuple[np.ndarray, str]], count: int, folder: Path, rate: int = 16_000) -> tuple[Path, float]:
+    """``count`` lines as WAVs (repeating the cut ones) and their manifest; total seconds."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows, seconds = ["path,transcript"], 0.0
+    for i in range(count):
+        samples, text = lines[i % len(lines)]
+        sf.write(folder / f"line{i:04d}.wav", samples, rate)
+        rows.append(f"line{i:04d}.wav,{text}")
+        seconds += len(samples) / rate
+    manifest = folder / "lines.csv"
+    manifest.write_text("\n".join(rows) + "\n")
+    return manifest, seconds
+
+
+def run(args: list[str]) -> float:
+    began = time.perf_counter()
+    done = subprocess.run([*KMTALK, *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"kmtalk {' '.join(args)} failed:\n{done.stderr[-2000:]}")
+    return time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips", type=Path, default=CLIPS)
+    parser.add_argument("--lines", type=int, default=200)
+    parser.add_argument("--per-file", type=int, default=30, help="separate CLI calls timed (files/min extrapolates)")
+    parser.add_argument("--jobs", default="1,2")
+    parser.add_argument("--rtf-lines", type=int, default=100)
+    opts = parser.parse_args()
+
+    scratch = Path(tempfile.mkdtemp(prefix="kmtalk-batch-bench-"))
+    try:
+        short = cut_lines(opts.clips, 0.8, 2.5)
+        manifest, seconds = write_lines(short, opts.lines, scratch / "short")
+        print(f"{opts.lines} lines cut from {len(short)} distinct ones, {seconds / opts.lines:.2f} s each on average ({seconds:.0f} s of speech)\n")
+        rows = []
+        out = scratch / "single"
+        out.mkdir()
+        texts = dict(line.split(",", 1) for line in manifest.read_text().splitlines()[1:])
+        names = sorted(texts)[: opts.per_file]
+        wall = sum(run(["animate", str(manifest.parent / n), "--text", texts[n], "-o", str(out / (Path(n).stem + ".npy")), "-q"]) for n in names)
+        rows.append((f"one call per file ({len(names)} files)", len(names), wall))
+        for jobs in (int(j) for j in opts.jobs.split(",")):
+            target = scratch / f"batch{jobs}"
+            wall = run(["animate", str(manifest), "-o", str(target), "--jobs", str(jobs), "-q"])
+            rows.append((f"one batch call, --jobs {jobs}", opts.lines, wall))
+
+        print("| mode | files | wall (s) | files/min |")
+        print("|---|---|---|---|")
+        for label, n, wall in rows:
+            print(f"| {label} | {n} | {wall:.1f} | {60 * n / wall:.0f} |")
+
+        three = cut_lines(opts.clips, 2.6, 3.4, pause=0.08)
+        manifest3, seconds3 = write_lines(three, opts.rtf_lines, scratch / "three")
+        print(f"\n{opts.rtf_lines} lines of {seconds3 / opts.rtf_lines:.2f} s on average ({len(three)} distinct), one batch call:\n")
+        print("| jobs | wall (s) | speech (s) | RTF |")
+        print("|---|---|---|---|")
+        for jobs in (int(j) for j in opts.jobs.split(",")):
+            wall = run(["animate", str(manifest3), "-o", str(scratch / f"three{jobs}"), "--jobs", str(jobs), "-q"])
+            print(f"| {jobs} | {wall:.1f} | {seconds3:.0f} | {wall / seconds3:.3f} |")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
