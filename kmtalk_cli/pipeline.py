@@ -6,6 +6,7 @@ through dominance-function coarticulation, with no learned weights.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,7 +170,14 @@ def animate(
         alignment = alignment if alignment is not None else _align(audio, text, step)
         n_frames = max(1, int(round(audio.duration * fps)))
         anim = Animation(rig_motion(alignment, face, n_frames, fps, upper_face=not liveliness), fps, alignment, None, RIG, face)
-        return add_liveliness(anim, audio, seed) if liveliness else anim
+        anim = add_liveliness(anim, audio, seed) if liveliness else anim
+        if motion_path is None:
+            return anim
+        from .npy_stream import NpyRowWriter
+
+        with NpyRowWriter(motion_path, n_frames, (face.vertices.size,)) as out:
+            out.write(anim.vertices)
+        return dataclasses.replace(anim, vertices=np.load(motion_path, mmap_mode="r").reshape(n_frames, -1, 3))
     ahead = None
     if model is None:
         ahead = _align_ahead(audio, text, alignment, checkpoint, key_motions, gate)
