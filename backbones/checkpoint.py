@@ -42,6 +42,9 @@ def save_checkpoint(
         if half and value.is_floating_point():
             value = value.to(torch.float16)
         tensors[key] = value.contiguous().clone()
+    for key, value in tensors.items():  # a diverged model is never saved as if it were one
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ModelError(f"Not saving {Path(path).name}: tensor {key} holds NaN or infinite values (the training diverged; try a lower --lr).")
     header = {"format": FORMAT, "format_version": FORMAT_VERSION, **info}
     path = Path(path)
     with atomic_output(path, force=force) as tmp:
@@ -49,13 +52,31 @@ def save_checkpoint(
     return path
 
 
+#: A stored weight larger than this in magnitude is damage, not training (trained weights stay
+#: within a few tens).
+MAX_WEIGHT = 1e6
+
+
+def resolve_checkpoint_path(path: Path | str) -> Path:
+    """A checkpoint file, or a training run folder (its ``best.safetensors``), else a clear error."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.safetensors", "last.safetensors"):
+            if (path / name).is_file():
+                return path / name
+        raise ModelError(f"Checkpoint {path} is a directory without best.safetensors; give a checkpoint file (.safetensors).")
+    if not path.exists():
+        raise ModelError(f"Checkpoint {path} does not exist.")
+    if not path.is_file():
+        raise ModelError(f"Checkpoint {path} is not a regular file.")
+    return path
+
+
 def read_checkpoint_info(path: Path | str) -> dict[str, Any]:
     """The JSON description of a checkpoint, without loading its weights."""
     from safetensors import safe_open
 
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"Checkpoint {path} does not exist.")
+    path = resolve_checkpoint_path(path)
     try:
         with safe_open(str(path), framework="pt") as fh:
             metadata = fh.metadata() or {}
@@ -80,6 +101,7 @@ def load_state(path: Path | str, model: nn.Module) -> None:
         state = load_file(str(path))
     except Exception as exc:  # noqa: BLE001
         raise ModelError(f"Checkpoint {path} has unreadable weights ({exc}).") from None
+    check_weights(state, path)
     own = model.state_dict()
     state = {k: v.to(own[k].dtype) if k in own and v.is_floating_point() else v for k, v in state.items()}
     result = model.load_state_dict(state, strict=False)
@@ -90,10 +112,23 @@ def load_state(path: Path | str, model: nn.Module) -> None:
         )
 
 
+def check_weights(state: dict[str, torch.Tensor], path: Path | str) -> None:
+    """Refuse weights with NaN, infinity or absurd magnitudes: damaged bytes or a diverged run."""
+    for name, value in state.items():
+        if not value.is_floating_point() or value.numel() == 0:
+            continue
+        if not bool(torch.isfinite(value).all()):
+            raise ModelError(f"Checkpoint {path} is damaged: tensor {name} holds NaN or infinite values.")
+        biggest = float(value.abs().max())
+        if biggest > MAX_WEIGHT:
+            raise ModelError(f"Checkpoint {path} is damaged or diverged: tensor {name} holds a weight of {biggest:.3g}.")
+
+
 def load_backbone(path: Path | str):  # noqa: ANN201 - (Backbone, info)
     """Rebuild a plain backbone checkpoint: the model in eval mode and its description."""
     from . import create_backbone
 
+    path = resolve_checkpoint_path(path)
     info = read_checkpoint_info(path)
     if info.get("kind") != "backbone":
         raise ModelError(f"Checkpoint {path} holds a '{info.get('kind')}' model, not a plain backbone.")

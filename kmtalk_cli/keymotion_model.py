@@ -15,6 +15,19 @@
    rebuild them from a narrow embedding used them poorly. Every backbone stage, CodeTalker's
    motion prior included, then learns the residual.
 
+Why completion was inert, and what changed. With ``residual`` the untrained backbone outputs
+zero, so the keys sit in place by construction, and a completion learnt from the *true* keys
+has almost nothing to add: on the phone-driven corpus their interpolation was within 0.41 mm
+of the truth, so it learnt a residual near zero and no use for the audio (the frozen audio
+encoder, trained for key frames only, did not help). At test time the keys come from the
+decoder and carry its errors, which such a completion passes straight through: interpolating
+the predicted keys scored within ±0.04 mm of the full models. Completion can now learn from keys
+with a decoder's kind of error (``key_noise``, :func:`corrupt_keys`): a wrong overall amplitude
+per sequence and single keys pulled towards other shapes. Repairing those needs the audio, and
+on a corpus with hidden prosody (loudness and rate change the amplitude) the audio holds what
+repairs them. ``key_noise`` 0 (the default until a full-size run shows the gain) is the old form;
+``benchmarks/paper_protocol.py`` trains both.
+
 Nothing here knows which backbone it wraps. Training is progressive (``stages``): the backbone's
 own pre-stages (CodeTalker's motion prior), ``keys`` (decoder and audio encoder on ground-truth
 key frames), ``complete`` (completion from ground-truth key motions, on the audio features as
@@ -62,6 +75,7 @@ class KeyMotionConfig:
     phone_dim: int = 32
     audio_guidance: bool = True
     key_dropout: float = 0.0  # share of key frames hidden in the ``complete`` stage (see the module notes)
+    key_noise: float = 0.0  # > 0: completion learns from keys carrying a key decoder's kind of error (:func:`corrupt_keys`)
     residual: bool = True  # the backbone adds to the interpolated key motions instead of replacing them
     completion_trains_encoder: bool = False  # False: the audio encoder learns in ``keys`` only (see notes)
     offset_scale: float = 100.0  # the decoder predicts centimetres
@@ -141,6 +155,29 @@ class KeyMotionEmbedding(nn.Module):
         interp, d_prev, d_next = interpolate_keys(key_offsets, key_mask_t)
         dist = torch.stack([d_prev, d_next], -1).clamp(max=60.0) / 30.0
         return self.project(interp * self.scale) + self.kind(key_mask_t.long()) + self.distance(dist)
+
+
+def corrupt_keys(keys: Tensor, valid: Tensor, noise: float, generator: torch.Generator | None = None) -> Tensor:
+    """Ground-truth key motions (B, K, D) with the errors a key decoder makes, for completion to repair.
+
+    Completion learnt from true keys has nothing to add: their interpolation is already close
+    to the truth, so it learns a residual near zero and ignores the audio. A decoder's keys
+    err in two ways this copies: the whole sequence too small or too large (it misjudges the
+    speaker's effort: a gain exp(N(0, noise)) per sequence), and single keys pulled towards
+    another shape of the same sequence (a blend U(0, noise) towards a random valid key).
+    Repairing both needs the audio: how loud and how fast the voice is, what was said when.
+    """
+    if noise <= 0:
+        return keys
+    b, k, _ = keys.shape
+    rand = lambda *shape: torch.rand(*shape, generator=generator, device=keys.device)  # noqa: E731
+    gain = torch.exp(noise * torch.randn(b, 1, 1, generator=generator, device=keys.device))
+    counts = valid.sum(1, keepdim=True).clamp_min(1)
+    # A random valid key per key: valid keys come first in every row (see ``_key_tensors``).
+    other = (rand(b, k) * counts).long().clamp(max=k - 1)
+    partner = torch.gather(keys, 1, other[..., None].expand_as(keys))
+    blend = (noise * rand(b, k, 1)).to(keys.dtype)
+    return gain * ((1 - blend) * keys + blend * partner)
 
 
 def interpolate_keys(key_offsets: Tensor, key_mask_t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -256,7 +293,7 @@ class KeyMotionModel(nn.Module):
         frames, _, valid = self._key_tensors(keys, batch.offsets.device)
         target_keys = torch.gather(batch.offsets, 1, frames[..., None].expand(-1, -1, batch.offsets.shape[-1]))
         if stage in self.backbone.stages[:-1]:  # e.g. CodeTalker's prior, learnt on what completion adds
-            _, base = self.condition(target_keys, frames, valid, batch.offsets.shape[1])
+            _, base = self.condition(self._completion_keys(target_keys, valid), frames, valid, batch.offsets.shape[1])
             return self.backbone.loss(self._residual_batch(batch, base, None), stage)
         if features is None:
             with torch.set_grad_enabled(torch.is_grad_enabled() and self._encoder_learns(stage)):
@@ -268,11 +305,15 @@ class KeyMotionModel(nn.Module):
             return key_loss, {"key": float(key_loss.detach())}
         drop = torch.rand(valid.shape, device=valid.device) < self.km_config.key_dropout
         ends = (frames == 0) | (frames == (batch.frame_lengths[:, None] - 1))
-        cond, base = self.condition(target_keys, frames, valid & (~drop | ends), batch.offsets.shape[1])
+        cond, base = self.condition(self._completion_keys(target_keys, valid), frames, valid & (~drop | ends), batch.offsets.shape[1])
         completion, backbone_parts = self.backbone.loss(
             self._residual_batch(batch, base, cond), self.backbone.stages[-1], features=self._guided(features)
         )
         return completion, {**{f"backbone_{k}": v for k, v in backbone_parts.items()}, "completion": float(completion.detach())}
+
+    def _completion_keys(self, target_keys: Tensor, valid: Tensor) -> Tensor:
+        """The keys completion learns from: the true ones, corrupted while training (``key_noise``)."""
+        return corrupt_keys(target_keys, valid, self.km_config.key_noise) if self.training else target_keys
 
     @staticmethod
     def _residual_batch(batch: Batch, base: Tensor, condition: Tensor | None) -> Batch:
@@ -362,8 +403,9 @@ class KeyMotionModel(nn.Module):
 
 def load_keymotion_model(path: Path | str) -> tuple[KeyMotionModel, dict[str, Any]]:
     from .backbones import create_backbone
-    from .backbones.checkpoint import load_state, read_checkpoint_info
+    from .backbones.checkpoint import load_state, read_checkpoint_info, resolve_checkpoint_path
 
+    path = resolve_checkpoint_path(path)
     info = read_checkpoint_info(path)
     if info.get("kind") != "key-motion":
         raise ModelError(f"Checkpoint {path} holds a plain backbone, not a key-motion model; use it without key motions.")

@@ -11,6 +11,7 @@ time (for a boundary frame, the two phones it separates).
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from .alignment.phones import LABELS, SIL
 from .errors import AlignmentError, MotionError
+from .validate import require_finite
 
 RULES = ("boundaries", "centers", "both", "uniform")
 #: How far (seconds) an alignment's last phone may run past the audio before it is refused.
@@ -175,8 +177,11 @@ def write_key_motions(keys: KeyMotions, path: Path | str, *, template: np.ndarra
         arrays["codes"] = np.asarray(keys.codes, dtype=np.float32)
         arrays["basis"] = np.asarray(keys.basis, dtype=np.float32)
         arrays["bias"] = np.asarray(keys.bias if keys.bias is not None else np.zeros(keys.dim), dtype=np.float32)
+        for name in ("codes", "basis", "bias"):
+            require_finite(arrays[name], f"The key motions for {path}")
     else:
         arrays["offsets"] = keys.offsets.astype(np.float16)
+        require_finite(arrays["offsets"], f"The key motions for {path}")
     with atomic_output(Path(path), force=force) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
@@ -206,12 +211,17 @@ def read_key_motions(path: Path | str) -> KeyMotions:
         raise MotionError(f"Key-motion file {path} does not exist.") from None
     except KeyError as exc:
         raise MotionError(f"{path} is not a key-motion file from `kmtalk keymotions` (it has no {exc}).") from None
-    except (OSError, ValueError, EOFError):
-        raise MotionError(f"{path} is not a key-motion .npz file from `kmtalk keymotions`.") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        raise MotionError(f"{path} is not a key-motion .npz file from `kmtalk keymotions` (unreadable or truncated).") from None
     if codes.ndim != 2 or len(codes) != len(indices) or len(frames.left) != len(indices):
         raise MotionError(f"Key-motion file {path} is inconsistent: {len(indices)} key frames but offsets of shape {codes.shape}.")
     if basis is not None and (basis.ndim != 2 or basis.shape[0] != codes.shape[1] or bias.shape != (basis.shape[1],)):
         raise MotionError(f"Key-motion file {path} is inconsistent: codes of width {codes.shape[1]} but a basis of shape {basis.shape}.")
+    for part in (codes, basis, bias):
+        if part is not None:
+            require_finite(part, f"Key-motion file {path}")
+    if frames.n_frames < 1 or not np.isfinite(frames.fps) or frames.fps <= 0:
+        raise MotionError(f"Key-motion file {path} has an invalid frame count or rate ({frames.n_frames} frames at {frames.fps} fps).")
     if len(indices) and (indices.min() < 0 or indices.max() >= frames.n_frames or np.any(np.diff(indices) <= 0)):
         raise MotionError(f"Key-motion file {path} has key frames outside 0..{frames.n_frames - 1} or out of order.")
     return KeyMotions(frames, codes, basis, bias)

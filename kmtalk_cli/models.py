@@ -7,6 +7,7 @@ into per-frame vertex offsets at the model's frame rate.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import ModelError
+from .errors import KmtalkWarning, ModelError, MotionError
+from .validate import MAX_OFFSET_M, check_offsets, require_finite
 
 
 @dataclass
@@ -76,7 +78,7 @@ class LoadedModel:
                 out = self.model.predict(_samples(audio), n_frames, style=index, alignment=alignment)
             else:
                 out = self.model.predict(_samples(audio), n_frames, style=index)
-        return out.detach().cpu().numpy().astype(np.float32)
+        return self._checked(out.detach().cpu().numpy().astype(np.float32))
 
     def encode(self, audio: Any) -> torch.Tensor:
         """Audio features at the model's frame rate; the last clip's are kept, so
@@ -91,23 +93,32 @@ class LoadedModel:
     def predict_keys(self, audio: Any, alignment: Any, *, style: str | None = None, features: torch.Tensor | None = None) -> Any:
         """Key frames and the face there (:class:`~kmtalk_cli.keymotions.KeyMotions`); key-motion models only."""
         self._need_key_motions()
+        if not has_speech(alignment):
+            warnings.warn(KmtalkWarning("No speech was found (the alignment has no phones); the face stays at rest."), stacklevel=2)
+            return no_key_motions(self.n_frames(audio), self.fps, self.n_vertices)
         features = self.encode(audio) if features is None else features
         with torch.inference_mode():
-            return self.model.predict_keys(
+            keys = self.model.predict_keys(
                 _samples(audio), self.n_frames(audio), alignment=alignment, style=self.style_index(style), features=features
             )
+        self._check_keys(keys, f"Checkpoint {self.path}" if self.path is not None else "The model", predicted=True)
+        return keys
 
     def complete_pieces(self, audio: Any, keys: Any, *, style: str | None = None, features: torch.Tensor | None = None) -> Iterator[np.ndarray]:
         """Offsets completed from key motions, in consecutive (≤ 600, V·3) float32 pieces of
         frames, so a long clip never holds more than a window; key-motion models only."""
         self._need_key_motions()
+        n_frames = self.n_frames(audio)
+        if len(keys.frames.indices) == 0:  # no speech: the face at rest
+            return iter([np.zeros((n_frames, self.n_vertices * 3), dtype=np.float32)])
+        self._check_keys(keys, "The key motions")
         features = self.encode(audio) if features is None else features
-        pieces = self.model.complete_pieces(_samples(audio), self.n_frames(audio), keys, style=self.style_index(style), features=features)
+        pieces = self.model.complete_pieces(_samples(audio), n_frames, keys, style=self.style_index(style), features=features)
 
         def numpy_pieces() -> Iterator[np.ndarray]:
             with torch.inference_mode():
                 for piece in pieces:
-                    yield piece.detach().cpu().numpy().astype(np.float32, copy=False)
+                    yield self._checked(piece.detach().cpu().numpy().astype(np.float32, copy=False))
 
         return numpy_pieces()
 
@@ -115,10 +126,49 @@ class LoadedModel:
         """Offsets (T, V·3) completed from key motions, guided by the audio; key-motion models only."""
         return np.concatenate(list(self.complete_pieces(audio, keys, style=style)), axis=0)
 
+    def _checked(self, offsets: np.ndarray) -> np.ndarray:
+        """Offsets a damaged or diverged checkpoint would make (NaN, metres away) never leave the model."""
+        return check_offsets(offsets, f"Checkpoint {self.path}" if self.path is not None else "The model")
+
+    @staticmethod
+    def _check_keys(keys: Any, what: str, *, predicted: bool = False) -> None:
+        """Finite key motions (and, predicted, within a face's reach), without expanding all of
+        them at once: codes and their map are checked, and the offsets only in blocks when a
+        cheap bound does not already clear them."""
+        parts = [np.asarray(p) for p in (keys.codes, keys.basis, keys.bias) if p is not None]
+        if predicted and not all(np.isfinite(p).all() for p in parts):
+            raise ModelError(f"{what} gave NaN or infinite key motions; the checkpoint is damaged or its training diverged.")
+        for part in parts:
+            require_finite(part, what, MotionError)
+        if not predicted:
+            return
+        if keys.basis is None:
+            check_offsets(keys.codes, what)
+            return
+        reach = np.abs(keys.codes) @ np.abs(keys.basis).max(axis=1) + (np.abs(keys.bias).max() if keys.bias is not None else 0.0)
+        if len(reach) and float(reach.max()) > MAX_OFFSET_M:
+            for start in range(0, len(keys.codes), 512):
+                check_offsets(keys.expand(keys.codes[start : start + 512]), what)
+
     def _need_key_motions(self) -> None:
         if not self.uses_key_motions:
             where = f"Checkpoint {self.path}" if self.path is not None else "This model"
             raise ModelError(f"{where} was trained without key motions; train one with `kmtalk train --key-motions`.")
+
+
+def has_speech(alignment: Any) -> bool:
+    """Whether an alignment holds any spoken (non-silence) phone."""
+    from .alignment.phones import SIL
+
+    return any(p.label != SIL and p.end > p.start for p in getattr(alignment, "phones", ()))
+
+
+def no_key_motions(n_frames: int, fps: float, n_vertices: int) -> Any:
+    """Key motions with no key frames: what silence gives; completion keeps the face at rest."""
+    from .keymotions import KeyFrames, KeyMotions
+
+    frames = KeyFrames(np.zeros(0, dtype=np.int64), (), (), n_frames, fps, "boundaries")
+    return KeyMotions(frames, np.zeros((0, n_vertices * 3), dtype=np.float32))
 
 
 def _samples(audio: Any) -> torch.Tensor:

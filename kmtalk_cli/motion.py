@@ -65,3 +65,17 @@ def load_motion(path: Path, n_vertices: int | None = None) -> np.ndarray:
                 )
             data = data[key]
     return as_vertex_sequence(data, n_vertices, name=f"Motion file {path}")
+
+
+def write_motion_npy(motion: np.ndarray, path: Path, *, force: bool = False) -> Path:
+    """Write a (T, V·3) or (T, V, 3) motion as float32 ``.npy`` at exactly ``path``, atomically,
+    after checking that every value is finite (inside a transaction: with the run's other outputs)."""
+    from .atomic import atomic_output
+    from .validate import require_finite
+
+    array = np.asarray(motion, dtype=np.float32)
+    array = array.reshape(len(array), -1)
+    require_finite(array, f"The motion for {path}")
+    with atomic_output(Path(path), force=force) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, array)  # a handle, so numpy never appends its own suffix
+    return Path(path)

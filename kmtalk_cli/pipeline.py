@@ -39,19 +39,27 @@ class Animation:
         return self.vertices.reshape(len(self.vertices), -1)
 
 
-def resolve_model(backbone: str, checkpoint: Path | str | None, key_motions: bool | None, *, precision: str = "fp32") -> Any:
+def resolve_model(backbone: str | None, checkpoint: Path | str | None, key_motions: bool | None, *, precision: str = "fp32") -> Any:
     """A :class:`~kmtalk_cli.models.LoadedModel` from ``checkpoint`` or the bundled weights.
 
-    ``key_motions`` None means "whatever the checkpoint is" (or, bundled, with key motions);
-    ``precision`` is passed to :func:`~kmtalk_cli.models.load_model`.
+    ``backbone`` None means the default (or the checkpoint's); a name that differs from the
+    checkpoint's backbone is refused rather than ignored. ``key_motions`` None means "whatever
+    the checkpoint is" (or, bundled, with key motions); ``precision`` is passed to
+    :func:`~kmtalk_cli.models.load_model`.
     """
     from .backbones import get_backbone
     from .models import load_model
     from .weights import bundled_checkpoints, find_bundled
 
     if checkpoint is None:
+        backbone = backbone or DEFAULT_BACKBONE
         get_backbone(backbone)  # an unknown name lists the backbones that exist
     if checkpoint is not None:
+        from .backbones.checkpoint import read_checkpoint_info
+
+        held = str(read_checkpoint_info(checkpoint).get("backbone"))
+        if backbone is not None and backbone != held:
+            raise ModelError(f"Checkpoint {checkpoint} holds a {held} model, not {backbone}; drop --backbone or pass --backbone {held}.")
         loaded = load_model(checkpoint, precision=precision)
         if key_motions and not loaded.uses_key_motions:
             raise ModelError(
@@ -84,7 +92,7 @@ def rig_motion(
     return (rig or build_rig(template)).pose(params, rest=rest).astype(np.float32)
 
 
-def load(backbone: str = DEFAULT_BACKBONE, checkpoint: Path | str | None = None, key_motions: bool | None = None, *, precision: str = "fp32") -> Any:
+def load(backbone: str | None = None, checkpoint: Path | str | None = None, key_motions: bool | None = None, *, precision: str = "fp32") -> Any:
     """The model :func:`animate` would load (None for the rig baseline), to load once and reuse over many files."""
     if backbone == RIG:
         if checkpoint is not None or key_motions:
@@ -130,7 +138,7 @@ def complete(
 def animate(
     speech: Any,
     *,
-    backbone: str = DEFAULT_BACKBONE,
+    backbone: str | None = None,
     checkpoint: Path | str | None = None,
     key_motions: bool | None = None,
     text: str | None = None,

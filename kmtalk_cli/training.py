@@ -363,6 +363,7 @@ def train(
                     for param_group in optimizer.param_groups:
                         param_group["lr"] = options.lr * 0.5 * (1 + math.cos(math.pi * done))
                 loss, parts = wrapped(collate(group, augment_rng).to(device), stage)
+                check_loss(float(loss.detach()), stage, epoch, options.lr)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if options.grad_clip > 0:
@@ -379,6 +380,7 @@ def train(
             val_loss, val_lve = (None, None)
             if dist.main and val_items:
                 val_loss, val_lve = validate(model, val_items, stage, options, device, lips)
+                check_loss(val_loss, stage, epoch, options.lr, what="validation loss")
             entry = EpochLog(stage, epoch, total / n, val_loss, val_lve, time.perf_counter() - epoch_began, {k: v / parts_count[k] for k, v in parts_sum.items()})
             history.append(entry)
             if dist.main:
@@ -402,6 +404,21 @@ def train(
 
         torch_dist.barrier()
     return TrainResult(out_dir, best_path, last_path, history, time.perf_counter() - began)
+
+
+#: A training loss above this (squared metres and CTC nats alike stay far below) has exploded.
+MAX_LOSS = 1e6
+
+
+def check_loss(value: float | None, stage: str, epoch: int, lr: float, *, what: str = "loss") -> None:
+    """Stop training with a clear message once the loss is NaN, infinite or exploding, before
+    anything from that epoch is saved."""
+    if value is None or (math.isfinite(value) and abs(value) <= MAX_LOSS):
+        return
+    raise ModelError(
+        f"Training diverged in stage {stage}, epoch {epoch + 1}: the {what} is {value:.3g}; "
+        f"nothing from this epoch was saved. Try a lower --lr (it was {lr:g})."
+    )
 
 
 def _record(info: dict[str, Any], options: TrainOptions, stage: str, epoch: int, history: list[EpochLog], seconds: float) -> dict[str, Any]:

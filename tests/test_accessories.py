@@ -146,3 +146,32 @@ def test_eyeballs_sink_behind_closing_lids(head):
     shut = pose_assembly(assembly, frames[1], motion, 1)[assembly.slices["eye_left"]]
     open_ = pose_assembly(assembly, frames[0], motion, 0)[assembly.slices["eye_left"]]
     assert (open_[:, 2] - shut[:, 2]).min() > 0.7 * EYE_RETREAT
+
+
+def winding(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Generalised winding number of a triangle soup at each point (1 inside a closed surface)."""
+    a, b, c = (triangles[None, :, k] - points[:, None] for k in range(3))
+    la, lb, lc = (np.linalg.norm(x, axis=2) for x in (a, b, c))
+    num = np.einsum("ijk,ijk->ij", a, np.cross(b, c))
+    den = la * lb * lc + np.einsum("ijk,ijk->ij", a, b) * lc + np.einsum("ijk,ijk->ij", b, c) * la + np.einsum("ijk,ijk->ij", c, a) * lb
+    return np.arctan2(num, den).sum(axis=1) / (2 * np.pi)
+
+
+def test_teeth_and_tongue_stay_inside_the_mouth_as_it_opens(head, jaw_frames):
+    assembly = assemble(head)
+    motion = parts_motion(jaw_frames, head)
+    scalp, mouth = assembly.slices["scalp"], assembly.slices["mouth"]
+    faces = assembly.faces
+
+    def among(s: slice) -> np.ndarray:
+        return (faces >= s.start) & (faces < s.stop)
+
+    skin = np.all((faces < head.n_vertices) | among(scalp), axis=1)
+    solid = np.all((faces < head.n_vertices) | among(scalp) | among(mouth), axis=1)
+    for t in (0, 2):
+        posed = pose_assembly(assembly, jaw_frames[t], motion, t).astype(np.float64)
+        inner = np.vstack([posed[assembly.slices[n]][::17] for n in ("teeth_upper", "teeth_lower", "tongue")])
+        assert (winding(inner, posed[faces[skin]]) > 0.5).all()  # inside the head
+        assert (np.abs(winding(inner, posed[faces[solid]])) < 0.5).all()  # within the mouth's pocket
+        cavity = posed[mouth][head.parts["mouth"].weld < 0][::9]
+        assert (winding(cavity, posed[faces[skin]]) > 0.5).all()  # the pocket never pokes through the skin

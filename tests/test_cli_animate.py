@@ -81,8 +81,14 @@ def test_bad_inputs_are_one_clear_line(checkpoints, speech_wav, tmp_path) -> Non
     bad = runner.invoke(app, ["animate", str(speech), "-c", km, "--alignment", str(long)])
     assert bad.exit_code == 1 and "only 1.00 s long" in bad.output
     silent = _alignment_file(tmp_path / "silent.json", [("SIL", 0.0, 1.0)], 1.0)
-    bad = runner.invoke(app, ["animate", str(speech), "-c", km, "--alignment", str(silent)])
-    assert bad.exit_code == 1 and "no phones" in bad.output
+    rest = tmp_path / "rest.npy"
+    quiet = runner.invoke(app, ["animate", str(speech), "-c", km, "--alignment", str(silent), "-o", str(rest)])
+    assert quiet.exit_code == 0 and "No speech" in quiet.output  # silence: the face at rest, with a warning
+    from kmtalk_cli.face.template import bundled_template
+
+    assert np.allclose(np.load(rest).reshape(30, -1, 3), bundled_template().vertices[None], atol=1e-6)
+    with np.load(rest.with_suffix(".keys.npz")) as keys:
+        assert keys["offsets"].shape == (0, 5080 * 3)
     missing = runner.invoke(app, ["animate", str(speech), "-c", str(tmp_path / "nope.safetensors")])
     assert missing.exit_code == 1 and "does not exist" in missing.output
     unknown = runner.invoke(app, ["animate", str(speech), "-b", "facefarmer"])

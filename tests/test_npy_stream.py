@@ -24,3 +24,12 @@ def test_a_short_or_long_array_is_refused(tmp_path) -> None:
         out.write(np.zeros((3, 2)))
     with pytest.raises(OutputError, match="more rows"), NpyRowWriter(tmp_path / "l.npy", 2, (2,)) as out:
         out.write(np.zeros((3, 2)))
+
+
+def test_a_non_finite_piece_is_refused(tmp_path) -> None:
+    from kmtalk_cli.errors import MotionError
+
+    rows = np.zeros((2, 3), dtype=np.float32)
+    rows[1, 2] = np.nan
+    with pytest.raises(MotionError, match="NaN"), NpyRowWriter(tmp_path / "n.npy", 2, (3,), what="The motion for x.npy") as out:
+        out.write(rows)

@@ -174,3 +174,32 @@ def test_training_beats_the_mean_face_on_held_out_subjects(name: str, request, t
     last_stage = [h for h in result.history if h.stage == model.stages[-1]]
     assert last_stage[-1].train_loss < 0.5 * last_stage[0].train_loss
     assert min(h.val_lve_mm for h in last_stage) < still
+
+
+def test_a_diverging_loss_stops_training_before_anything_of_that_epoch_is_saved(corpus, tmp_path, monkeypatch) -> None:
+    from kmtalk_cli.errors import ModelError
+
+    model, description, lips = build_run("faceformer", corpus, overrides=SMALL)
+    train_items = load_items(corpus, corpus.split("train"), description["styles"])
+    real, calls = model.loss, []
+
+    def exploding(batch, stage="main"):  # noqa: ANN001, ANN202 - fine for one epoch, then NaN
+        loss, parts = real(batch, stage)
+        calls.append(1)
+        return (loss * float("nan") if len(calls) > len(train_items) else loss), parts
+
+    monkeypatch.setattr(model, "loss", exploding)
+    with pytest.raises(ModelError, match=r"diverged in stage main, epoch 2: the loss is nan.*lower --lr"):
+        train(model, train_items, [], tmp_path, description, TrainOptions(epochs=3, batch_size=1), lips=lips)
+    assert read_checkpoint_info(tmp_path / "best.safetensors")["training"]["epoch"] == 0  # epoch 1's, not epoch 2's
+
+
+def test_the_cli_refuses_absurd_rates_and_leaves_no_run_folder(tiny_corpus, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from kmtalk_cli.cli import app
+
+    for lr in ("nan", "-1", "inf", "0", "5"):
+        result = CliRunner().invoke(app, ["train", "--data", str(tiny_corpus), "--out", str(tmp_path / "run"), "--lr", lr])
+        assert result.exit_code == 2 and "--lr" in result.output and "Traceback" not in result.output
+        assert not (tmp_path / "run").exists()

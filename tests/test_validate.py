@@ -55,3 +55,21 @@ def test_require_number(value: float) -> None:
     with pytest.raises(KmtalkError, match="--lr"):
         require_number(value, "--lr", low=0.0, high=10.0)
     assert require_number(3, "--lr", low=0.0, high=10.0) == 3.0
+
+
+def test_checkpoints_with_nan_or_absurd_weights_are_neither_loaded_nor_saved(tmp_path) -> None:
+    import torch
+
+    from kmtalk_cli.backbones.checkpoint import check_weights, save_checkpoint
+
+    check_weights({"w": torch.ones(3)}, "ok.safetensors")
+    with pytest.raises(ModelError, match="damaged or diverged: tensor w holds a weight of 1e\\+08"):
+        check_weights({"w": torch.tensor([1.0, 1e8])}, "c.safetensors")
+    with pytest.raises(ModelError, match="tensor w holds NaN"):
+        check_weights({"w": torch.tensor([float("nan")])}, "c.safetensors")
+    model = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        model.weight[0, 0] = float("inf")
+    with pytest.raises(ModelError, match="Not saving best.safetensors: tensor weight"):
+        save_checkpoint(model, tmp_path / "best.safetensors", {"kind": "backbone", "backbone": "x", "config": {}})
+    assert list(tmp_path.iterdir()) == []

@@ -235,7 +235,7 @@ def orient_outwards(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
 def tongue(arch: Arch, top_y: float) -> Mesh:
     """A flattened, tapering body lying inside the lower arch with its tip behind the incisors."""
     n_lat, n_lon = 12, 16
-    length, width, thick = 48 * MM, 38 * MM, 16 * MM
+    length, width, thick = 44 * MM, 38 * MM, 16 * MM
     tip_z = arch.front[2] - 7.5 * MM
     u = np.linspace(0.0, 1.0, n_lat + 2)[1:-1]  # 0 tip … 1 root
     a = np.linspace(0, 2 * np.pi, n_lon, endpoint=False)
@@ -261,8 +261,8 @@ def mouth_cavity(
 ) -> Part:
     """A dark bag from the mouth slit (welded to it) back to the throat, around teeth and tongue.
 
-    Ring 0 is the slit itself; the next rings widen to the cavity's cross-section (an
-    ellipse ``half_width`` wide from ``bottom`` to ``top``) and run back ``depth``; a fan
+    Ring 0 is the slit itself; the next rings widen to the cavity's cross-section (a
+    rounded rectangle ``half_width`` wide from ``bottom`` to ``top``) and run back ``depth``; a fan
     closes the back. Each column keeps its slit vertex's jaw weight, so the floor drops with
     the jaw, and shares a fading part of the lip's own deformation.
     """
@@ -273,10 +273,12 @@ def mouth_cavity(
     ang = np.arctan2(rel[:, 1] / max(np.ptp(s[:, 1]), 1e-6), rel[:, 0] / max(np.ptp(s[:, 0]), 1e-6))
     mid_y = 0.5 * (top + bottom)
     half_h = 0.5 * (top - bottom)
-    ellipse = np.stack([half_width * np.cos(ang), mid_y + half_h * np.sin(ang)], axis=1)
+    # A rounded rectangle (superellipse), so the molars at the back corners stay inside.
+    c, si = np.cos(ang), np.sin(ang)
+    ellipse = np.stack([half_width * np.sign(c) * np.abs(c) ** 0.5, mid_y + half_h * np.sign(si) * np.abs(si) ** 0.5], axis=1)
     # (blend towards the ellipse, z offset behind the slit, share of the lip deformation)
-    schedule = [(0.0, 0.0, 1.0), (0.35, 2.0 * MM, 0.6), (0.8, 5.0 * MM, 0.25), (1.0, 9.0 * MM, 0.0),
-                (1.0, 0.45 * depth, 0.0), (0.92, 0.8 * depth, 0.0), (0.55, depth, 0.0)]
+    schedule = [(0.0, 0.0, 1.0), (0.2, 3.0 * MM, 0.6), (0.8, 5.0 * MM, 0.25), (1.0, 9.0 * MM, 0.0),
+                (1.0, 0.45 * depth, 0.0), (1.0, 0.8 * depth, 0.0), (0.75, depth, 0.0)]
     rings, share = [], []
     front_z = s[:, 2].min()
     for blend, back, follow in schedule:
@@ -551,7 +553,7 @@ def build_parts(
     parts["tongue"] = Part(tv, tf, tc, np.ones(len(tv)), np.full(len(tv), -1))
     parts["mouth"] = mouth_cavity(
         v, slit, jaw_weight, half_width=31 * MM, top=upper_arch.front[1] + 16 * MM,
-        bottom=lower_arch.front[1] - 20 * MM, depth=52 * MM,
+        bottom=lower_arch.front[1] - 20 * MM, depth=58 * MM,
     )
 
     anchors: dict[str, np.ndarray] = {}

@@ -44,6 +44,10 @@ class AlignJob:
             paths.append(output_for(item.path, self.textgrid, ".TextGrid", batch=self.batch))
         return paths
 
+    def _suffixes(self) -> list[str]:
+        """The suffix each of :meth:`outputs` must end in (the shared output rule)."""
+        return ([] if self.output == STDOUT else [".json"]) + ([".TextGrid"] if self.textgrid is not None else [])
+
     def setup(self) -> None:
         return None
 
@@ -53,7 +57,8 @@ class AlignJob:
         from ..alignment.textgrid import write_textgrid
         from ..alignment.types import to_json
         from ..atomic import check_output_path
-        paths = [check_output_path(p, force=force) for p in self.outputs(item)]
+        kinds = {".json": "the alignment as JSON", ".TextGrid": "a Praat TextGrid"}
+        paths = [check_output_path(p, force=force, suffixes=(s,), what=kinds[s]) for p, s in zip(self.outputs(item), self._suffixes())]
         json_path = None if self.output == STDOUT else paths.pop(0)
         words = item.text if item.text is not None else self.text if self.text is not None else find_transcript(item.path)
         speech = read_speech(item.path, *self.audio_options)

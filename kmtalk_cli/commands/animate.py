@@ -15,19 +15,25 @@ from ..weights import DEFAULT_BACKBONE
 from .audio_options import ChannelsOpt, RawFormatOpt, SampleRateOpt, read_speech
 from .common import JobsOpt, ProgressOpt, QuietOpt, finish, info, running, step_progress, user_errors
 
-BackboneOpt = Annotated[str, typer.Option("--backbone", "-b", help="Backbone (see `kmtalk backbones`), or 'rig' for the rig baseline.")]
+BackboneOpt = Annotated[str | None, typer.Option("--backbone", "-b", help=f"Backbone (see `kmtalk backbones`; default {DEFAULT_BACKBONE}, or the checkpoint's), or 'rig' for the rig baseline (no weights).")]
 CheckpointOpt = Annotated[Path | None, typer.Option("--checkpoint", "-c", help="A checkpoint from `kmtalk train` (default: the bundled weights).")]
 StyleOpt = Annotated[str | None, typer.Option("--style", help="A training subject's speaking style (default: the average).")]
 TextOpt = Annotated[str | None, typer.Option("--text", help="What is said, for a forced alignment (default: SPEECH.txt beside it, else recognised).")]
 AlignmentOpt = Annotated[Path | None, typer.Option("--alignment", help="An alignment (.align.json from `kmtalk align`, or a TextGrid) to use instead of aligning.")]
 TemplateOpt = Annotated[str | None, typer.Option("--template", "-t", help="Template mesh with the model's vertex count (default: the bundled head).")]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")]
+#: Frame rate of the rig baseline's key motions (the bundled models' rate).
+RIG_FPS = 30.0
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="CPU inference precision of the large layers: fp32, bf16 or int8 (faster at the papers' sizes; output within a fraction of a mm).")]
 
 
-def _read_alignment(path: Path | None) -> Any:
+def _read_alignment(path: Path | None, text: str | None = None) -> Any:
     if path is None:
         return None
+    if text is not None:
+        from ..errors import AlignmentError
+
+        raise AlignmentError("Give --text or --alignment, not both: an alignment already says what is said.")
     from ..alignment import read_json
     from ..alignment.textgrid import read_textgrid
 
@@ -46,12 +52,51 @@ def _template(spec: str | None) -> Any:
     return load_template(spec)
 
 
+MOTION_SUFFIXES = (".npy",)
+MOTION_WHAT = "the motion as a NumPy .npy array (T, V·3)"
+
+
+def motion_output(speech: Path, output: Path | None, *, force: bool, video: bool = False) -> Path:
+    """The motion file a command writes: ``-o`` exactly, which must end in .npy (checked before any work)."""
+    from ..atomic import check_output_path
+    from ..errors import OutputError
+
+    if output is not None and video and output.suffix.lower() != ".npy":
+        raise OutputError(
+            f"-o names the motion (.npy); --render writes the video beside it as {output.with_suffix('.mp4').name}: "
+            f"pass -o {output.with_suffix('.npy')}."
+        )
+    return check_output_path(output or speech.with_suffix(".npy"), force=force, suffixes=MOTION_SUFFIXES, what=MOTION_WHAT)
+
+
+def export_formats(export: str | None) -> tuple[str, ...]:
+    """``--export`` checked before any work, with the names (any case) of ``kmtalk export --format``."""
+    if export is None:
+        return ()
+    from ..export import parse_formats
+
+    return tuple(parse_formats(export))
+
+
+def writes_keys(backbone: str | None, checkpoint: Path | None, key_motions: bool | None) -> bool:
+    """Whether a run will write key motions, known from the checkpoint's header before any work."""
+    from ..pipeline import RIG
+
+    if backbone == RIG or key_motions is False:
+        return False
+    if checkpoint is None:
+        return True
+    from ..backbones.checkpoint import read_checkpoint_info
+
+    return read_checkpoint_info(checkpoint).get("kind") == "key-motion"
+
+
 @dataclass(frozen=True)
 class AnimateJob:
     """``kmtalk animate`` over one file or a batch: the settings every file shares (picklable,
     so worker processes get it whole); the model is loaded once per worker by :meth:`setup`."""
 
-    backbone: str
+    backbone: str | None
     checkpoint: Path | None
     key_motions: bool | None
     text: str | None
@@ -72,8 +117,14 @@ class AnimateJob:
         return output_for(item.path, self.output, ".npy", batch=self.batch)
 
     def outputs(self, item: BatchItem) -> list[Path]:
+        """Every file a run writes: the motion, its alignment and key motions, exports, the video."""
         out = self.motion_path(item)
         paths = [out]
+        keys = writes_keys(self.backbone, self.checkpoint, self.key_motions)
+        if self.alignment is None and (keys or self.backbone == "rig"):  # the runs that align
+            paths.append(out.with_suffix(".align.json"))
+        if keys:
+            paths.append(out.with_suffix(".keys.npz"))
         if self.formats:
             from ..export import default_output
 
@@ -94,61 +145,81 @@ class AnimateJob:
         return load(self.backbone, self.checkpoint, self.key_motions, precision=self.precision), _template(self.template)
 
     def run(self, item: BatchItem, state: Any, force: bool) -> list[Path]:
-        from ..alignment import write_json
-        from ..atomic import atomic_output, check_output_path
+        """One file; all its outputs land together at the end, or none of them does."""
+        from ..atomic import atomic_output, check_output_path, transaction
+        from ..export import check_outputs, default_output
         from ..keymotions import write_key_motions
         from ..pipeline import animate as run
 
         model, face = state
-        out = check_output_path(self.motion_path(item), force=force)
-        video = check_output_path(out.with_suffix(".mp4"), force=force) if self.render else None
-        if self.formats:
-            from ..export import check_outputs, default_output
-
-            check_outputs({f: default_output(out.with_suffix(""), f) for f in self.formats}, force=force)
+        out = motion_output(item.path, self.motion_path(item), force=force, video=self.render)
+        for path in self.outputs(item)[1:]:
+            if path.suffix:  # obj/ply folders are checked with the other exports
+                check_output_path(path, force=force)
+        targets = {f: default_output(out.with_suffix(""), f) for f in self.formats}
+        check_outputs(targets, force=force)
         audio = read_speech(item.path, *self.audio_options)
         text = item.text if item.text is not None else _text(item.path, self.text)
-        with atomic_output(out, force=force) as tmp, step_progress() as on_step:
-            result = run(
-                audio, backbone=self.backbone, checkpoint=self.checkpoint, key_motions=self.key_motions, text=text,
-                alignment=_read_alignment(self.alignment), style=self.style, template=face, on_step=on_step,
-                precision=self.precision, model=model, liveliness=self.liveliness, seed=self.seed, gate=self.gate,
-                motion_path=tmp,  # streamed as it is completed: a long motion is never whole in memory
-            )
-        written = [out]
-        if result.head_pose is not None:
-            from ..face.headpose import head_pose_path, write_head_pose
+        written: list[Path] = []
+        with transaction():
+            # The motion is streamed to its staged file as it is completed: a long one is never whole in memory.
+            with atomic_output(out, force=force) as tmp, step_progress() as on_step:
+                result = run(
+                    audio, backbone=self.backbone, checkpoint=self.checkpoint, key_motions=self.key_motions, text=text,
+                    alignment=_read_alignment(self.alignment, self.text), style=self.style, template=face, on_step=on_step,
+                    precision=self.precision, model=model, liveliness=self.liveliness, seed=self.seed, gate=self.gate,
+                    motion_path=tmp,
+                )
+            written.append(out)
+            phones = None
+            if "visemes" in targets:
+                phones = result.alignment if result.alignment is not None else _align_for_visemes(audio, text)
+            if result.head_pose is not None:
+                from ..face.headpose import head_pose_path, write_head_pose
 
-            written.append(write_head_pose(result.head_pose, head_pose_path(out), force=True))
-        if result.alignment is not None and self.alignment is None:
-            info(f"Aligned with {result.alignment.backend} ({result.alignment.describe_method()})")
-            written.append(write_json(result.alignment, out.with_suffix(".align.json"), force=True))
-        if result.key_motions is not None:
-            written.append(write_key_motions(result.key_motions, out.with_suffix(".keys.npz"), template=result.template.vertices, force=True))
-            info(f"{len(result.key_motions.frames.indices)} key frames ({result.key_motions.frames.density:.0%} of {len(result.vertices)})")
-        if self.formats:
-            from ..export import export_motion
+                written.append(write_head_pose(result.head_pose, head_pose_path(out), force=force))
+            if result.alignment is not None and self.alignment is None:
+                from ..alignment import write_json
 
-            written += export_motion(result.vertices, result.template, list(self.formats), out.with_suffix(""), result.fps,
-                                     audio_path=str(item.path), force=force, log=info, head_pose=result.head_pose)
-        if video is not None:
-            written.append(_render(result, audio, video, force=force))
+                info(f"Aligned with {result.alignment.backend} ({result.alignment.describe_method()})")
+                written.append(write_json(result.alignment, out.with_suffix(".align.json"), force=force))
+            if result.key_motions is not None:
+                written.append(write_key_motions(result.key_motions, out.with_suffix(".keys.npz"), template=result.template.vertices, force=force))
+                info(f"{len(result.key_motions.frames.indices)} key frames ({result.key_motions.frames.density:.0%} of {len(result.vertices)})")
+            if phones is not None:
+                from ..export.visemes import visemes, write_visemes
+
+                written.append(write_visemes(visemes(phones, "oculus", sound_file=str(item.path)), targets.pop("visemes"), force=force))
+            if targets:
+                from ..export import write_motion
+
+                written += write_motion(result.vertices, result.template, targets, result.fps, str(item.path), force,
+                                        frame_stem=out.stem, log=info, head_pose=result.head_pose)
+            if self.render:
+                written.append(_render(result, audio, out.with_suffix(".mp4"), force=force))
         info(f"{result.model}: {len(result.vertices)} frames at {result.fps:g} fps → {', '.join(str(p) for p in written)}")
         return written
 
 
+def _align_for_visemes(audio: Any, text: str | None) -> Any:
+    """Models without key motions make no alignment; visemes need one."""
+    from ..alignment import align
+
+    return align(audio, text)
+
+
 def animate(
     speech: Annotated[list[Path], typer.Argument(help="Speech: files, directories, quoted globs, or a manifest (.txt of paths, .csv/.tsv with path,transcript).")],
-    backbone: BackboneOpt = DEFAULT_BACKBONE,
+    backbone: BackboneOpt = None,
     checkpoint: CheckpointOpt = None,
     key_motions: Annotated[bool | None, typer.Option("--key-motions/--no-key-motions", help="Use KMTalk key motions (default: yes for bundled weights, the checkpoint's kind otherwise).")] = None,
     text: TextOpt = None,
     alignment: AlignmentOpt = None,
     style: StyleOpt = None,
     template: TemplateOpt = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Motion .npy (T, V·3) (default: SPEECH.npy); with several inputs, a directory.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Motion .npy (T, V·3) (default: SPEECH.npy), the other outputs beside it; with several inputs, a directory.")] = None,
     render: Annotated[bool, typer.Option("--render", help="Also render SPEECH.mp4 with the audio.")] = False,
-    export: Annotated[str | None, typer.Option("--export", help="Also export, comma-separated: arkit-csv, arkit-json, glb, obj, ply.")] = None,
+    export: Annotated[str | None, typer.Option("--export", help="Also export, comma-separated: arkit-csv, arkit-json, glb, obj, ply, visemes.")] = None,
     force: ForceOpt = False,
     jobs: JobsOpt = 1,
     quiet: QuietOpt = False,
@@ -158,15 +229,23 @@ def animate(
     channels: ChannelsOpt = 1,
     raw_format: RawFormatOpt = "PCM_16",
     liveliness: Annotated[bool, typer.Option("--liveliness/--no-liveliness", help="Blinks, brow raises, head motion and gaze from the speech's prosody (head pose in SPEECH.head.npz).")] = True,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the liveliness layer: the same seed gives the same blinks, brows, head and gaze.", min=0)] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the liveliness layer: the same seed gives the same blinks, brows, head and gaze.", min=0, max=2**31 - 1)] = 0,
     gate: Annotated[bool, typer.Option("--gate/--no-gate", help="Articulatory gate: a learned model's lips close on m/b/p, tuck on f/v and rest in pauses and at the ends, as the rig driven by the alignment does.")] = True,
 ) -> None:
-    """Speech → align → key motions → completion → mesh motion (.npy), and optionally an mp4; one file or a batch."""
+    """Speech → align → key motions → completion → mesh motion (.npy), and optionally an mp4; one file or a batch.
+
+    All outputs of one file (motion, key motions, alignment, exports, video) land together at the
+    end, or none of them does.
+    """
     with running("animate", progress, quiet=quiet) as rep:
         inputs = expand_inputs(speech, AUDIO_SUFFIXES)
         if inputs.batch and (text is not None or alignment is not None):
             raise KmtalkError("--text/--alignment apply to one input; for a batch, put SPEECH.txt beside each file or use a .csv manifest.")
-        formats = tuple(f.strip() for f in (export or "").split(",") if f.strip())
+        formats = export_formats(export)
+        if text is not None and alignment is not None:
+            _read_alignment(alignment, text)  # refuses the pair before any work
+        if not inputs.batch:  # the output rule, before the model loads
+            motion_output(inputs.items[0].path, output, force=force, video=render)
         job = AnimateJob(backbone, checkpoint, key_motions, text, alignment, style, template, batch_output(output, inputs.batch),
                          inputs.batch, render, formats, precision, (sample_rate, channels, raw_format), liveliness, seed, gate)
         finish(run_inputs(job, inputs, reporter=rep, jobs=jobs, force=force, label="Animating"), "animated")
@@ -193,7 +272,7 @@ def _render(result: Any, audio: Any, video: Path, *, force: bool) -> Path:
 
 def keymotions(
     speech: Annotated[Path, typer.Argument(help="Speech file.")],
-    backbone: BackboneOpt = DEFAULT_BACKBONE,
+    backbone: BackboneOpt = None,
     checkpoint: CheckpointOpt = None,
     text: TextOpt = None,
     alignment: AlignmentOpt = None,
@@ -212,19 +291,30 @@ def keymotions(
         from ..keymotions import write_key_motions
         from ..pipeline import key_motions_for, load
 
-        out = check_output_path(output or speech.with_name(speech.stem + ".keys.npz"), force=force)
+        out = check_output_path(
+            output or speech.with_name(speech.stem + ".keys.npz"), force=force, suffixes=(".npz",), what="key motions as a NumPy .npz archive"
+        )
+        timing = _read_alignment(alignment, text)
         audio = read_speech(speech, sample_rate, channels, raw_format)
         model = load(backbone, checkpoint, None, precision=precision)
-        _, keys = key_motions_for(audio, model, alignment=_read_alignment(alignment), text=_text(speech, text), style=style)
         head = bundled_template()
-        write_key_motions(keys, out, template=head.vertices if head.n_vertices == model.n_vertices else None, force=force)
+        if model is None:  # the rig baseline: the rig's face at the key frames
+            from ..alignment import align
+            from ..rig_keys import rig_key_motions
+
+            timing = timing if timing is not None else align(audio, _text(speech, text))
+            keys, n_vertices = rig_key_motions(timing, head, max(1, int(round(audio.duration * RIG_FPS))), RIG_FPS), head.n_vertices
+        else:
+            _, keys = key_motions_for(audio, model, alignment=timing, text=_text(speech, text), style=style)
+            n_vertices = model.n_vertices
+        write_key_motions(keys, out, template=head.vertices if head.n_vertices == n_vertices else None, force=force)
         info(f"{len(keys.frames.indices)} key frames ({keys.frames.density:.0%} of {keys.frames.n_frames}, rule {keys.frames.rule}) → {out}")
 
 
 def complete(
     speech: Annotated[Path, typer.Argument(help="Speech file.")],
     keys: Annotated[Path, typer.Option("--keys", "-k", help="Key motions .npz from `kmtalk keymotions`.")],
-    backbone: BackboneOpt = DEFAULT_BACKBONE,
+    backbone: Annotated[str | None, typer.Option("--backbone", "-b", help=f"Backbone (see `kmtalk backbones`; default {DEFAULT_BACKBONE}, or the checkpoint's), or 'rig': no model, a shape-preserving cubic through the key motions.")] = None,
     checkpoint: CheckpointOpt = None,
     style: StyleOpt = None,
     template: TemplateOpt = None,
@@ -237,15 +327,23 @@ def complete(
 ) -> None:
     """Complete the full motion from key motions, guided by the audio (.npy, (T, V·3))."""
     with user_errors():
-        from ..atomic import atomic_output, check_output_path
+        from ..atomic import atomic_output
         from ..keymotions import read_key_motions
+        from ..motion import write_motion_npy
         from ..pipeline import complete as complete_motion
         from ..pipeline import load
 
-        out = check_output_path(output or speech.with_suffix(".npy"), force=force)
+        out = motion_output(speech, output, force=force)
         key_motions = read_key_motions(keys)
         audio = read_speech(speech, sample_rate, channels, raw_format)
         model = load(backbone, checkpoint, None, precision=precision)
-        with atomic_output(out, force=force) as tmp:
-            vertices = complete_motion(audio, key_motions, model, _template(template), style=style, motion_path=tmp)
+        face = _template(template)
+        if model is None:  # the rig baseline: no model, a cubic through the key motions
+            from ..rig_keys import complete_by_interpolation
+
+            vertices = complete_by_interpolation(audio, key_motions, face)
+            write_motion_npy(vertices, out, force=force)
+        else:
+            with atomic_output(out, force=force) as tmp:  # streamed window by window
+                vertices = complete_motion(audio, key_motions, model, face, style=style, motion_path=tmp)
         info(f"{len(vertices)} frames completed from {len(key_motions.frames.indices)} key frames → {out}")

@@ -23,7 +23,7 @@ ProgressOpt = Annotated[
     ProgressMode, typer.Option("--progress", help="bar (default), json (one event per line on stderr, for programs) or none.")
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
-JobsOpt = Annotated[int, typer.Option("--jobs", "-j", help="Worker processes for a batch (each loads the model once).", min=1)]
+JobsOpt = Annotated[int, typer.Option("--jobs", "-j", help="Worker processes for a batch (each loads the model once).", min=1, max=64)]
 
 
 def reporter() -> Reporter:
@@ -77,6 +77,16 @@ def finish(summary: Any, verb: str) -> None:
         raise fail(f"{summary.failed} of {len(summary.results)} files failed.")
 
 
+def finite(value: float | None) -> float | None:
+    """Typer callback for float options: ranges let NaN through (every comparison with it is
+    false), so each float option also refuses NaN and infinity here."""
+    import math
+
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"must be a finite number, not {value}.")
+    return value
+
+
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """Map library errors and Ctrl-C to one stderr line and a non-zero exit; show kmtalk warnings."""
@@ -97,8 +107,20 @@ def user_errors() -> Iterator[None]:
             raise fail(str(exc)) from None
         except KeyboardInterrupt:
             raise fail("Interrupted; no output was written.", code=130) from None
+        except OSError as exc:  # a full disk, a vanished folder, a name too long: one line, not a traceback
+            raise fail(os_problem(exc)) from None
         finally:
             warnings.showwarning = original
+
+
+def os_problem(exc: OSError) -> str:
+    """One sentence for an operating-system error the library did not turn into a KmtalkError."""
+    import errno
+
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return f"The disk is full (or a file size limit was reached){where}; no output was written."
+    return f"{exc.strerror or exc}{where}."
 
 
 @contextlib.contextmanager

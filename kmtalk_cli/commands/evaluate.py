@@ -35,7 +35,7 @@ def evaluate(
     data: Annotated[Path, typer.Option("--data", "-d", help="Corpus directory (templates.pkl, vertices_npy/, wav/, splits.json).")],
     split: Annotated[str, typer.Option("--split", help="Split to evaluate, from the corpus' splits.json.")] = "test",
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Report stem: writes STEM.json and STEM.md (default: <checkpoint stem>.<split>.eval beside it).")
+        Path | None, typer.Option("--out", "-o", help="Report stem: writes STEM.json and STEM.md (a .json/.md suffix is dropped first) (default: <checkpoint stem>.<split>.eval beside it).")
     ] = None,
     style: Annotated[
         str | None, typer.Option("--style", help="Training subject whose style drives every sequence (pred dirs: the _condition_ files to use).")
@@ -63,7 +63,11 @@ def evaluate(
             raise KmtalkError("Give --style or --style-mode, not both.")
         if not source.exists():
             raise KmtalkError(f"{source} does not exist; give a checkpoint file or a directory of predictions.")
+        if source.is_dir() and (source / "best.safetensors").is_file():
+            source = source / "best.safetensors"  # a training run folder: its best checkpoint
         stem = out if out is not None else default_stem(source, split)
+        if stem.suffix.lower() in (".json", ".md"):  # -o report.json: the report's two files, report.json and report.md
+            stem = stem.with_suffix("")
         json_path = check_output_path(stem.with_name(stem.name + ".json"), force=force)
         md_path = check_output_path(stem.with_name(stem.name + ".md"), force=force)
 
@@ -93,8 +97,11 @@ def evaluate(
                 progress=update,
             )
         typer.echo(format_markdown(report), nl=False)
-        write_json(report, json_path, force=force)
-        write_markdown(report, md_path, force=force)
+        from ..atomic import transaction
+
+        with transaction():  # the two report files land together
+            write_json(report, json_path, force=force)
+            write_markdown(report, md_path, force=force)
         info(f"Wrote {json_path} and {md_path}")
         for failure in report.failures:
             rep.file(failure.name, "failed", message=failure.message)

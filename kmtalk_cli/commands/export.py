@@ -12,7 +12,7 @@ import typer
 from ..batch import BatchItem, batch_output, expand_inputs, run_inputs
 from ..errors import KmtalkError
 from ..progress import ProgressMode
-from .common import JobsOpt, ProgressOpt, QuietOpt, finish, info, notice, progress_bar, running
+from .common import JobsOpt, ProgressOpt, QuietOpt, finish, finite, info, notice, progress_bar, running
 
 #: ``-o -``: write a text output to stdout.
 STDOUT = Path("-")
@@ -33,6 +33,25 @@ def output_stem(path: Path) -> Path:
     """``take.npy`` → ``take``, ``take.align.json`` → ``take``, ``take_v2`` → ``take_v2``."""
     stem = path.with_suffix("") if path.suffix.lower() in _STEM_SUFFIXES else path
     return stem.with_suffix("") if stem.suffix in (".align", ".arkit") else stem
+
+
+#: What ``-o`` must end in when it names one format's file (obj/ply name a folder: any name).
+FORMAT_SUFFIXES = {
+    "arkit-csv": ((".csv",), "Live Link Face CSV"),
+    "arkit-json": ((".json",), "ARKit weights as JSON"),
+    "glb": ((".glb",), "a binary glTF (.glb)"),
+    "visemes": ((".tsv", ".json"), "Rhubarb visemes (TSV, or JSON for .json)"),
+}
+
+
+def check_single_output(output: Path, fmt: str) -> Path:
+    """``-o`` for one format: the exact file, with that format's suffix (the shared output rule)."""
+    from ..atomic import require_suffix
+
+    if fmt in FORMAT_SUFFIXES:
+        suffixes, what = FORMAT_SUFFIXES[fmt]
+        require_suffix(output, suffixes, what)
+    return output
 
 
 @dataclass(frozen=True)
@@ -56,7 +75,7 @@ class ExportJob:
         from ..export import default_output
 
         if self.output is not None and not self.batch and len(self.formats) == 1:
-            return {self.formats[0]: self.output}
+            return {self.formats[0]: self.output if self.output == STDOUT else check_single_output(self.output, self.formats[0])}
         if self.output is not None and self.batch:
             stem = self.output / output_stem(source).name
         else:
@@ -76,6 +95,7 @@ class ExportJob:
         from ..errors import AlignmentError, MotionError
         from ..export import check_outputs, write_motion
         from ..export.visemes import read_phones, visemes, write_visemes
+        from ..validate import check_motion_scale
 
         source = item.path
         suffix = source.suffix.lower()
@@ -101,7 +121,7 @@ class ExportJob:
             from ..motion import load_motion
 
             face = face if face is not None else load_template(self.template, subject=self.subject)
-            vertices = load_motion(source, face.n_vertices)
+            vertices = check_motion_scale(load_motion(source, face.n_vertices), face.vertices, f"Motion file {source}")
             head_pose = _head_pose_beside(source, len(vertices))
 
         written: list[Path] = []
@@ -153,7 +173,7 @@ def export(
         str | None, typer.Option("--template", "-t", help="Template mesh (.ply/.obj/.npz or templates.pkl); default: the bundled head.")
     ] = None,
     subject: Annotated[str | None, typer.Option("--subject", help="Subject to take from a templates.pkl.")] = None,
-    fps: Annotated[float, typer.Option("--fps", help="Frames per second of the motion.", min=1.0, max=240.0)] = 30.0,
+    fps: Annotated[float, typer.Option("--fps", help="Frames per second of the motion.", min=1.0, max=240.0, callback=finite)] = 30.0,
     audio: Annotated[
         Path | None, typer.Option("--audio", "-a", help="Speech the motion belongs to: referenced from the .glb and the viseme JSON.")
     ] = None,
@@ -166,7 +186,7 @@ def export(
         typer.Option("--bake/--no-bake", help="glb: per-frame baked shapes, or always the rig's morph targets (default: bake when those miss by more than 1.5 mm)."),
     ] = None,
     smoothing: Annotated[
-        float, typer.Option("--smoothing", help="Temporal smoothing of the fitted weights: λ of the vertex-acceleration penalty (0 = none).", min=0.0)
+        float, typer.Option("--smoothing", help="Temporal smoothing of the fitted weights: λ of the vertex-acceleration penalty (0 = none).", min=0.0, max=10.0, callback=finite)
     ] = 0.002,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
     jobs: JobsOpt = 1,
@@ -186,6 +206,8 @@ def export(
             raise KmtalkError("--alignment/--audio apply to one source; in a batch each motion's SOURCE.align.json beside it is used.")
         if output == STDOUT and (inputs.batch or chosen != ("visemes",)):
             raise KmtalkError("-o - (stdout) takes one source exported as visemes; the other formats are files.")
+        if output is not None and output != STDOUT and not inputs.batch and len(chosen) == 1:
+            check_single_output(output, chosen[0])  # the output rule, before any work
         out = output if output == STDOUT else batch_output(output, inputs.batch)
         job = ExportJob(chosen, viseme_set.value, alignment, template, subject, fps, audio, out, bake, smoothing, inputs.batch)
         finish(run_inputs(job, inputs, reporter=rep, jobs=jobs, force=force, label="Exporting"), "exported")

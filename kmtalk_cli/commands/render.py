@@ -13,7 +13,7 @@ import typer
 from ..batch import MOTION_SUFFIXES, BatchItem, batch_output, expand_inputs, output_for, run_inputs
 from ..errors import KmtalkError
 from ..progress import ProgressMode
-from .common import JobsOpt, ProgressOpt, QuietOpt, finish, info, progress_bar, running
+from .common import JobsOpt, ProgressOpt, QuietOpt, finish, finite, info, notice, progress_bar, running
 from .audio_options import ChannelsOpt, RawFormatOpt, SampleRateOpt, read_speech
 
 #: Extensions tried, in order, when looking for the audio that belongs to a motion file.
@@ -40,6 +40,11 @@ def find_audio_beside(motion: Path) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def lengths_differ(a: float, b: float) -> bool:
+    """Two durations (s) that cannot belong together: more than 1 s and 10 % apart."""
+    return abs(a - b) > max(1.0, 0.1 * max(a, b))
 
 
 @dataclass(frozen=True)
@@ -74,10 +79,16 @@ class RenderJob:
         from ..audio import write_wav
         from ..motion import load_motion
         from ..render import render_video
+        from ..validate import check_motion_scale
 
-        output = check_output_path(self.outputs(item)[0], force=force)
-        frames = load_motion(item.path, face.n_vertices)
-        reference = load_motion(self.side_by_side, face.n_vertices) if self.side_by_side else None
+        output = check_output_path(self.outputs(item)[0], force=force, suffixes=(".mp4",), what="H.264 MP4 video")
+        frames = check_motion_scale(load_motion(item.path, face.n_vertices), face.vertices, f"Motion file {item.path}")
+        fps = self.options.fps
+        reference = None
+        if self.side_by_side:
+            reference = check_motion_scale(load_motion(self.side_by_side, face.n_vertices), face.vertices, f"Motion file {self.side_by_side}")
+            if lengths_differ(len(frames) / fps, len(reference) / fps):
+                notice(f"{self.side_by_side} has {len(reference)} frames but {item.path} has {len(frames)}; the video runs as long as {item.path.name}.")
         pose = self._head_pose(item.path)
         options = self.options
         if reference is not None and options.labels is None:
@@ -88,6 +99,11 @@ class RenderJob:
             if audio is not None:
                 info(f"Using audio {audio}")
         speech = None if self.no_audio or audio is None else read_speech(audio, *self.audio_options)
+        if speech is not None and lengths_differ(speech.duration, len(frames) / fps):
+            notice(
+                f"The audio lasts {speech.duration:.2f} s but the motion {len(frames) / fps:.2f} s at {fps:g} fps; "
+                "the video follows the motion (another recording, or the wrong --fps?)."
+            )
         with tempfile.TemporaryDirectory(prefix="kmtalk-render-") as scratch:
             wav = None
             if speech is not None:
@@ -131,7 +147,7 @@ def render(
     subject: Annotated[str | None, typer.Option("--subject", help="Subject to take from a templates.pkl.")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output .mp4 (default: MOTION with .mp4); with several inputs, a directory.")] = None,
     size: Annotated[int, typer.Option("--size", help="Frame height and width in pixels (one panel).", min=64, max=4096)] = 800,
-    fps: Annotated[float, typer.Option("--fps", help="Frames per second of the motion.", min=1.0, max=240.0)] = 30.0,
+    fps: Annotated[float, typer.Option("--fps", help="Frames per second of the motion.", min=1.0, max=240.0, callback=finite)] = 30.0,
     renderer: Annotated[RendererChoice, typer.Option("--renderer", help="gl (EGL), software, or auto (gl, else software).")] = RendererChoice.auto,
     side_by_side: Annotated[
         Path | None, typer.Option("--side-by-side", help="Another motion (e.g. ground truth) shown on the left.")
@@ -157,6 +173,7 @@ def render(
 ) -> None:
     """Render a mesh motion to an H.264 mp4 with the speech muxed in; one file or a batch."""
     with running("render", progress, quiet=quiet) as rep:
+        from ..atomic import check_output_path
         from ..render import RenderOptions
         from ..render.camera import camera_view
         from ..render.shading import parse_colour
@@ -171,5 +188,7 @@ def render(
             size=size, fps=fps, renderer=renderer.value, view=camera_view(view.value, yaw=yaw, pitch=pitch, zoom=zoom),
             background=None if background is None else parse_colour(background), antialias=antialias, labels=panel_labels,
         )
+        if output is not None and not inputs.batch:
+            check_output_path(output, force=force, suffixes=(".mp4",), what="H.264 MP4 video")  # before any work
         job = RenderJob(audio, no_audio, (sample_rate, channels, raw_format), template, subject, batch_output(output, inputs.batch), options, side_by_side, inputs.batch, head_pose)
         finish(run_inputs(job, inputs, reporter=rep, jobs=jobs, force=force, label="Rendering"), "rendered")

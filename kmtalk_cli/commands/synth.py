@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from ..progress import ProgressMode
-from .common import ProgressOpt, QuietOpt, info, progress_bar, running
+from .common import ProgressOpt, QuietOpt, finite, info, progress_bar, running
 
 
 class PresetChoice(str, Enum):
@@ -28,8 +28,8 @@ def synth(
     preset: Annotated[PresetChoice, typer.Option("--preset", help="tiny (seconds, for tests) or vocaset-like (12 × 40).")] = PresetChoice.vocaset_like,
     subjects: Annotated[int | None, typer.Option("--subjects", help="Number of subjects (default: the preset's).", min=1, max=200)] = None,
     sentences: Annotated[int | None, typer.Option("--sentences", help="Sentences per subject (default: the preset's).", min=1, max=500)] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives a byte-identical corpus.", min=0)] = 0,
-    fps: Annotated[float, typer.Option("--fps", help="Frames per second of the motion.", min=1.0, max=240.0)] = 30.0,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives a byte-identical corpus.", min=0, max=2**31 - 1)] = 0,
+    fps: Annotated[float, typer.Option("--fps", help="Frames per second of the motion.", min=1.0, max=240.0, callback=finite)] = 30.0,
     voices: Annotated[VoiceChoice, typer.Option("--voices", help="espeak (built in), mbrola (needs the espeak-ng and mbrola programs and an MBROLA voice such as Debian's mbrola-us1; not for commercial use) or both (subjects alternate).")] = VoiceChoice.espeak,
     prosody: Annotated[bool, typer.Option("--prosody/--no-prosody", help="Hidden per-utterance and per-word effort, accents, rate and phrasing that shape both the speech (SSML) and the motion (espeak-ng voices).")] = True,
     voice_warp: Annotated[bool, typer.Option("--voice-warp/--no-voice-warp", help="Give each subject its own vocal-tract length (resampling warp, timings stay exact).")] = True,

@@ -9,7 +9,16 @@ from typing import Annotated, Any
 import typer
 
 from ..progress import ProgressMode
-from .common import ProgressOpt, QuietOpt, info, progress_bar, running
+from .common import ProgressOpt, QuietOpt, finite, info, progress_bar, running
+
+
+def learning_rate(value: float) -> float:
+    """Typer callback for ``--lr``: a finite rate above 0 and at most 1 (AdamW diverges far below that)."""
+    import math
+
+    if not (math.isfinite(value) and 0.0 < value <= 1.0):
+        raise typer.BadParameter(f"must be a number above 0 and at most 1, not {value:g}.")
+    return value
 
 
 def _stage_epochs(values: list[str], stages: tuple[str, ...]) -> dict[str, int] | None:
@@ -31,15 +40,15 @@ def train(
     preset: Annotated[str, typer.Option("--preset", help="Size preset of the backbone.")] = "default",
     config: Annotated[Path | None, typer.Option("--config", help="JSON file of backbone config fields (and 'key_motions': {...}).")] = None,
     key_motions: Annotated[bool, typer.Option("--key-motions/--no-key-motions", help="Train with KMTalk key motions (progressive stages).")] = False,
-    epochs: Annotated[int, typer.Option("--epochs", help="Epochs per training stage.", min=1)] = 30,
+    epochs: Annotated[int, typer.Option("--epochs", help="Epochs per training stage.", min=1, max=1_000_000)] = 30,
     stage_epochs: Annotated[list[str] | None, typer.Option("--stage-epochs", help="STAGE=N: epochs for one stage instead of --epochs (repeatable).")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Sequences per batch.", min=1)] = 4,
-    lr: Annotated[float, typer.Option("--lr", help="Learning rate (AdamW).")] = 1e-3,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Sequences per batch.", min=1, max=65_536)] = 4,
+    lr: Annotated[float, typer.Option("--lr", help="Learning rate (AdamW), above 0 and at most 1.", callback=learning_rate)] = 1e-3,
     lr_schedule: Annotated[str, typer.Option("--lr-schedule", help="constant, or cosine: each stage decays the rate to 0.")] = "constant",
-    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.", min=0, max=2**31 - 1)] = 0,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
     stage: Annotated[list[str] | None, typer.Option("--stage", help="Train only these stages (repeatable).")] = None,
-    max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="Time budget per stage.")] = None,
+    max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="Time budget per stage (minutes).", min=0.01, max=1e6, callback=finite)] = None,
     augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Degrade the training speech at random (reverb, band-limit, noise, gain) for real-world robustness.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from RUN_DIR/last.safetensors.")] = False,
     quiet: QuietOpt = False,
@@ -63,6 +72,8 @@ def train(
             if not isinstance(overrides, dict):
                 raise KmtalkError(f"Config file {config} must hold a JSON object of config fields.")
             km_overrides = overrides.pop("key_motions", {}) or {}
+        if out.exists() and not out.is_dir():
+            raise KmtalkError(f"Run directory {out} is a file; give a folder for --out.")
         if resume and not (out / "last.safetensors").is_file():
             raise KmtalkError(f"Nothing to resume in {out}: it has no last.safetensors.")
         if not resume and (out / "last.safetensors").exists():
@@ -100,6 +111,14 @@ def train(
             lve = "" if entry.val_lve_mm is None else f" val LVE {entry.val_lve_mm:.2f} mm"
             info(f"[{entry.stage}] epoch {entry.epoch + 1}: train loss {entry.train_loss:.4g}{val}{lve} ({entry.seconds:.1f} s)")
 
-        with progress_bar(f"Training {backbone}", enabled=not quiet) as update:
-            result = run_training(model, train_items, val_items, out, description, options, resume=resume, lips=lips, log=log, progress=update)
+        created = not out.exists()
+        try:
+            with progress_bar(f"Training {backbone}", enabled=not quiet) as update:
+                result = run_training(model, train_items, val_items, out, description, options, resume=resume, lips=lips, log=log, progress=update)
+        except BaseException:
+            if created and not (out / "best.safetensors").exists():
+                import shutil
+
+                shutil.rmtree(out, ignore_errors=True)  # a run that saved nothing leaves no empty folder
+            raise
         info(f"Done in {result.seconds / 60:.1f} min: {result.best} (best), {result.last} (last)")

@@ -37,7 +37,7 @@ def view(
         if output is None and not serve:
             output = glb.with_suffix(".html")
         if output is not None:
-            output = check_output_path(output, force=force)
+            output = check_output_path(output, force=force, suffixes=(".html", ".htm"), what="an HTML page")
         page = viewer_page(glb, audio, sample_rate=sample_rate, channels=channels, raw_format=raw_format)
         sound = f"speech from {page.audio}" if page.audio else "no audio"
         if output is not None:

@@ -818,6 +818,8 @@ def build_corpus(
     _check_voices(options.voices)
     if options.subjects < 1 or options.sentences < 1:
         raise OutputError("A corpus needs at least one subject and one sentence.")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"Output {out_dir} is a file; a corpus needs a directory name.")
     if out_dir.exists() and not force:
         raise OutputError(f"Output {out_dir} already exists; pass --force to replace it.")
     parent = out_dir.parent if str(out_dir.parent) else Path(".")

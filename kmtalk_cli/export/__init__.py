@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import check_output_path
-from ..errors import OutputError
+from ..errors import MotionError, OutputError
 from ..face.headpose import HeadPose
 from ..face.template import FaceTemplate
+from ..validate import check_motion_scale
 from .fit import DEFAULT_SMOOTHING, RigFit, fit_rig, linear_basis, rig_for
 
 #: Formats made from a vertex motion.
@@ -65,6 +66,21 @@ def check_outputs(targets: Mapping[str, Path], *, force: bool = False) -> None:
             check_output_directory(path, force=force)
         else:
             check_output_path(path, force=force)
+
+
+#: ARKit weights are refused when the rig misses the motion by more than this RMS (mm): they
+#: would animate something else than the motion.
+MAX_FIT_RMS_MM = 25.0
+
+
+def check_fit(fit: RigFit, formats: Sequence[str]) -> None:
+    """Refuse weight formats when the rig cannot follow the motion (wrong units or another face)."""
+    rms = float(np.mean(fit.residual_mm))
+    if formats and not rms <= MAX_FIT_RMS_MM:
+        raise MotionError(
+            f"The rig cannot follow this motion (RMS error {rms:.3g} mm, more than {MAX_FIT_RMS_MM:g} mm), so "
+            f"{', '.join(formats)} would be wrong; check the motion is in metres on this template."
+        )
 
 
 def _write_glb(
@@ -130,6 +146,7 @@ def write_motion(
     if unknown:
         raise OutputError(f"{', '.join(unknown)} cannot be made from a motion; motion formats are {', '.join(MOTION_FORMATS)}.")
     v = as_vertex_sequence(vertices, template.n_vertices, name="The motion")
+    check_motion_scale(v, template.vertices, "The motion")
     check_outputs(targets, force=force)
 
     fit = rig_basis = None
@@ -139,6 +156,7 @@ def write_motion(
         fit = fit_rig(v, template, fps, rig=rig, smoothing=smoothing)
         rig_basis = linear_basis(rig)
         log(fit.summary())
+        check_fit(fit, [fmt for fmt in targets if fmt.startswith("arkit")])
 
     written: list[Path] = []
     for fmt, path in targets.items():

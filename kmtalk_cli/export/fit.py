@@ -470,6 +470,10 @@ def _face_region(template: FaceTemplate) -> np.ndarray:
     return np.asarray(face) if face is not None and len(face) else np.arange(template.n_vertices)
 
 
+#: Largest smoothing λ accepted: far past it the fit is a still face and the solver's numbers overflow.
+MAX_SMOOTHING = 10.0
+
+
 def fit_rig(
     vertices: np.ndarray,
     template: FaceTemplate,
@@ -489,8 +493,8 @@ def fit_rig(
         raise MotionError(f"The motion has shape {v.shape}; fitting needs (T, {template.n_vertices}, 3) for template {template.name}.")
     if not fps > 0:
         raise MotionError(f"Frames per second must be positive, got {fps}.")
-    if not smoothing >= 0:
-        raise MotionError(f"Smoothing must be zero or positive, got {smoothing}.")
+    if not 0 <= smoothing <= MAX_SMOOTHING:
+        raise MotionError(f"Smoothing must be between 0 and {MAX_SMOOTHING:g}; got {smoothing:g}.")
     rig = rig if rig is not None else rig_for(template)
     if rig.n_vertices != template.n_vertices:
         raise TemplateError(f"The rig has {rig.n_vertices} vertices but template {template.name} has {template.n_vertices}.")

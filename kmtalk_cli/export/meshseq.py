@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_directory as shared_atomic_directory
+from ..atomic import check_parent
 from ..errors import MotionError, OutputError
 
 Progress = Callable[[int, int], None]
@@ -39,42 +39,16 @@ def check_output_directory(directory: Path, *, force: bool = False) -> Path:
         raise OutputError(f"Output {directory} is a file; a mesh sequence needs a directory name.")
     if directory.is_dir() and any(directory.iterdir()) and not force:
         raise OutputError(f"Output directory {directory} already exists and is not empty; pass --force to replace it.")
-    if not parent.is_dir():
-        raise OutputError(f"Output directory {parent} does not exist.")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"Output directory {parent} is not writable.")
+    check_parent(parent)
     return directory
 
 
 @contextlib.contextmanager
 def atomic_directory(directory: Path, *, force: bool = False) -> Iterator[Path]:
-    """Yield a temporary sibling folder; it replaces ``directory`` only if the block succeeds."""
-    directory = check_output_directory(Path(directory), force=force)
-    parent = directory.parent if str(directory.parent) else Path(".")
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".part", dir=parent))
-    except OSError as exc:
-        raise OutputError(f"Cannot write in {parent}: {exc.strerror}.") from None
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the sequence is an ordinary folder
-    try:
+    """Yield a temporary sibling folder; it replaces ``directory`` only if the block succeeds
+    (with the other outputs of the run, inside :func:`kmtalk_cli.atomic.transaction`)."""
+    with shared_atomic_directory(directory, force=force, check=check_output_directory) as tmp:
         yield tmp
-        old = None
-        if directory.exists():
-            check_output_directory(directory, force=force)  # it may have filled up meanwhile
-            old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".old", dir=parent))
-            os.replace(directory, old / directory.name)
-        try:
-            os.replace(tmp, directory)
-        except OSError as exc:
-            if old is not None:
-                os.replace(old / directory.name, directory)
-            raise OutputError(f"Cannot write {directory}: {exc.strerror}.") from None
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _check(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

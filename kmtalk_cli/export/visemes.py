@@ -127,6 +127,12 @@ class TimedPhones:
     duration: float
     source: str | None = None
 
+    def __post_init__(self) -> None:
+        times = (self.duration, *(t for p in self.phones for t in (p.start, p.end)))
+        if not all(math.isfinite(float(t)) for t in times):
+            where = f" of {self.source}" if self.source else ""
+            raise AlignmentError(f"The alignment{where} has NaN or infinite times; visemes need real times.")
+
     @classmethod
     def from_alignment(cls, alignment: Alignment) -> TimedPhones:
         return cls(tuple(alignment.phones), alignment.duration, alignment.source)

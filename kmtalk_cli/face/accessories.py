@@ -195,9 +195,8 @@ def assemble(template: FaceTemplate, face_colour: tuple[int, int, int] = FACE_CO
     for name in [p for p in PART_ORDER if p in template.parts] + sorted(set(template.parts) - set(PART_ORDER)):
         part = template.parts[name]
         index = np.arange(start, start + part.n_vertices)
-        if name == "scalp":  # welded seam: share the face's vertices so normals match
-            welded = part.weld >= 0
-            index[welded] = part.weld[welded]
+        if name == "scalp":  # a smooth welded seam shares the face's vertices, so normals match
+            index[_smooth_welds(template, part)] = part.weld[_smooth_welds(template, part)]
         faces.append(index[part.faces])
         colours.append(part.colours)
         slices[name] = slice(start, start + part.n_vertices)
@@ -208,6 +207,22 @@ def assemble(template: FaceTemplate, face_colour: tuple[int, int, int] = FACE_CO
         colours=np.vstack(colours),
         slices=slices,
     )
+
+
+def _smooth_welds(template: FaceTemplate, part: object) -> np.ndarray:
+    """Welded vertices where the part continues the face smoothly (normals within 60°).
+
+    Where the seam is a real crease (the neck's lower rim), sharing vertices would average the
+    two sides' normals and smear a dark band along a ragged border; there they stay separate.
+    """
+    from .normals import vertex_normals
+
+    welded = np.flatnonzero(part.weld >= 0)
+    face_n = vertex_normals(template.vertices, template.faces)[part.weld[welded]]
+    part_n = vertex_normals(part.vertices, part.faces)[welded]
+    out = np.zeros(len(part.weld), dtype=bool)
+    out[welded] = np.einsum("ij,ij->i", face_n, part_n) > 0.5
+    return out
 
 
 def _jaw_blend(points: np.ndarray, weight: np.ndarray, hinge: np.ndarray, angle: float) -> np.ndarray:

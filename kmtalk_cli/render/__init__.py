@@ -12,8 +12,10 @@ from .pipeline import (
     RenderResult,
     make_renderer,
     render_frames,
+    render_stills,
     render_video,
 )
+from .camera import CAMERA_PRESETS, CameraView, camera_view
 from .video import has_audio_stream
 
 __all__ = [
@@ -25,5 +27,9 @@ __all__ = [
     "has_audio_stream",
     "make_renderer",
     "render_frames",
+    "render_stills",
     "render_video",
+    "CAMERA_PRESETS",
+    "CameraView",
+    "camera_view",
 ]

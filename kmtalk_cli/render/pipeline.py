@@ -35,8 +35,8 @@ if TYPE_CHECKING:
     from ..face.template import FaceTemplate
 
 RENDERER_KINDS = ("auto", "gl", "software")
-#: GL anti-aliasing: draw at 1.5× the size and filter down (2× costs llvmpipe about 3× the time
-#: of no anti-aliasing, 1.5× about 2×, and both smooth the silhouettes visibly).
+#: GL anti-aliasing: draw at 1.5× the size and filter down; 2× looks no smoother at video sizes
+#: and costs llvmpipe noticeably more (README, Benchmarks).
 GL_SUPERSAMPLE = 1.5
 
 
