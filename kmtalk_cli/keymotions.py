@@ -148,14 +148,17 @@ class KeyMotions:
 #: Version of the ``.keys.npz`` layout :func:`write_key_motions` writes (files without one are 1:
 #: float32 ``offsets`` and absolute ``vertices``); :func:`read_key_motions` reads both.
 KEYS_FORMAT_VERSION = 2
+#: Plain key offsets larger than this in float32 are stored in float16 (a few minutes of speech
+#: on the bundled head; below it they are stored exactly).
+FLOAT16_ABOVE_BYTES = 64 << 20
 
 
 def write_key_motions(keys: KeyMotions, path: Path | str, *, template: np.ndarray | None = None, force: bool = False) -> Path:
     """An ``.npz`` with ``format_version``, ``indices``, ``left``/``right`` phones, ``fps``,
-    ``n_frames``, ``rule`` and the key motions, whichever is smaller: ``codes`` (K, C), ``basis``
-    (C, V·3) and ``bias`` (V·3,) float32 (offsets = codes @ basis + bias, exact; keys from the
-    key decoder on long clips), or ``offsets`` (K, V·3) in float16 (under 0.01 mm off for offsets under 3 cm, in
-    metres).
+    ``n_frames``, ``rule`` and the key motions: ``codes`` (K, C), ``basis`` (C, V·3) and ``bias``
+    (V·3,) float32 (offsets = codes @ basis + bias, exact) when the keys came from the key
+    decoder and that is smaller, else ``offsets`` (K, V·3): float32, or float16 (under 0.01 mm
+    off for offsets under 3 cm, in metres) beyond :data:`FLOAT16_ABOVE_BYTES`.
 
     ``template`` is accepted for compatibility and unused: absolute vertices are the template
     plus the offsets, and storing them doubled the file (760 MB for 10 minutes of speech).
@@ -180,7 +183,9 @@ def write_key_motions(keys: KeyMotions, path: Path | str, *, template: np.ndarra
         for name in ("codes", "basis", "bias"):
             require_finite(arrays[name], f"The key motions for {path}")
     else:
-        arrays["offsets"] = keys.offsets.astype(np.float16)
+        offsets = keys.offsets
+        exact = offsets.size * 4 <= FLOAT16_ABOVE_BYTES
+        arrays["offsets"] = offsets.astype(np.float32 if exact else np.float16)
         require_finite(arrays["offsets"], f"The key motions for {path}")
     with atomic_output(Path(path), force=force) as tmp:
         with open(tmp, "wb") as fh:

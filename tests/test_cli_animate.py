@@ -38,7 +38,7 @@ def test_animate_with_key_motions_on_speech_without_a_transcript(checkpoints, sp
     assert json.loads(speech.with_suffix(".align.json").read_text())["phones"]
     keys = read_key_motions(speech.with_suffix(".keys.npz"))
     assert keys.offsets.shape == (len(keys.frames.indices), 5080 * 3) and keys.frames.indices[0] == 0
-    assert speech.with_suffix(".keys.npz").stat().st_size < 0.6 * keys.offsets.nbytes  # compact, not float32 offsets and vertices
+    assert speech.with_suffix(".keys.npz").stat().st_size < 1.1 * keys.offsets.nbytes  # no absolute vertices beside the offsets (version 1)
     # Running again does not overwrite without --force.
     again = runner.invoke(app, ["animate", str(speech), "-c", str(checkpoints["km"])])
     assert again.exit_code == 1 and "--force" in again.output

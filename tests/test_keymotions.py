@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from kmtalk_cli.alignment.types import Alignment, Segment
+from kmtalk_cli import keymotions
 from kmtalk_cli.errors import AlignmentError, MotionError
 from kmtalk_cli.keymotions import KEYS_FORMAT_VERSION, KeyFrames, KeyMotions, read_key_motions, select_key_frames, write_key_motions
 
@@ -95,12 +96,15 @@ def test_long_key_motions_are_stored_as_codes_exactly(tmp_path) -> None:
     assert path.stat().st_size < 0.15 * keys.offsets.nbytes
 
 
-def test_short_or_edited_key_motions_are_stored_as_float16_offsets(tmp_path) -> None:
+def test_short_or_edited_key_motions_are_stored_as_offsets_float16_only_when_large(tmp_path, monkeypatch) -> None:
     offsets = np.random.default_rng(1).normal(0, 0.005, (5, 300)).astype(np.float32)  # a few mm, as on a face
     path = write_key_motions(KeyMotions(_frames(5), offsets), tmp_path / "k.npz")
+    assert np.array_equal(read_key_motions(path).offsets, offsets)  # small: exact
+    monkeypatch.setattr(keymotions, "FLOAT16_ABOVE_BYTES", 1000)
+    path = write_key_motions(KeyMotions(_frames(5), offsets), tmp_path / "k16.npz")
     with np.load(path) as data:
         assert data["offsets"].dtype == np.float16
-    assert np.abs(read_key_motions(path).offsets - offsets).max() < 1e-5  # 0.01 mm
+    assert 0 < np.abs(read_key_motions(path).offsets - offsets).max() < 1e-5  # 0.01 mm
 
 
 def test_version_1_files_are_still_read_and_future_ones_refused(tmp_path) -> None:
