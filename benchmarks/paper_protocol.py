@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from keymotion_gain import CachedAlignments  # noqa: E402
 
-from kmtalk_cli.commands.train import build_run  # noqa: E402
+from kmtalk_cli.trainable import build_run  # noqa: E402
 from kmtalk_cli.data.dataset import open_dataset  # noqa: E402
 from kmtalk_cli.data.synth import SynthOptions, build_corpus  # noqa: E402
 from kmtalk_cli.evaluation import evaluate, resolve_regions  # noqa: E402

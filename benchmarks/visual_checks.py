@@ -22,7 +22,8 @@ per model, pooled over clips:
 * **brow, head** — peak-to-peak brow height (mm, mean of the brow landmarks) and head
   rotation (degrees, largest axis of the model's head pose; 0 with none).
 
-With ``--sheets DIR`` it also writes, per model, a contact sheet (PNG) of one clip's rest, M/B/P,
+``--corpus DIR`` measures a corpus from ``kmtalk synth`` instead (its ground-truth motion with
+its true phones). With ``--sheets DIR`` it also writes, per model, a contact sheet (PNG) of one clip's rest, M/B/P,
 F/V and AA/AE frames, each from the front, three-quarter and mouth close-up views, drawn as
 ``kmtalk render`` draws them (teeth, tongue, eyes, scalp, head pose).
 """
@@ -249,6 +250,29 @@ def contact_sheet(anim, alignment, path: Path, size: int = 320) -> Path:
     return path
 
 
+def corpus_tally(root: Path) -> Tally:
+    """The same measurements on a synthetic corpus's ground-truth motion, with its true phones."""
+    import pickle
+    from types import SimpleNamespace
+
+    from kmtalk_cli.alignment.textgrid import read_textgrid
+    from kmtalk_cli.face.rig import lip_gap
+
+    landmarks = np.array([int(x) for x in (root / "landmarks.txt").read_text().replace(",", " ").split()])
+    with open(root / "templates.pkl", "rb") as fh:
+        templates = pickle.load(fh)  # our own corpus, written by kmtalk synth
+    fps = float(__import__("json").loads((root / "metadata.json").read_text()).get("fps", 30.0))
+    tally = Tally()
+    for path in sorted((root / "vertices_npy").glob("*.npy")):
+        rest = np.asarray(templates[path.stem.rsplit("_", 1)[0]], dtype=np.float64)
+        frames = np.load(path).reshape(-1, rest.shape[0], 3)
+        alignment = read_textgrid(root / "alignments" / f"{path.stem}.TextGrid")
+        anim = SimpleNamespace(vertices=frames, fps=fps, template=SimpleNamespace(landmarks=landmarks), model="corpus")
+        rest_gap = float(lip_gap(rest[None], landmarks)[0] * 1000.0)
+        measure(anim, alignment, tally, rest_gap, float(eye_openness(rest[None], landmarks)[0]), 0.0)
+    return tally
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="", help="Comma-separated: <backbone>, <backbone>-km or rig (default: every bundled one + rig).")
@@ -256,7 +280,11 @@ def main() -> None:
     parser.add_argument("--no-gate", action="store_true", help="Animate without the articulatory gate.")
     parser.add_argument("--no-liveliness", action="store_true", help="Animate without the liveliness layer.")
     parser.add_argument("--clips", default="", help="Comma-separated clip names to keep (default: all found).")
+    parser.add_argument("--corpus", type=Path, default=None, help="Instead: measure a corpus from `kmtalk synth` (its ground truth, true phones).")
     args = parser.parse_args()
+    if args.corpus is not None:
+        print(table({f"corpus {args.corpus.name}": corpus_tally(args.corpus)}))
+        return
 
     import inspect
 

@@ -273,7 +273,148 @@ def _read_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     return load_file(str(path)), meta
 
 
+# -- one step, one epoch ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EpochPlan:
+    """What one epoch of one stage trains on, and how its learning rate moves."""
+
+    stage: str
+    stage_index: int
+    epoch: int
+    epochs: int  # in this stage
+    groups: list[list[TrainingItem]]
+
+
+def epoch_groups(items: Sequence[TrainingItem], options: TrainOptions, stage_index: int, epoch: int, dist: Distributed) -> list[list[TrainingItem]]:
+    """This epoch's batches (seeded by stage and epoch), this rank's share under DDP."""
+    rng = random.Random(options.seed * 1000 + epoch * 10 + stage_index)
+    groups = batches(items, options.batch_size, rng)
+    if dist.world > 1:  # every rank must take the same number of steps, or DDP waits forever
+        groups = groups[: len(groups) - len(groups) % dist.world][dist.rank :: dist.world]
+    return groups
+
+
+def train_step(
+    wrapped: nn.Module, optimizer: torch.optim.Optimizer, params: Sequence[nn.Parameter], batch: Batch, plan: EpochPlan, options: TrainOptions
+) -> tuple[float, dict[str, float]]:
+    """One optimiser step on ``batch``: loss (stopping the run if it diverged), backward, gradient clipping, update."""
+    loss, parts = wrapped(batch, plan.stage)
+    check_loss(float(loss.detach()), plan.stage, plan.epoch, options.lr)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if options.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(params, options.grad_clip)
+    optimizer.step()
+    return float(loss.detach()), {k: float(v) for k, v in parts.items()}
+
+
+def _set_lr(optimizer: torch.optim.Optimizer, options: TrainOptions, plan: EpochPlan, step: int) -> None:
+    if options.lr_schedule == "cosine":
+        done = (plan.epoch + step / len(plan.groups)) / plan.epochs
+        for param_group in optimizer.param_groups:
+            param_group["lr"] = options.lr * 0.5 * (1 + math.cos(math.pi * done))
+
+
+def train_epoch(
+    wrapped: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    params: Sequence[nn.Parameter],
+    plan: EpochPlan,
+    options: TrainOptions,
+    device: torch.device,
+    augment_rng: np.random.Generator | None,
+    on_step: Callable[[], None],
+) -> tuple[float, dict[str, float]]:
+    """Every step of one epoch; the mean loss and the mean of each loss part over the steps that had it."""
+    total, parts_sum, parts_count = 0.0, {}, {}
+    for step, group in enumerate(plan.groups):
+        _set_lr(optimizer, options, plan, step)
+        loss, parts = train_step(wrapped, optimizer, params, collate(group, augment_rng).to(device), plan, options)
+        total += loss
+        for k, v in parts.items():  # some parts are absent from some steps (SelfTalk's CTC)
+            parts_sum[k] = parts_sum.get(k, 0.0) + v
+            parts_count[k] = parts_count.get(k, 0) + 1
+        on_step()
+    return total / max(len(plan.groups), 1), {k: v / parts_count[k] for k, v in parts_sum.items()}
+
+
+# -- where a run stands: checkpoints and resume ---------------------------------------------------
+@dataclass
+class RunState:
+    """A run's files and how far it got; ``resumed`` holds the optimiser state read from disk."""
+
+    out_dir: Path
+    start_stage: int = 0
+    start_epoch: int = 0
+    best_metric: float = math.inf
+    history: list[EpochLog] = field(default_factory=list)
+    resumed: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None
+
+    @property
+    def best(self) -> Path:
+        return self.out_dir / "best.safetensors"
+
+    @property
+    def last(self) -> Path:
+        return self.out_dir / "last.safetensors"
+
+    @property
+    def state(self) -> Path:
+        return self.out_dir / "last.state.safetensors"
+
+
+def resume_state(model: nn.Module, out_dir: Path, stages: Sequence[str]) -> RunState:
+    """Load ``last.safetensors`` into ``model`` and read where the run stopped."""
+    run = RunState(out_dir)
+    if not (run.last.is_file() and run.state.is_file()):
+        raise ModelError(f"Nothing to resume in {out_dir}: it has no last.safetensors and last.state.safetensors.")
+    from .backbones.checkpoint import load_state
+
+    load_state(run.last, model)
+    tensors, meta = _read_state(run.state)
+    p = meta["progress"]
+    run.start_stage, run.start_epoch, run.best_metric = list(stages).index(p["stage"]), p["epoch"] + 1, p["best_metric"]
+    run.history = [EpochLog(**h) for h in p["history"]]
+    run.resumed = (tensors, meta)
+    return run
+
+
+def save_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, run: RunState, info: dict[str, Any], options: TrainOptions, seconds: float) -> None:
+    """After an epoch (rank 0): ``best`` if it improved this stage's metric, ``last``, and the resume state."""
+    entry = run.history[-1]
+    metric = entry.val_lve_mm if entry.val_lve_mm is not None else (entry.val_loss if entry.val_loss is not None else entry.train_loss)
+    record = _record(info, options, entry.stage, entry.epoch, run.history, seconds)
+    if metric < run.best_metric:
+        run.best_metric = metric
+        save_checkpoint(model, run.best, record)
+    save_checkpoint(model, run.last, record)
+    _write_state(
+        run.state,
+        optimizer,
+        {"stage": entry.stage, "epoch": entry.epoch, "best_metric": run.best_metric, "history": [asdict(h) for h in run.history]},
+    )
+
+
 # -- the loop -------------------------------------------------------------------------------------
+def _check_stages(model: nn.Module, options: TrainOptions) -> tuple[str, ...]:
+    if options.lr_schedule not in LR_SCHEDULES:
+        raise ModelError(f"Unknown learning-rate schedule '{options.lr_schedule}'; choose from {', '.join(LR_SCHEDULES)}.")
+    stages = options.stages or tuple(model.stages)
+    unknown = [s for s in stages if s not in model.stages]
+    if unknown:
+        raise ModelError(f"Model has no training stage {', '.join(unknown)}; its stages are {', '.join(model.stages)}.")
+    return stages
+
+
+def _wrap(model: nn.Module, dist: Distributed) -> nn.Module:
+    wrapped: nn.Module = _LossModule(model)
+    if dist.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        wrapped = DistributedDataParallel(wrapped, find_unused_parameters=True)
+    return wrapped
+
+
 def train(
     model: nn.Module,
     train_items: Sequence[TrainingItem],
@@ -301,109 +442,56 @@ def train(
         device = torch.device("cuda", dist.local_rank)
     seed_everything(options.seed + dist.rank)
     model.to(device)
+    stages = _check_stages(model, options)
     out_dir = Path(out_dir)
-    if options.lr_schedule not in LR_SCHEDULES:
-        raise ModelError(f"Unknown learning-rate schedule '{options.lr_schedule}'; choose from {', '.join(LR_SCHEDULES)}.")
-    stages = options.stages or tuple(model.stages)
-    unknown = [s for s in stages if s not in model.stages]
-    if unknown:
-        raise ModelError(f"Model has no training stage {', '.join(unknown)}; its stages are {', '.join(model.stages)}.")
     if dist.main:
         out_dir.mkdir(parents=True, exist_ok=True)
-    best_path, last_path, state_path = out_dir / "best.safetensors", out_dir / "last.safetensors", out_dir / "last.state.safetensors"
+    run = resume_state(model, out_dir, stages) if resume else RunState(out_dir)
 
-    start_stage, start_epoch, best_metric, history = 0, 0, math.inf, []
-    resumed_tensors, resumed_meta = None, None
-    if resume:
-        if not (last_path.is_file() and state_path.is_file()):
-            raise ModelError(f"Nothing to resume in {out_dir}: it has no last.safetensors and last.state.safetensors.")
-        from .backbones.checkpoint import load_state
-
-        load_state(last_path, model)
-        resumed_tensors, resumed_meta = _read_state(state_path)
-        p = resumed_meta["progress"]
-        start_stage, start_epoch, best_metric = stages.index(p["stage"]), p["epoch"] + 1, p["best_metric"]
-        history = [EpochLog(**h) for h in p["history"]]
-
-    wrapped: nn.Module = _LossModule(model)
-    if dist.world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        wrapped = DistributedDataParallel(wrapped, find_unused_parameters=True)
+    wrapped = _wrap(model, dist)
     began = time.perf_counter()
     steps_per_epoch = len(batches(train_items, options.batch_size, None))
     total_steps = sum(steps_per_epoch * options.epochs_for(s) for s in stages)
-    done_steps = 0
+    done_steps = steps_per_epoch * (sum(options.epochs_for(s) for s in stages[: run.start_stage]) + (run.start_epoch if run.resumed else 0))
     augment_rng = np.random.default_rng(options.seed * 7919 + dist.rank) if options.augment else None
-    for stage_index, stage in enumerate(stages):
-        if stage_index < start_stage:
-            done_steps += steps_per_epoch * options.epochs_for(stage)
-            continue
+
+    def on_step() -> None:
+        nonlocal done_steps
+        done_steps += dist.world
+        if progress and dist.main:
+            progress(min(done_steps, total_steps), total_steps)
+
+    for stage_index, stage in enumerate(stages[run.start_stage :], start=run.start_stage):
         params = [p for p in model.trainable_parameters(stage) if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=options.lr, weight_decay=options.weight_decay)
         first_epoch = 0
-        if resumed_tensors is not None and stage_index == start_stage:
-            _restore_optimizer(optimizer, resumed_tensors, resumed_meta)
-            first_epoch = start_epoch
-            done_steps += steps_per_epoch * first_epoch
-        if stage_index > start_stage or resumed_tensors is None:
-            best_metric = math.inf  # each stage selects its own best
+        if run.resumed is not None and stage_index == run.start_stage:
+            _restore_optimizer(optimizer, *run.resumed)
+            first_epoch = run.start_epoch
+        else:
+            run.best_metric = math.inf  # each stage selects its own best
         stage_began = time.perf_counter()
         for epoch in range(first_epoch, options.epochs_for(stage)):
             model.train()
             epoch_began = time.perf_counter()
-            rng = random.Random(options.seed * 1000 + epoch * 10 + stage_index)
-            groups = batches(train_items, options.batch_size, rng)
-            if dist.world > 1:  # every rank must take the same number of steps, or DDP waits forever
-                groups = groups[: len(groups) - len(groups) % dist.world][dist.rank :: dist.world]
-            total, parts_sum, parts_count = 0.0, {}, {}
-            for step, group in enumerate(groups):
-                if options.lr_schedule == "cosine":
-                    done = (epoch + step / len(groups)) / options.epochs_for(stage)
-                    for param_group in optimizer.param_groups:
-                        param_group["lr"] = options.lr * 0.5 * (1 + math.cos(math.pi * done))
-                loss, parts = wrapped(collate(group, augment_rng).to(device), stage)
-                check_loss(float(loss.detach()), stage, epoch, options.lr)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if options.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(params, options.grad_clip)
-                optimizer.step()
-                total += float(loss.detach())
-                for k, v in parts.items():  # some parts are absent from some steps (SelfTalk's CTC)
-                    parts_sum[k] = parts_sum.get(k, 0.0) + float(v)
-                    parts_count[k] = parts_count.get(k, 0) + 1
-                done_steps += dist.world
-                if progress and dist.main:
-                    progress(min(done_steps, total_steps), total_steps)
-            n = max(len(groups), 1)
+            plan = EpochPlan(stage, stage_index, epoch, options.epochs_for(stage), epoch_groups(train_items, options, stage_index, epoch, dist))
+            train_loss, parts = train_epoch(wrapped, optimizer, params, plan, options, device, augment_rng, on_step)
             val_loss, val_lve = (None, None)
             if dist.main and val_items:
                 val_loss, val_lve = validate(model, val_items, stage, options, device, lips)
                 check_loss(val_loss, stage, epoch, options.lr, what="validation loss")
-            entry = EpochLog(stage, epoch, total / n, val_loss, val_lve, time.perf_counter() - epoch_began, {k: v / parts_count[k] for k, v in parts_sum.items()})
-            history.append(entry)
+            run.history.append(EpochLog(stage, epoch, train_loss, val_loss, val_lve, time.perf_counter() - epoch_began, parts))
             if dist.main:
                 if log:
-                    log(entry)
-                metric = val_lve if val_lve is not None else (val_loss if val_loss is not None else entry.train_loss)
-                record = _record(info, options, stage, epoch, history, time.perf_counter() - began)
-                if metric < best_metric:
-                    best_metric = metric
-                    save_checkpoint(model, best_path, record)
-                save_checkpoint(model, last_path, record)
-                _write_state(
-                    state_path,
-                    optimizer,
-                    {"stage": stage, "epoch": epoch, "best_metric": best_metric, "history": [asdict(h) for h in history]},
-                )
+                    log(run.history[-1])
+                save_epoch(model, optimizer, run, info, options, time.perf_counter() - began)
             if options.max_minutes is not None and time.perf_counter() - stage_began > options.max_minutes * 60:
                 break
     if dist.world > 1:
         import torch.distributed as torch_dist
 
         torch_dist.barrier()
-    return TrainResult(out_dir, best_path, last_path, history, time.perf_counter() - began)
+    return TrainResult(out_dir, run.best, run.last, run.history, time.perf_counter() - began)
 
 
 #: A training loss above this (squared metres and CTC nats alike stay far below) has exploded.

@@ -308,8 +308,10 @@ def kmtalk(args: list[str], cwd: Path, *, file_limit: int | None = None) -> subp
         if file_limit is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (file_limit, file_limit))
 
+    script = Path(sys.executable).with_name("kmtalk")  # the console script users run
+    command = [str(script)] if script.is_file() else [sys.executable, "-m", "kmtalk_cli"]
     return subprocess.Popen(
-        [sys.executable, "-m", "kmtalk_cli", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [*command, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, preexec_fn=limit, env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
 
