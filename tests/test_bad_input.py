@@ -152,7 +152,7 @@ CASES: list[Case] = [
     Case("animate-speech-empty", lambda w: ["animate", w.file("empty.wav", b"")], r"(?i)empty|no audio|0 bytes|not"),
     Case("animate-bad-precision", lambda w: ["animate", w.speech(), "--precision", "fp8"], r"(?i)precision"),
     Case("animate-alignment-missing", lambda w: ["animate", w.speech(), "--alignment", w.p("none.align.json")], r"does not exist"),
-    Case("animate-alignment-nan-times", lambda w: ["animate", w.speech(), "-b", "rig", "--alignment", w.alignment(nan=True)], r"(?i)nan|finite|time"),
+    Case("animate-alignment-nan-times", lambda w: ["animate", w.speech(), "-b", "rig", "--alignment", w.alignment(nan=True)], r"not a finite number"),
     # -- keymotions ------------------------------------------------------------------------------
     Case("keymotions-o-npy", lambda w: ["keymotions", w.speech(), "-o", w.p("k.npy")], r"must end in \.npz"),
     Case("keymotions-text-and-alignment", lambda w: ["keymotions", w.speech(), "--text", "ma", "--alignment", w.alignment()], r"not both"),
