@@ -328,8 +328,9 @@ def one_error_line(stderr: str, pattern: str) -> None:
         ["export", "take.npy", "--format", "obj", "-o", "seq", "--force", "-q"],
         ["export", "take.npy", "--format", "glb", "-o", "old.glb", "--force", "-q"],
         ["animate", "speech.wav", "-b", "rig", "-o", "old.npy", "--force", "-q"],
+        ["export", "take.npy", "--format", "arkit-csv,obj", "-o", "multi", "-q"],  # the CSV fits, the OBJs do not: neither lands
     ],
-    ids=["export-obj", "export-glb", "animate"],
+    ids=["export-obj", "export-glb", "animate", "export-two-formats"],
 )
 def test_a_full_disk_is_one_line_and_leaves_the_old_files(args: list[str], tmp_path: Path) -> None:
     work = Work(tmp_path)
