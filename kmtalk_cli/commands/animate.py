@@ -302,11 +302,16 @@ def keymotions(
             from ..alignment import align
             from ..rig_keys import rig_key_motions
 
-            timing = timing if timing is not None else align(audio, _text(speech, text))
+            if timing is None:
+                timing = align(audio, _text(speech, text))
+                info(f"Aligned with {timing.backend} ({timing.describe_method()})")
             keys, n_vertices = rig_key_motions(timing, head, max(1, int(round(audio.duration * RIG_FPS))), RIG_FPS), head.n_vertices
         else:
-            _, keys = key_motions_for(audio, model, alignment=timing, text=_text(speech, text), style=style)
+            aligned, keys = key_motions_for(audio, model, alignment=timing, text=_text(speech, text), style=style)
             n_vertices = model.n_vertices
+            if timing is None:
+                timing = aligned
+                info(f"Aligned with {aligned.backend} ({aligned.describe_method()})")
         write_key_motions(keys, out, template=head.vertices if head.n_vertices == n_vertices else None, force=force)
         info(f"{len(keys.frames.indices)} key frames ({keys.frames.density:.0%} of {keys.frames.n_frames}, rule {keys.frames.rule}) → {out}")
 
