@@ -134,7 +134,7 @@ def test_refuses_existing_output_and_leaves_nothing_on_failure(corpus, tmp_path)
     with pytest.raises(OutputError):
         build_corpus(corpus, PRESETS["tiny"])
     with pytest.raises(OutputError):
-        build_corpus(tmp_path / "x", replace(PRESETS["tiny"], voices="festival"))
+        build_corpus(tmp_path / "x", replace(PRESETS["tiny"], voices="klatt"))
     assert not any(tmp_path.iterdir())
 
 
