@@ -17,6 +17,8 @@ from .errors import ModelError, MotionError
 from .weights import DEFAULT_BACKBONE
 
 RIG = "rig"
+#: Frame rate of the rig baseline's key motions (the bundled models' rate).
+RIG_FPS = 30.0
 
 
 @dataclass(frozen=True)
@@ -101,26 +103,34 @@ def load(backbone: str | None = None, checkpoint: Path | str | None = None, key_
 
 
 def key_motions_for(audio: Any, model: Any, *, alignment: Any = None, text: str | None = None, style: str | None = None,
-                    on_step: Callable[[str], None] | None = None) -> tuple[Any, Any]:
+                    on_step: Callable[[str], None] | None = None, template: Any = None) -> tuple[Any, Any]:
     """The key-motion stage: align (unless ``alignment`` is given), then predict the face at
-    the key frames. Returns ``(alignment, key motions)``."""
+    the key frames; with no model (the rig baseline) the rig's face on ``template`` (default:
+    the bundled head) at the key frames. Returns ``(alignment, key motions)``."""
     step = on_step or (lambda _: None)
-    if model is None:
-        raise ModelError("The rig baseline has no key motions; choose a backbone with key-motion weights.")
     alignment = alignment if alignment is not None else _align(audio, text, step)
     step("Predicting key motions")
+    if model is None:
+        from .face.template import bundled_template
+        from .rig_keys import rig_key_motions
+
+        head = template if template is not None else bundled_template()
+        return alignment, rig_key_motions(alignment, head, max(1, int(round(audio.duration * RIG_FPS))), RIG_FPS)
     return alignment, model.predict_keys(audio, alignment, style=style)
 
 
 def complete(audio: Any, keys: Any, model: Any, template: Any, *, style: str | None = None, on_step: Callable[[str], None] | None = None) -> np.ndarray:
-    """The completion stage: absolute vertices (T, V, 3) on ``template`` from key motions and the audio."""
+    """The completion stage: absolute vertices (T, V, 3) on ``template`` from key motions and the
+    audio; with no model (the rig baseline) a shape-preserving cubic through the key motions."""
     step = on_step or (lambda _: None)
+    step("Completing the motion")
     if model is None:
-        raise ModelError("The rig baseline has no key motions to complete; choose a backbone with key-motion weights.")
+        from .rig_keys import complete_by_interpolation
+
+        return complete_by_interpolation(audio, keys, template)
     model.check_template(template.n_vertices)
     if keys.offsets.shape[1] != model.n_vertices * 3:
         raise MotionError(f"The key motions have {keys.offsets.shape[1] // 3} vertices; the model has {model.n_vertices}.")
-    step("Completing the motion")
     offsets = model.complete(audio, keys, style=style)
     return (offsets.reshape(len(offsets), -1, 3) + template.vertices[None]).astype(np.float32)
 
