@@ -193,6 +193,18 @@ class Backbone(nn.Module):
         """
         raise NotImplementedError
 
+    def exact_context(self) -> int | None:
+        """Frames of input each side of a window that make :meth:`decode_window` give exactly the
+        whole-clip output there; None when an output frame depends on the whole past
+        (autoregressive decoders), so a clip is decoded in one pass."""
+        return None
+
+    def decode_window(self, features: Tensor, condition: Tensor | None, style: Tensor | None, keep: slice) -> Tensor:
+        """Offsets (B, frames in ``keep``, V·3) of frames ``keep`` of a span of features (B, S, F)
+        decoded alone (inference; long clips are cut into spans by :mod:`kmtalk_cli.windowed`)."""
+        lengths = torch.full((features.shape[0],), features.shape[1], device=features.device)
+        return self.decode(features, lengths, condition=condition, style=style)[:, keep]
+
     def loss(self, batch: Batch, stage: str = "main", features: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
         """Training loss for ``stage`` and named float parts for logging.
 

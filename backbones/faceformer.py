@@ -1,8 +1,8 @@
 """FaceFormer: an autoregressive transformer decoder over frame-rate speech features.
 
 Fan et al., "FaceFormer: Speech-Driven 3D Facial Animation with Transformers", CVPR 2022;
-upstream github.com/EvelynFan/FaceFormer at dfaea81 (MIT). Written from the description in
-``docs/reference-implementations.md`` §1.2; no upstream code or weights are used.
+upstream github.com/EvelynFan/FaceFormer at dfaea81 (MIT). Written from the paper and a reading
+of the upstream behaviour; no upstream code or weights are used.
 
 Kept from the original: audio feature map ``Linear(F, d)``; motion encoder ``Linear(V·3, d)`` on
 offsets; one-hot style → ``Linear(n_styles, d, bias=False)`` added to every input token (the
@@ -24,10 +24,9 @@ Departures, each deliberate:
   each frame reads the model's own previous output, through the same cache as inference, so it
   costs O(T·W) and about 1.4× a teacher-forced step at the default size. ``False`` trains
   teacher-forced in one parallel pass over ``[start, target[:-1]]``, as CodeTalker does, which
-  is faster but leaves the model unused to its own errors: on the vocaset-like test split (12
-  epochs, seed 0) the teacher-forced model scored 2.813 mm lip error free-running but 0.941 mm
-  when fed the true previous frames; trained free-running it scored 2.399 mm
-  (``benchmarks/exposure_bias.py``). The teacher-forced start token is the style embedding, as
+  is faster but leaves the model unused to its own errors (exposure bias: measured with
+  ``benchmarks/exposure_bias.py``, figures in ``docs/design-notes.md``). The teacher-forced
+  start token is the style embedding, as
   in the free-running path (the original's validation-only teacher forcing fed
   ``vertice_map(0) + style``).
 * **Cross-attention** is computed as ``out_proj(value_proj(memory_i))``: with one allowed key the

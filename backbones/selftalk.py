@@ -303,6 +303,18 @@ class SelfTalk(Backbone):
         SelfTalk has no speaker conditioning and nothing to teacher-force."""
         return self._animate(self._tokens(features, condition), frame_lengths, 1.0 / self.config.offset_scale)
 
+    def exact_context(self) -> int | None:
+        """Banded attention: an output frame reads ``attention_window`` frames each side per layer."""
+        return self.config.attention_window * self.config.n_layers if self.config.attention_window > 0 else None
+
+    def decode_window(self, features: Tensor, condition: Tensor | None, style: Tensor | None, keep: slice) -> Tensor:
+        """The animator over the whole span, the (large) vertex map only on the frames kept."""
+        x = self._tokens(features, condition)
+        lengths = torch.full((x.shape[0],), x.shape[1], device=x.device)
+        mask = attention_block_mask(lengths, x.shape[1], self.config.attention_window, self.config.n_heads)
+        hidden = self.decoder(x, x, tgt_mask=mask, memory_mask=mask)[:, keep]
+        return self.vertex_map(hidden) * (1.0 / self.config.offset_scale)
+
     # -- training -----------------------------------------------------------------------------
     def loss(self, batch: Batch, stage: str = "main", features: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
         """Weighted sum of the vertex and velocity MSEs (in model units, cm² by default) and, with

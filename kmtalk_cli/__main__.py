@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sys
 
+INTERRUPTED = "error: Interrupted; no output was written.\n"
+
 
 def main() -> None:
     """Run the ``kmtalk`` app."""
@@ -16,8 +18,14 @@ def main() -> None:
 
         app(prog_name="kmtalk")
     except KeyboardInterrupt:
-        sys.stderr.write("error: Interrupted; no output was written.\n")
+        sys.stderr.write(INTERRUPTED)
         raise SystemExit(130) from None
+    except SystemExit as exc:  # Typer exits 130 without a word when Ctrl-C lands outside a command's own handling
+        from .commands.common import error_shown
+
+        if exc.code == 130 and not error_shown():
+            sys.stderr.write(INTERRUPTED)
+        raise
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
 
 from .errors import AudioError, KmtalkWarning, OutputError
 
@@ -145,6 +144,8 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     if from_rate == to_rate:
         return samples
     g = math.gcd(from_rate, to_rate)
+    from scipy.signal import resample_poly  # imported here: scipy.signal costs ~1 s to import
+
     out = resample_poly(samples, to_rate // g, from_rate // g, axis=0)
     return np.asarray(out, dtype=np.float32)
 

@@ -10,11 +10,10 @@
    embedding. The backbone adds it to its decoder tokens through ``condition_map``; the audio
    features still drive it (``audio_guidance``). Interpolating gives causal backbones
    (FaceFormer, CodeTalker) the *next* key motion, which their masks would otherwise hide.
-   With ``residual`` (default) the backbone predicts what to *add* to that interpolation: on the
-   synthetic corpus, linearly interpolating the true key motions alone is within 0.41 mm lip
-   error of the truth, and a backbone asked to reproduce them from a 64-wide embedding used them
-   poorly (3.54 mm with true keys vs 3.57 mm without). Every backbone stage, CodeTalker's motion
-   prior included, then learns the residual.
+   With ``residual`` (default) the backbone predicts what to *add* to that interpolation:
+   interpolated true key motions are already close to the truth, and a backbone asked to
+   rebuild them from a narrow embedding used them poorly. Every backbone stage, CodeTalker's
+   motion prior included, then learns the residual.
 
 Why completion was inert, and what changed. With ``residual`` the untrained backbone outputs
 zero, so the keys sit in place by construction, and a completion learnt from the *true* keys
@@ -35,28 +34,18 @@ key frames), ``complete`` (completion from ground-truth key motions, on the audi
 ``keys`` left them; ``key_dropout`` hides some) and ``refine`` (the key decoder alone, everything
 else frozen, selected by the free-running lip error of the whole model).
 
-Two choices were measured (FaceFormer, 64 wide, on the vocaset-like corpus, 8 validation
-sequences, lip error in mm of interpolated predicted keys / the full model / completion from
-the true keys): hiding 30% of the keys while learning completion taught the backbone to
-"repair" keys that are really there (true-key completion 1.47 mm against 0.35 mm without
-dropout, and 0.30 mm for plain interpolation); and letting ``refine`` train the backbone on the
-decoder's (training-set, over-fitted) key motions made it worse than its own keys on unseen
-speakers (1.93 against 1.70 mm). Hence ``key_dropout`` 0 and a decoder-only ``refine``.
-
-A third (SelfTalk, 96 wide, 12-epoch budget, seed 0, test split with the aligner's timings):
-when ``complete`` also trained the audio encoder, the features drifted from what the key decoder
-had learnt and ``refine`` did not win it back — interpolated predicted keys 2.076 mm and the
-full model 2.074 mm, against 1.957 and 1.952 mm with the encoder left as ``keys`` trained it.
-Hence ``completion_trains_encoder`` False. Moving the training boundaries at random (Gaussian,
-s.d. 20 ms, to mimic an aligner) did not help the key decoder (interpolated keys 2.048 / 1.909
-mm over two seeds against 1.977 / 1.900 without) and was dropped.
+``key_dropout`` is 0 and ``refine`` trains the key decoder alone: hiding keys taught completion
+to "repair" keys that are really there, and refining the backbone on the decoder's over-fitted
+training keys hurt unseen speakers. ``completion_trains_encoder`` is False: training the encoder
+in ``complete`` moved the features away from what the key decoder had learnt. The measurements
+are in ``docs/design-notes.md``. Long clips are decoded in windows (:mod:`kmtalk_cli.windowed`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,17 +124,20 @@ class KeyMotionDecoder(nn.Module):
 
     def forward(self, key_features: Tensor, key_frames: Tensor, context: Tensor, key_mask: Tensor, style: Tensor | None) -> Tensor:
         """(B, K, F) features, (B, K) frame indices, (B, K, 2) phone ids, (B, K) valid → (B, K, V·3) offsets."""
+        return self.out(self.hidden(key_features, key_frames, context, key_mask, style)) / self.config.offset_scale
+
+    def hidden(self, key_features: Tensor, key_frames: Tensor, context: Tensor, key_mask: Tensor, style: Tensor | None) -> Tensor:
+        """The (B, K, decoder_dim) state the linear ``out`` maps to offsets: the key motions' code."""
         x = self.inp(key_features)
         if self.config.decoder == "linear":
-            return self.out(x) / self.config.offset_scale
+            return x
         x = x + _sinusoid(key_frames, x.shape[-1])
         if self.phones is not None:
             x = x + self.phone_map(self.phones(context).flatten(-2))
         if self.style is not None:
             emb = self.style(style) if style is not None else self.style.weight.mean(0, keepdim=True).expand(x.shape[0], -1)
             x = x + emb[:, None]
-        x = self.encoder(x, src_key_padding_mask=~key_mask)
-        return self.out(x) / self.config.offset_scale
+        return self.encoder(x, src_key_padding_mask=~key_mask)
 
 
 class KeyMotionEmbedding(nn.Module):
@@ -216,6 +208,8 @@ class KeyMotionModel(nn.Module):
     """A backbone with KMTalk's key motions. Trains with :func:`kmtalk_cli.training.train`."""
 
     uses_alignment = True
+    #: Read as tensors by windowed inference (:mod:`kmtalk_cli.windowed`), so kept in fp32.
+    fp32_modules = ("key_decoder.out", "embedding.project")
 
     def __init__(self, backbone: Backbone, config: KeyMotionConfig) -> None:
         super().__init__()
@@ -328,6 +322,10 @@ class KeyMotionModel(nn.Module):
         return dataclasses.replace(batch, offsets=batch.offsets - base, condition=condition, base=base)
 
     # -- inference ------------------------------------------------------------------------------
+    def encode(self, audio: Tensor, n_frames: int) -> Tensor:
+        """(1, n_frames, F) audio features of one clip, shared by key motions and completion."""
+        return self._encode_one(audio, n_frames)[0]
+
     def _encode_one(self, audio: Tensor, n_frames: int) -> tuple[Tensor, Tensor]:
         device = next(self.parameters()).device
         audio = audio.reshape(1, -1).to(device)
@@ -335,13 +333,32 @@ class KeyMotionModel(nn.Module):
         return self.backbone.encode_audio(audio, torch.tensor([audio.shape[1]], device=device), frame_lengths), frame_lengths
 
     @torch.no_grad()
-    def predict_keys(self, audio: Tensor, n_frames: int, *, alignment: Any, style: int | None = None) -> KeyMotions:
+    def predict_keys(
+        self, audio: Tensor, n_frames: int, *, alignment: Any, style: int | None = None, features: Tensor | None = None
+    ) -> KeyMotions:
+        """Key frames from ``alignment`` and the face there, decoded in windows of keys (:mod:`kmtalk_cli.windowed`)."""
+        from .windowed import decode_key_motions
+
         self.eval()
-        features, frame_lengths = self._encode_one(audio, n_frames)
-        keys = self.key_frames([alignment], frame_lengths)
+        features = self.encode(audio, n_frames) if features is None else features
+        keys = self.key_frames([alignment], torch.tensor([n_frames]))
         style_t = None if style is None else torch.tensor([style], device=features.device)
-        predicted, _, _ = self.predict_key_offsets(features, keys, style_t)
-        return KeyMotions(keys[0], predicted[0].cpu().numpy().astype(np.float32))
+        return decode_key_motions(self, features, keys[0], style_t)
+
+    def complete_pieces(
+        self, audio: Tensor, n_frames: int, keys: KeyMotions, *, style: int | None = None, features: Tensor | None = None
+    ) -> Iterator[Tensor]:
+        """Completed offsets in consecutive pieces of frames (bounded memory on long audio)."""
+        from .windowed import complete_in_windows
+
+        self.eval()
+        if keys.frames.n_frames != n_frames or (len(keys.frames.indices) and keys.frames.indices.max() >= n_frames):
+            raise ModelError(f"The key motions are for {keys.frames.n_frames} frames but the speech has {n_frames}.")
+        if keys.dim != self.backbone.config.vertex_dim:
+            raise ModelError(f"The key motions have {keys.dim // 3} vertices; the model has {self.backbone.config.n_vertices}.")
+        features = self.encode(audio, n_frames) if features is None else features
+        style_t = None if style is None else torch.tensor([style], device=features.device)
+        return complete_in_windows(self, features, keys, style_t)
 
     @torch.no_grad()
     def complete(
@@ -353,6 +370,15 @@ class KeyMotionModel(nn.Module):
         frame reads the true residual of the one before), as the backbone's ``decode`` does: a
         diagnostic (``benchmarks/exposure_bias.py``), not something a user has.
         """
+        if target is None:
+            return torch.cat(list(self.complete_pieces(audio, n_frames, keys, style=style)), dim=0)
+        return self.complete_whole(audio, n_frames, keys, style=style, target=target)
+
+    @torch.no_grad()
+    def complete_whole(
+        self, audio: Tensor, n_frames: int, keys: KeyMotions, *, style: int | None = None, target: Tensor | None = None
+    ) -> Tensor:
+        """:meth:`complete` in one pass over the whole clip, as in training (the reference the windows are checked against)."""
         self.eval()
         features, frame_lengths = self._encode_one(audio, n_frames)
         if keys.frames.n_frames != n_frames or (len(keys.frames.indices) and keys.frames.indices.max() >= n_frames):
@@ -370,8 +396,9 @@ class KeyMotionModel(nn.Module):
     def predict(self, audio: Tensor, n_frames: int, *, style: int | None = None, alignment: Any = None) -> Tensor:
         if alignment is None:
             raise ModelError("This model uses key motions and needs a phone alignment of the speech.")
-        keys = self.predict_keys(audio, n_frames, alignment=alignment, style=style)
-        return self.complete(audio, n_frames, keys, style=style)
+        features = self.encode(audio, n_frames)
+        keys = self.predict_keys(audio, n_frames, alignment=alignment, style=style, features=features)
+        return torch.cat(list(self.complete_pieces(audio, n_frames, keys, style=style, features=features)), dim=0)
 
 
 def load_keymotion_model(path: Path | str) -> tuple[KeyMotionModel, dict[str, Any]]:

@@ -112,29 +112,81 @@ def select_key_frames(alignment: object, n_frames: int, fps: float, rule: str = 
 @dataclass(frozen=True)
 class KeyMotions:
     """Key frames and the face offsets (K, V·3) at them: what ``kmtalk keymotions`` writes and
-    ``kmtalk complete`` reads (users may edit the offsets in between)."""
+    ``kmtalk complete`` reads (users may edit the offsets in between).
+
+    The offsets are held as ``codes`` (K, C) mapped by ``basis`` (C, V·3) and ``bias`` (V·3,):
+    the key decoder's last layer is linear, so its low-dimensional input *is* the key motion,
+    exactly, at a few per cent of the size. Without a basis the codes are the offsets themselves
+    (``KeyMotions(frames, offsets)``). Linear interpolation commutes with the map (the weights sum
+    to one), so completion interpolates codes and expands only the frames it is working on.
+    """
 
     frames: KeyFrames
-    offsets: np.ndarray
+    codes: np.ndarray
+    basis: np.ndarray | None = None
+    bias: np.ndarray | None = None
+
+    @property
+    def dim(self) -> int:
+        """V·3, the width of an offset row."""
+        return int(self.basis.shape[1]) if self.basis is not None else int(self.codes.shape[1])
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """(K, V·3) float32 offsets at the key frames (materialised: K·V·3 floats)."""
+        return self.expand(self.codes)
+
+    def expand(self, codes: np.ndarray) -> np.ndarray:
+        """Rows of codes (or of their interpolation) → offset rows (…, V·3) float32."""
+        codes = np.asarray(codes, dtype=np.float32)
+        if self.basis is None:
+            return codes
+        out = codes @ self.basis
+        return out + self.bias if self.bias is not None else out
+
+
+#: Version of the ``.keys.npz`` layout :func:`write_key_motions` writes (files without one are 1:
+#: float32 ``offsets`` and absolute ``vertices``); :func:`read_key_motions` reads both.
+KEYS_FORMAT_VERSION = 2
+#: Plain key offsets larger than this in float32 are stored in float16 (a few minutes of speech
+#: on the bundled head; below it they are stored exactly).
+FLOAT16_ABOVE_BYTES = 64 << 20
 
 
 def write_key_motions(keys: KeyMotions, path: Path | str, *, template: np.ndarray | None = None, force: bool = False) -> Path:
-    """An ``.npz`` with ``indices``, ``left``/``right`` phones, ``offsets`` (K, V·3), ``fps``,
-    ``n_frames``, ``rule`` and, with a template, absolute ``vertices`` (K, V, 3) at the key frames."""
+    """An ``.npz`` with ``format_version``, ``indices``, ``left``/``right`` phones, ``fps``,
+    ``n_frames``, ``rule`` and the key motions: ``codes`` (K, C), ``basis`` (C, V·3) and ``bias``
+    (V·3,) float32 (offsets = codes @ basis + bias, exact) when the keys came from the key
+    decoder and that is smaller, else ``offsets`` (K, V·3): float32, or float16 (under 0.01 mm
+    off for offsets under 3 cm, in metres) beyond :data:`FLOAT16_ABOVE_BYTES`.
+
+    ``template`` is accepted for compatibility and unused: absolute vertices are the template
+    plus the offsets, and storing them doubled the file (760 MB for 10 minutes of speech).
+    """
     from .atomic import atomic_output
 
+    del template
     arrays = {
+        "format_version": np.int64(KEYS_FORMAT_VERSION),
         "indices": keys.frames.indices.astype(np.int64),
         "left": np.array(keys.frames.left, dtype="<U3"),
         "right": np.array(keys.frames.right, dtype="<U3"),
-        "offsets": np.asarray(keys.offsets, dtype=np.float32),
         "fps": np.float64(keys.frames.fps),
         "n_frames": np.int64(keys.frames.n_frames),
         "rule": np.array(keys.frames.rule),
     }
-    if template is not None:
-        arrays["vertices"] = arrays["offsets"].reshape(len(keys.offsets), len(template), 3) + template[None]
-    require_finite(arrays["offsets"], f"The key motions for {path}")
+    as_codes = keys.basis is not None and keys.codes.size + keys.basis.size + keys.dim < keys.codes.shape[0] * keys.dim // 2
+    if as_codes:
+        arrays["codes"] = np.asarray(keys.codes, dtype=np.float32)
+        arrays["basis"] = np.asarray(keys.basis, dtype=np.float32)
+        arrays["bias"] = np.asarray(keys.bias if keys.bias is not None else np.zeros(keys.dim), dtype=np.float32)
+        for name in ("codes", "basis", "bias"):
+            require_finite(arrays[name], f"The key motions for {path}")
+    else:
+        offsets = keys.offsets
+        exact = offsets.size * 4 <= FLOAT16_ABOVE_BYTES
+        arrays["offsets"] = offsets.astype(np.float32 if exact else np.float16)
+        require_finite(arrays["offsets"], f"The key motions for {path}")
     with atomic_output(Path(path), force=force) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
@@ -142,12 +194,20 @@ def write_key_motions(keys: KeyMotions, path: Path | str, *, template: np.ndarra
 
 
 def read_key_motions(path: Path | str) -> KeyMotions:
-    """Read :func:`write_key_motions` output, checking it is consistent."""
+    """Read :func:`write_key_motions` output (this version or version 1), checking it is consistent."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as data:
+            version = int(data["format_version"]) if "format_version" in data.files else 1
+            if version > KEYS_FORMAT_VERSION:
+                raise MotionError(f"{path} is a version {version} key-motion file; this kmtalk reads up to version {KEYS_FORMAT_VERSION}.")
             indices = np.asarray(data["indices"], dtype=np.int64)
-            offsets = np.asarray(data["offsets"], dtype=np.float32)
+            if "codes" in data.files:
+                codes = np.asarray(data["codes"], dtype=np.float32)
+                basis = np.asarray(data["basis"], dtype=np.float32)
+                bias = np.asarray(data["bias"], dtype=np.float32)
+            else:
+                codes, basis, bias = np.asarray(data["offsets"], dtype=np.float32), None, None
             frames = KeyFrames(
                 indices, tuple(str(x) for x in data["left"]), tuple(str(x) for x in data["right"]),
                 int(data["n_frames"]), float(data["fps"]), str(data["rule"]),
@@ -158,11 +218,15 @@ def read_key_motions(path: Path | str) -> KeyMotions:
         raise MotionError(f"{path} is not a key-motion file from `kmtalk keymotions` (it has no {exc}).") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile):
         raise MotionError(f"{path} is not a key-motion .npz file from `kmtalk keymotions` (unreadable or truncated).") from None
-    if offsets.ndim != 2 or len(offsets) != len(indices) or len(frames.left) != len(indices):
-        raise MotionError(f"Key-motion file {path} is inconsistent: {len(indices)} key frames but offsets of shape {offsets.shape}.")
-    require_finite(offsets, f"Key-motion file {path}")
+    if codes.ndim != 2 or len(codes) != len(indices) or len(frames.left) != len(indices):
+        raise MotionError(f"Key-motion file {path} is inconsistent: {len(indices)} key frames but offsets of shape {codes.shape}.")
+    if basis is not None and (basis.ndim != 2 or basis.shape[0] != codes.shape[1] or bias.shape != (basis.shape[1],)):
+        raise MotionError(f"Key-motion file {path} is inconsistent: codes of width {codes.shape[1]} but a basis of shape {basis.shape}.")
+    for part in (codes, basis, bias):
+        if part is not None:
+            require_finite(part, f"Key-motion file {path}")
     if frames.n_frames < 1 or not np.isfinite(frames.fps) or frames.fps <= 0:
         raise MotionError(f"Key-motion file {path} has an invalid frame count or rate ({frames.n_frames} frames at {frames.fps} fps).")
     if len(indices) and (indices.min() < 0 or indices.max() >= frames.n_frames or np.any(np.diff(indices) <= 0)):
         raise MotionError(f"Key-motion file {path} has key frames outside 0..{frames.n_frames - 1} or out of order.")
-    return KeyMotions(frames, offsets)
+    return KeyMotions(frames, codes, basis, bias)

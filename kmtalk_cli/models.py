@@ -8,15 +8,16 @@ into per-frame vertex offsets at the model's frame rate.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .errors import KmtalkWarning, ModelError
-from .validate import check_offsets, require_finite
+from .errors import KmtalkWarning, ModelError, MotionError
+from .validate import MAX_OFFSET_M, check_offsets, require_finite
 
 
 @dataclass
@@ -25,6 +26,8 @@ class LoadedModel:
     info: dict[str, Any]
     path: Path | None
     precision: str = "fp32"  # of the large layers (``kmtalk_cli.precision``)
+    #: The last clip's audio features (the clip, the tensor): key motions and completion share them.
+    _features: tuple[Any, torch.Tensor] | None = field(default=None, repr=False, compare=False)
 
     @property
     def backbone(self) -> str:
@@ -77,28 +80,75 @@ class LoadedModel:
                 out = self.model.predict(_samples(audio), n_frames, style=index)
         return self._checked(out.detach().cpu().numpy().astype(np.float32))
 
-    def predict_keys(self, audio: Any, alignment: Any, *, style: str | None = None) -> Any:
+    def encode(self, audio: Any) -> torch.Tensor:
+        """Audio features at the model's frame rate; the last clip's are kept, so
+        :meth:`predict_keys` and :meth:`complete_pieces` on the same clip encode it once."""
+        self._need_key_motions()
+        if self._features is None or self._features[0] is not audio:
+            self._features = None  # the previous clip's go before this one's are made
+            with torch.inference_mode():
+                self._features = (audio, self.model.encode(_samples(audio), self.n_frames(audio)))
+        return self._features[1]
+
+    def predict_keys(self, audio: Any, alignment: Any, *, style: str | None = None, features: torch.Tensor | None = None) -> Any:
         """Key frames and the face there (:class:`~kmtalk_cli.keymotions.KeyMotions`); key-motion models only."""
         self._need_key_motions()
         if not has_speech(alignment):
             warnings.warn(KmtalkWarning("No speech was found (the alignment has no phones); the face stays at rest."), stacklevel=2)
             return no_key_motions(self.n_frames(audio), self.fps, self.n_vertices)
-        keys = self.model.predict_keys(_samples(audio), self.n_frames(audio), alignment=alignment, style=self.style_index(style))
-        self._checked(np.asarray(keys.offsets))
+        features = self.encode(audio) if features is None else features
+        with torch.inference_mode():
+            keys = self.model.predict_keys(
+                _samples(audio), self.n_frames(audio), alignment=alignment, style=self.style_index(style), features=features
+            )
+        self._check_keys(keys, f"Checkpoint {self.path}" if self.path is not None else "The model", predicted=True)
         return keys
+
+    def complete_pieces(self, audio: Any, keys: Any, *, style: str | None = None, features: torch.Tensor | None = None) -> Iterator[np.ndarray]:
+        """Offsets completed from key motions, in consecutive (≤ 600, V·3) float32 pieces of
+        frames, so a long clip never holds more than a window; key-motion models only."""
+        self._need_key_motions()
+        n_frames = self.n_frames(audio)
+        if len(keys.frames.indices) == 0:  # no speech: the face at rest
+            return iter([np.zeros((n_frames, self.n_vertices * 3), dtype=np.float32)])
+        self._check_keys(keys, "The key motions")
+        features = self.encode(audio) if features is None else features
+        pieces = self.model.complete_pieces(_samples(audio), n_frames, keys, style=self.style_index(style), features=features)
+
+        def numpy_pieces() -> Iterator[np.ndarray]:
+            with torch.inference_mode():
+                for piece in pieces:
+                    yield self._checked(piece.detach().cpu().numpy().astype(np.float32, copy=False))
+
+        return numpy_pieces()
 
     def complete(self, audio: Any, keys: Any, *, style: str | None = None) -> np.ndarray:
         """Offsets (T, V·3) completed from key motions, guided by the audio; key-motion models only."""
-        self._need_key_motions()
-        if len(keys.frames.indices) == 0:  # no speech: the face at rest
-            return np.zeros((self.n_frames(audio), self.n_vertices * 3), dtype=np.float32)
-        require_finite(np.asarray(keys.offsets), "The key motions")
-        out = self.model.complete(_samples(audio), self.n_frames(audio), keys, style=self.style_index(style))
-        return self._checked(out.detach().cpu().numpy().astype(np.float32))
+        return np.concatenate(list(self.complete_pieces(audio, keys, style=style)), axis=0)
 
     def _checked(self, offsets: np.ndarray) -> np.ndarray:
         """Offsets a damaged or diverged checkpoint would make (NaN, metres away) never leave the model."""
         return check_offsets(offsets, f"Checkpoint {self.path}" if self.path is not None else "The model")
+
+    @staticmethod
+    def _check_keys(keys: Any, what: str, *, predicted: bool = False) -> None:
+        """Finite key motions (and, predicted, within a face's reach), without expanding all of
+        them at once: codes and their map are checked, and the offsets only in blocks when a
+        cheap bound does not already clear them."""
+        parts = [np.asarray(p) for p in (keys.codes, keys.basis, keys.bias) if p is not None]
+        if predicted and not all(np.isfinite(p).all() for p in parts):
+            raise ModelError(f"{what} gave NaN or infinite key motions; the checkpoint is damaged or its training diverged.")
+        for part in parts:
+            require_finite(part, what, MotionError)
+        if not predicted:
+            return
+        if keys.basis is None:
+            check_offsets(keys.codes, what)
+            return
+        reach = np.abs(keys.codes) @ np.abs(keys.basis).max(axis=1) + (np.abs(keys.bias).max() if keys.bias is not None else 0.0)
+        if len(reach) and float(reach.max()) > MAX_OFFSET_M:
+            for start in range(0, len(keys.codes), 512):
+                check_offsets(keys.expand(keys.codes[start : start + 512]), what)
 
     def _need_key_motions(self) -> None:
         if not self.uses_key_motions:

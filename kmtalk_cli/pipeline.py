@@ -6,6 +6,7 @@ through dominance-function coarticulation, with no learned weights.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,20 +120,34 @@ def key_motions_for(audio: Any, model: Any, *, alignment: Any = None, text: str 
     return alignment, model.predict_keys(audio, alignment, style=style)
 
 
-def complete(audio: Any, keys: Any, model: Any, template: Any, *, style: str | None = None, on_step: Callable[[str], None] | None = None) -> np.ndarray:
+def complete(
+    audio: Any, keys: Any, model: Any, template: Any, *, style: str | None = None, on_step: Callable[[str], None] | None = None,
+    motion_path: Path | str | None = None, layer: Callable[[np.ndarray, int], np.ndarray] | None = None,
+) -> np.ndarray:
     """The completion stage: absolute vertices (T, V, 3) on ``template`` from key motions and the
-    audio; with no model (the rig baseline) a shape-preserving cubic through the key motions."""
+    audio; with no model (the rig baseline) a shape-preserving cubic through the key motions.
+
+    Completion runs in windows (:mod:`kmtalk_cli.windowed`); with ``motion_path`` each window is
+    written there as it is done (a (T, V·3) float32 ``.npy``) and the result is a read-only
+    memory map of that file, so a long clip is never whole in memory (the caller makes the path
+    atomic). ``layer(vertices, first_frame)`` edits each window on its way (the liveliness layer).
+    """
     step = on_step or (lambda _: None)
     step("Completing the motion")
     if model is None:
         from .rig_keys import complete_by_interpolation
 
-        return complete_by_interpolation(audio, keys, template)
+        from .validate import require_finite
+
+        vertices = require_finite(complete_by_interpolation(audio, keys, template), "The interpolated motion")
+        if motion_path is None and layer is None:
+            return vertices
+        return _assemble([vertices - template.vertices[None]], template.vertices, len(vertices), motion_path, layer)
     model.check_template(template.n_vertices)
-    if keys.offsets.shape[1] != model.n_vertices * 3:
-        raise MotionError(f"The key motions have {keys.offsets.shape[1] // 3} vertices; the model has {model.n_vertices}.")
-    offsets = model.complete(audio, keys, style=style)
-    return (offsets.reshape(len(offsets), -1, 3) + template.vertices[None]).astype(np.float32)
+    if keys.dim != model.n_vertices * 3:
+        raise MotionError(f"The key motions have {keys.dim // 3} vertices; the model has {model.n_vertices}.")
+    pieces = model.complete_pieces(audio, keys, style=style)
+    return _assemble(pieces, template.vertices, model.n_frames(audio), motion_path, layer)
 
 
 def animate(
@@ -152,6 +167,7 @@ def animate(
     liveliness: bool = True,
     seed: int = 0,
     gate: bool = True,
+    motion_path: Path | str | None = None,
 ) -> Animation:
     """Animate ``speech`` (a path or :class:`~kmtalk_cli.audio.Audio`) on ``template`` (default: the bundled head).
 
@@ -162,7 +178,9 @@ def animate(
     (from :func:`load`) skips loading, so a batch loads it once. ``liveliness`` adds blinks, brow
     raises, head motion and gaze from the speech's prosody (:func:`add_liveliness`), drawn from ``seed``.
     ``gate`` holds a learned model's lower face to the rig's on m/b/p, f/v, in pauses and at the
-    ends (:func:`add_gate`; it needs an alignment, made here for plain models too).
+    ends (:func:`add_gate`; it needs an alignment, made here for plain models too). With
+    ``motion_path`` the motion is streamed to that ``.npy`` as it is made (see :func:`complete`):
+    the gate and the liveliness layer are applied a window at a time on the way.
     """
     step = on_step or (lambda _: None)
     from .audio import Audio, load_audio
@@ -175,25 +193,99 @@ def animate(
         alignment = alignment if alignment is not None else _align(audio, text, step)
         n_frames = max(1, int(round(audio.duration * fps)))
         anim = Animation(rig_motion(alignment, face, n_frames, fps, upper_face=not liveliness), fps, alignment, None, RIG, face)
-        return add_liveliness(anim, audio, seed) if liveliness else anim
+        anim = add_liveliness(anim, audio, seed) if liveliness else anim
+        if motion_path is None:
+            return anim
+        from .npy_stream import NpyRowWriter
+
+        with NpyRowWriter(motion_path, n_frames, (face.vertices.size,)) as out:
+            out.write(anim.vertices)
+        return dataclasses.replace(anim, vertices=np.load(motion_path, mmap_mode="r").reshape(n_frames, -1, 3))
+    ahead = None
     if model is None:
+        ahead = _align_ahead(audio, text, alignment, checkpoint, key_motions, gate)
         step("Loading the model")
-        model = resolve_model(backbone, checkpoint, key_motions, precision=precision)
+        try:
+            model = resolve_model(backbone, checkpoint, key_motions, precision=precision)
+        except BaseException:
+            if ahead is not None:
+                ahead.cancel()
+            raise
     model.check_template(face.n_vertices)
     keys = None
+    n_frames = model.n_frames(audio)
+    if ahead is not None:
+        if model.uses_key_motions or gate:
+            step("Aligning the speech" + (" to its transcript" if text else " (recognising the words)"))
+            alignment = ahead.result()
+        else:
+            ahead.cancel()
+
+    def layers() -> Callable[[np.ndarray, int], np.ndarray] | None:
+        chain = ([GateLayer.of(alignment, n_frames, model.fps, face)] if gate else []) + (
+            [LivelinessLayer.of(audio, alignment, n_frames, model.fps, face, seed)] if liveliness else []
+        )
+        return _chained(chain)
+
     if model.uses_key_motions:
         alignment, keys = key_motions_for(audio, model, alignment=alignment, text=text, style=style, on_step=step)
-        vertices = complete(audio, keys, model, face, style=style, on_step=step)
+        layer = layers()
+        vertices = complete(audio, keys, model, face, style=style, on_step=step, motion_path=motion_path, layer=layer)
     else:
         step(f"Predicting the motion ({model.backbone})")
         offsets = model.predict_offsets(audio, style=style)
-        vertices = (offsets.reshape(len(offsets), -1, 3) + face.vertices[None]).astype(np.float32)
+        if gate and alignment is None:
+            alignment = _align(audio, text, step)
+        layer = layers()
+        vertices = _assemble(iter([offsets]), face.vertices, len(offsets), motion_path, layer)
     label = f"{model.backbone}{' + KM' if model.uses_key_motions else ''}{'' if model.precision == 'fp32' else f' ({model.precision})'}"
-    if gate and alignment is None:
-        alignment = _align(audio, text, step)
-    anim = Animation(vertices, model.fps, alignment, keys, label, face)
-    anim = add_gate(anim) if gate else anim
-    return add_liveliness(anim, audio, seed) if liveliness else anim
+    head_pose = layer.head_pose if isinstance(layer, _Chain) else None
+    return Animation(vertices, model.fps, alignment, keys, label, face, head_pose=head_pose)
+
+
+def _assemble(
+    pieces: Any, rest: np.ndarray, n_frames: int, path: Path | str | None, layer: Callable[[np.ndarray, int], np.ndarray] | None
+) -> np.ndarray:
+    """Offset pieces (n, V·3), in frame order, plus the rest pose (and ``layer``) → vertices (T, V, 3):
+    in memory, or streamed to the ``.npy`` at ``path`` and mapped back read-only."""
+    rest = np.asarray(rest, dtype=np.float32)
+
+    def vertex_pieces() -> Any:
+        start = 0
+        for piece in pieces:  # each piece is ours: add in place instead of copying the large array
+            v = np.asarray(piece, dtype=np.float32).reshape(len(piece), -1, 3)
+            v += rest[None]
+            yield layer(v, start) if layer is not None else v
+            start += len(v)
+
+    if path is None:
+        return np.concatenate(list(vertex_pieces()), axis=0)
+    from .npy_stream import NpyRowWriter
+
+    with NpyRowWriter(path, n_frames, (rest.size,)) as out:
+        for v in vertex_pieces():
+            out.write(v)
+    return np.load(path, mmap_mode="r").reshape(n_frames, -1, 3)
+
+
+@dataclass(frozen=True)
+class _Chain:
+    """Window layers applied in order; the head pose is the liveliness layer's, if there is one."""
+
+    layers: tuple[Any, ...]
+
+    def __call__(self, vertices: np.ndarray, start: int) -> np.ndarray:
+        for layer in self.layers:
+            vertices = layer(vertices, start)
+        return vertices
+
+    @property
+    def head_pose(self) -> Any:
+        return next((layer.head_pose for layer in self.layers if isinstance(layer, LivelinessLayer)), None)
+
+
+def _chained(layers: list[Any]) -> _Chain | None:
+    return _Chain(tuple(layers)) if layers else None
 
 
 _RIGS: dict[int, tuple[Any, Any]] = {}
@@ -209,22 +301,83 @@ def _rig_of(template: Any) -> Any:
     return cached[1]
 
 
+@dataclass(frozen=True)
+class GateLayer:
+    """The articulatory gate (:mod:`kmtalk_cli.face.gate`) of one clip, applied a window of
+    frames at a time: rig parameters and gate weights per frame, the lower-face mask."""
+
+    rig: Any
+    params: np.ndarray  # (T, P)
+    weights: np.ndarray  # (T,)
+    mask: np.ndarray  # (V,)
+    rest: np.ndarray  # (V, 3)
+
+    @classmethod
+    def of(cls, alignment: Any, n_frames: int, fps: float, template: Any) -> GateLayer:
+        from .face.coarticulation import SpokenPhone, animate_phones
+        from .face.gate import gate_weights, lower_face_mask
+
+        if alignment is None:
+            raise ModelError("The articulatory gate needs the speech's alignment.")
+        rig = _rig_of(template)
+        params = animate_phones([SpokenPhone(p.label, p.start, p.end) for p in alignment.phones], n_frames, fps, upper_face=False)
+        return cls(rig, params, gate_weights(alignment.phones, n_frames, fps), lower_face_mask(rig), template.vertices)
+
+    def __call__(self, vertices: np.ndarray, start: int) -> np.ndarray:
+        """Frames ``start …`` of the motion, (n, V, 3), gated."""
+        from .face.gate import apply_gate
+
+        stop = start + len(vertices)
+        return apply_gate(vertices, self.rig, self.params[start:stop], self.weights[start:stop], self.mask, rest=self.rest)
+
+
 def add_gate(anim: Animation) -> Animation:
     """The articulatory gate (:mod:`kmtalk_cli.face.gate`) on ``anim``: its lower face blended
     towards the rig driven by its alignment wherever the phones make the mouth shape obligatory."""
     import dataclasses
 
-    from .face.coarticulation import SpokenPhone, animate_phones
-    from .face.gate import apply_gate, gate_weights, lower_face_mask
+    layer = GateLayer.of(anim.alignment, len(anim.vertices), anim.fps, anim.template)
+    return dataclasses.replace(anim, vertices=layer(anim.vertices, 0))
 
-    if anim.alignment is None:
-        raise ModelError("The articulatory gate needs the speech's alignment.")
-    rig = _rig_of(anim.template)
-    n = len(anim.vertices)
-    params = animate_phones([SpokenPhone(p.label, p.start, p.end) for p in anim.alignment.phones], n, anim.fps, upper_face=False)
-    weights = gate_weights(anim.alignment.phones, n, anim.fps)
-    vertices = apply_gate(anim.vertices, rig, params, weights, lower_face_mask(rig), rest=anim.template.vertices)
-    return dataclasses.replace(anim, vertices=vertices)
+
+@dataclass(frozen=True)
+class LivelinessLayer:
+    """The liveliness layer of one clip (:func:`add_liveliness`), applied a window of frames at a
+    time as the motion is assembled; ``rig`` None: the template has no rig, head pose only."""
+
+    live: Any  # Liveliness
+    rig: Any
+
+    @classmethod
+    def of(cls, audio: Any, alignment: Any, n_frames: int, fps: float, template: Any, seed: int) -> LivelinessLayer:
+        import warnings
+
+        from .errors import KmtalkWarning, TemplateError
+        from .face.liveliness import liveliness
+
+        live = liveliness(audio.samples, audio.sample_rate, alignment, n_frames, fps, seed)
+        try:
+            rig = _rig_of(template)
+        except TemplateError as exc:
+            warnings.warn(KmtalkWarning(f"No blinks or brow raises on this template ({exc}); head motion only."), stacklevel=2)
+            rig = None
+        return cls(live, rig)
+
+    @property
+    def head_pose(self) -> Any:
+        return self.live.head_pose
+
+    def __call__(self, vertices: np.ndarray, start: int) -> np.ndarray:
+        """Frames ``start …`` of the motion, (n, V, 3), with the blinks and brow raises there."""
+        import dataclasses
+
+        from .face.liveliness import apply_liveliness
+
+        if self.rig is None:
+            return vertices
+        stop = start + len(vertices)
+        part = dataclasses.replace(self.live, blink=self.live.blink[start:stop], brow=self.live.brow[start:stop])
+        return apply_liveliness(vertices, self.rig, part)
 
 
 def add_liveliness(anim: Animation, audio: Any, seed: int = 0) -> Animation:
@@ -235,18 +388,24 @@ def add_liveliness(anim: Animation, audio: Any, seed: int = 0) -> Animation:
     only the head pose is added.
     """
     import dataclasses
-    import warnings
 
-    from .errors import KmtalkWarning, TemplateError
-    from .face.liveliness import apply_liveliness, liveliness
+    layer = LivelinessLayer.of(audio, anim.alignment, len(anim.vertices), anim.fps, anim.template, seed)
+    return dataclasses.replace(anim, vertices=layer(anim.vertices, 0), head_pose=layer.head_pose)
 
-    live = liveliness(audio.samples, audio.sample_rate, anim.alignment, len(anim.vertices), anim.fps, seed)
-    try:
-        rig = _rig_of(anim.template)
-    except TemplateError as exc:
-        warnings.warn(KmtalkWarning(f"No blinks or brow raises on this template ({exc}); head motion only."), stacklevel=2)
-        return dataclasses.replace(anim, head_pose=live.head_pose)
-    return dataclasses.replace(anim, vertices=apply_liveliness(anim.vertices, rig, live), head_pose=live.head_pose)
+
+def _align_ahead(audio: Any, text: str | None, alignment: Any, checkpoint: Any, key_motions: bool | None, gate: bool) -> Any:
+    """An alignment started in a worker process to overlap the model's loading
+    (:mod:`kmtalk_cli.align_ahead`), when the model surely needs one (the gate, or bundled
+    key-motion weights) and torch is not loaded yet (a cold start: with torch loaded there is
+    little to overlap); else None."""
+    import sys
+
+    needed = gate or (checkpoint is None and key_motions is not False)
+    if alignment is not None or not needed or "torch" in sys.modules:
+        return None
+    from .align_ahead import AlignAhead
+
+    return AlignAhead(audio, text)
 
 
 def _align(audio: Any, text: str | None, step: Callable[[str], None]) -> Any:

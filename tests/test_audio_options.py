@@ -77,3 +77,14 @@ def test_bad_audio_options_are_one_line(tmp_path, args, message) -> None:
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert "Traceback" not in result.stderr
     assert not list(tmp_path.glob("*.json"))
+
+
+def test_commands_that_align_say_which_aligner_ran(raw_stereo, tmp_path, monkeypatch) -> None:
+    """`auto` must never switch backend silently: keymotions and animate name the one that ran."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `mfa` here
+    path, rate = raw_stereo
+    raw = ["--sample-rate", str(rate), "--channels", "2", "--raw-format", "PCM_24"]
+    for command, out in (("keymotions", tmp_path / "k.keys.npz"), ("animate", tmp_path / "a.npy")):
+        result = runner.invoke(app, [command, str(path), "--backbone", "rig", *raw, "-o", str(out)])
+        assert result.exit_code == 0, result.stderr
+        assert "Aligned with pocketsphinx (forced)" in result.stderr, command

@@ -152,7 +152,7 @@ CASES: list[Case] = [
     Case("animate-speech-empty", lambda w: ["animate", w.file("empty.wav", b"")], r"(?i)empty|no audio|0 bytes|not"),
     Case("animate-bad-precision", lambda w: ["animate", w.speech(), "--precision", "fp8"], r"(?i)precision"),
     Case("animate-alignment-missing", lambda w: ["animate", w.speech(), "--alignment", w.p("none.align.json")], r"does not exist"),
-    Case("animate-alignment-nan-times", lambda w: ["animate", w.speech(), "-b", "rig", "--alignment", w.alignment(nan=True)], r"(?i)nan|finite|time"),
+    Case("animate-alignment-nan-times", lambda w: ["animate", w.speech(), "-b", "rig", "--alignment", w.alignment(nan=True)], r"not a finite number"),
     # -- keymotions ------------------------------------------------------------------------------
     Case("keymotions-o-npy", lambda w: ["keymotions", w.speech(), "-o", w.p("k.npy")], r"must end in \.npz"),
     Case("keymotions-text-and-alignment", lambda w: ["keymotions", w.speech(), "--text", "ma", "--alignment", w.alignment()], r"not both"),
@@ -308,8 +308,10 @@ def kmtalk(args: list[str], cwd: Path, *, file_limit: int | None = None) -> subp
         if file_limit is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (file_limit, file_limit))
 
+    script = Path(sys.executable).with_name("kmtalk")  # the console script users run
+    command = [str(script)] if script.is_file() else [sys.executable, "-m", "kmtalk_cli"]
     return subprocess.Popen(
-        [sys.executable, "-m", "kmtalk_cli", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [*command, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, preexec_fn=limit, env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
 
@@ -326,8 +328,9 @@ def one_error_line(stderr: str, pattern: str) -> None:
         ["export", "take.npy", "--format", "obj", "-o", "seq", "--force", "-q"],
         ["export", "take.npy", "--format", "glb", "-o", "old.glb", "--force", "-q"],
         ["animate", "speech.wav", "-b", "rig", "-o", "old.npy", "--force", "-q"],
+        ["export", "take.npy", "--format", "arkit-csv,obj", "-o", "multi", "-q"],  # the CSV fits, the OBJs do not: neither lands
     ],
-    ids=["export-obj", "export-glb", "animate"],
+    ids=["export-obj", "export-glb", "animate", "export-two-formats"],
 )
 def test_a_full_disk_is_one_line_and_leaves_the_old_files(args: list[str], tmp_path: Path) -> None:
     work = Work(tmp_path)

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kmtalk_cli.cli import app
+from kmtalk_cli.keymotions import read_key_motions
 
 runner = CliRunner()
 TINY = '{"audio": {"dim": 16, "layers": 1}, "d_model": 16, "key_motions": {"embed_dim": 16, "decoder_dim": 32, "decoder_layers": 1}}'
@@ -35,8 +36,9 @@ def test_animate_with_key_motions_on_speech_without_a_transcript(checkpoints, sp
     motion = np.load(speech.with_suffix(".npy"))
     assert motion.shape == (45, 5080 * 3) and np.isfinite(motion).all()
     assert json.loads(speech.with_suffix(".align.json").read_text())["phones"]
-    with np.load(speech.with_suffix(".keys.npz")) as keys:
-        assert keys["offsets"].shape == (len(keys["indices"]), 5080 * 3) and keys["indices"][0] == 0
+    keys = read_key_motions(speech.with_suffix(".keys.npz"))
+    assert keys.offsets.shape == (len(keys.frames.indices), 5080 * 3) and keys.frames.indices[0] == 0
+    assert speech.with_suffix(".keys.npz").stat().st_size < 1.1 * keys.offsets.nbytes  # no absolute vertices beside the offsets (version 1)
     # Running again does not overwrite without --force.
     again = runner.invoke(app, ["animate", str(speech), "-c", str(checkpoints["km"])])
     assert again.exit_code == 1 and "--force" in again.output

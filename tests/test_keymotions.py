@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from kmtalk_cli.alignment.types import Alignment, Segment
-from kmtalk_cli.errors import AlignmentError
-from kmtalk_cli.keymotions import select_key_frames
+from kmtalk_cli import keymotions
+from kmtalk_cli.errors import AlignmentError, MotionError
+from kmtalk_cli.keymotions import KEYS_FORMAT_VERSION, KeyFrames, KeyMotions, read_key_motions, select_key_frames, write_key_motions
 
 
 def alignment(phones: list[tuple[str, float, float]], duration: float) -> Alignment:
@@ -75,3 +76,44 @@ def test_other_rules(rule: str) -> None:
 def test_unknown_rule() -> None:
     with pytest.raises(AlignmentError, match="choose from"):
         select_key_frames(SPEECH, 15, 30.0, rule="random")
+
+
+# -- the .keys.npz file ---------------------------------------------------------------------------
+def _frames(k: int, n_frames: int = 400) -> KeyFrames:
+    indices = np.linspace(0, n_frames - 1, k).round().astype(np.int64)
+    return KeyFrames(indices, ("SIL",) * k, ("AA",) * k, n_frames, 30.0, "boundaries")
+
+
+def test_long_key_motions_are_stored_as_codes_exactly(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    codes, basis, bias = rng.normal(size=(200, 8)), rng.normal(0, 1e-3, (8, 300)), rng.normal(0, 1e-3, 300)
+    keys = KeyMotions(_frames(200), codes.astype(np.float32), basis.astype(np.float32), bias.astype(np.float32))
+    path = write_key_motions(keys, tmp_path / "k.npz")
+    with np.load(path) as data:
+        assert int(data["format_version"]) == KEYS_FORMAT_VERSION and "codes" in data.files and "offsets" not in data.files
+    back = read_key_motions(path)
+    assert np.array_equal(back.offsets, keys.offsets) and back.frames.indices.tolist() == keys.frames.indices.tolist()
+    assert path.stat().st_size < 0.15 * keys.offsets.nbytes
+
+
+def test_short_or_edited_key_motions_are_stored_as_offsets_float16_only_when_large(tmp_path, monkeypatch) -> None:
+    offsets = np.random.default_rng(1).normal(0, 0.005, (5, 300)).astype(np.float32)  # a few mm, as on a face
+    path = write_key_motions(KeyMotions(_frames(5), offsets), tmp_path / "k.npz")
+    assert np.array_equal(read_key_motions(path).offsets, offsets)  # small: exact
+    monkeypatch.setattr(keymotions, "FLOAT16_ABOVE_BYTES", 1000)
+    path = write_key_motions(KeyMotions(_frames(5), offsets), tmp_path / "k16.npz")
+    with np.load(path) as data:
+        assert data["offsets"].dtype == np.float16
+    assert 0 < np.abs(read_key_motions(path).offsets - offsets).max() < 1e-5  # 0.01 mm
+
+
+def test_version_1_files_are_still_read_and_future_ones_refused(tmp_path) -> None:
+    offsets = np.random.default_rng(2).normal(0, 0.01, (3, 6)).astype(np.float32)
+    old = tmp_path / "v1.npz"
+    np.savez(old, indices=np.array([0, 5, 9]), left=np.array(["SIL", "M", "AA"]), right=np.array(["M", "AA", "SIL"]),
+             offsets=offsets, fps=np.float64(30), n_frames=np.int64(10), rule=np.array("boundaries"), vertices=offsets.reshape(3, 2, 3))
+    assert np.array_equal(read_key_motions(old).offsets, offsets)
+    future = tmp_path / "v9.npz"
+    np.savez(future, format_version=np.int64(9), indices=np.array([0]))
+    with pytest.raises(MotionError, match="version 9"):
+        read_key_motions(future)

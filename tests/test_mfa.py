@@ -223,3 +223,10 @@ def test_cli_passes_mfa_models_and_prints_the_backend(tmp_path, monkeypatch) -> 
     call = log.read_text().splitlines()[1].split()
     assert call[0] == "align" and call[2] == "english_mfa"
     assert "(mfa, forced)" in result.stderr
+
+
+def test_acoustic_model_file_needs_a_dictionary(tmp_path, monkeypatch) -> None:
+    log = install_fake(tmp_path, monkeypatch, "3.4.2")
+    with pytest.raises(AlignmentError, match="pass --mfa-dictionary"):
+        align(tone(), "hell", backend="mfa", acoustic_model=str(tmp_path / "german.zip"))
+    assert not log.exists()  # refused before MFA was even asked its version

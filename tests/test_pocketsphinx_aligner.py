@@ -279,3 +279,34 @@ def test_chunks_in_worker_processes_match_one_process(monkeypatch: pytest.Monkey
         assert np.allclose([s.start for s in got], [s.start for s in want], atol=0.0101)
         assert np.allclose([s.end for s in got], [s.end for s in want], atol=0.0101)
     assert parallel.method == "forced"
+
+
+def test_edge_grammar_lets_only_edge_words_go() -> None:
+    grammar = ps.edge_grammar("a b c d e f g h".split(), edge=2)
+    assert grammar.splitlines()[-1] == "public <utterance> = [[a] b] c d e f [g [h]];"
+    assert ps.edge_grammar(["one", "two"], edge=3).splitlines()[-1] == "public <utterance> = one two;"
+
+
+@librivox
+def test_words_on_the_wrong_side_of_a_cut_are_left_out_not_phone_recognised() -> None:
+    """A chunk of long audio given two words of the next sentence still aligns, without them."""
+    clip, text = librivox_clips()[1]  # "he was not an ill disposed young man"
+    samples = load_audio(LIBRIVOX / f"{clip}.wav").samples
+    words = text.split() + ["unless", "to"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        alone = ps.align_chunk(samples, words)
+        in_long_audio = ps.align_chunk(samples, words, edges=True)
+    assert alone.method == "allphone"  # the full word list has no path
+    assert in_long_audio.method == "forced"
+    assert [w.label for w in in_long_audio.words] == text.split()
+    assert "2 transcript words" in in_long_audio.notes[0]
+
+
+def test_no_nested_fan_out_inside_a_worker_process() -> None:
+    import concurrent.futures
+    import multiprocessing
+
+    assert ps.default_jobs() >= 1
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        assert pool.submit(ps.default_jobs).result() == 1

@@ -119,3 +119,17 @@ def test_two_minute_recording_animates_within_memory_with_progress(spoken_clip, 
     for stage in ("Aligning the speech", "Predicting key motions", "Completing the motion"):
         assert stage in done.stderr
     assert peak_mb < 3000
+
+
+def test_default_model_reproduces_the_figure_in_its_card(tmp_path):
+    """Today's corpus code and model code give the default model's recorded lip error (±1%)."""
+    from kmtalk_cli.data.synth import build_corpus
+    from kmtalk_cli.weights.repro import REPRO_CHECKPOINT, REPRO_OPTIONS, REPRO_TOLERANCE, recorded_lve, repro_lve
+
+    bundled = find_bundled(*REPRO_CHECKPOINT)
+    assert bundled is not None
+    recorded = recorded_lve(bundled.path.with_suffix(".md"))
+    assert recorded is not None, "the default model's card records no reproducibility figure"
+    build_corpus(tmp_path / "repro", REPRO_OPTIONS)
+    measured = repro_lve(bundled.path, tmp_path / "repro")
+    assert abs(measured - recorded) <= REPRO_TOLERANCE * recorded, f"measured {measured:.4f} mm, card says {recorded:.4f} mm"

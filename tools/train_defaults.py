@@ -108,6 +108,7 @@ def install_checkpoint(recipe: Recipe, summary: dict, work: Path, weights: Path,
     from kmtalk_cli.backbones.checkpoint import read_checkpoint_info, save_checkpoint
     from kmtalk_cli.models import load_model
     from kmtalk_cli.weights import card_text
+    from kmtalk_cli.weights.repro import REPRO_CHECKPOINT, REPRO_OPTIONS, card_section, repro_lve
 
     source = work / "runs" / recipe.name / "model" / "best.safetensors"
     info = read_checkpoint_info(source)
@@ -130,7 +131,15 @@ def install_checkpoint(recipe: Recipe, summary: dict, work: Path, weights: Path,
     digest = hashlib.sha256(target.read_bytes()).hexdigest()
     n_params = sum(p.numel() for p in model.parameters())
     card = weights / f"{recipe.name}.md"
-    card.write_text(card_text(target.name, read_checkpoint_info(target), n_params, target.stat().st_size, digest), encoding="utf-8")
+    repro = ""
+    if (recipe.backbone, recipe.key_motions) == REPRO_CHECKPOINT:  # the default model records today's figure
+        from kmtalk_cli.data.synth import build_corpus
+
+        small = work / "repro-corpus"
+        if not small.is_dir():
+            build_corpus(small, REPRO_OPTIONS)
+        repro = card_section(repro_lve(target, small), "Recorded when these weights were trained.")
+    card.write_text(card_text(target.name, read_checkpoint_info(target), n_params, target.stat().st_size, digest, repro), encoding="utf-8")
     return target
 
 

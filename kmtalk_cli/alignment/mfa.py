@@ -161,6 +161,11 @@ def align_mfa(
     if executable is None:
         raise AlignmentError(f"The Montreal Forced Aligner (`mfa`) is not installed or not on PATH. {INSTALL_HINT}")
     acoustic_model = acoustic_model or DEFAULT_MODEL
+    if dictionary is None and (Path(acoustic_model).suffix or os.sep in acoustic_model):
+        raise AlignmentError(
+            f"The MFA acoustic model {acoustic_model} is a file, so its dictionary cannot be named after it; "
+            f"pass --mfa-dictionary (an MFA dictionary name or file, or '{BUNDLED}' for the model's own)."
+        )
     dictionary = dictionary or acoustic_model
     version = mfa_version(executable)
     notes: list[str] = [

@@ -116,7 +116,7 @@ def _make_decoder(kind: str, overrides: dict[str, Any]) -> Any:
             "`pip install pocketsphinx==5.1.1`."
         ) from None
     config: dict[str, Any] = {"loglevel": "FATAL"}
-    if kind == "align":
+    if kind in ("align", "edges"):
         config["lm"] = None
     elif kind == "asr":
         # The forced pass re-times the words anyway; skipping lattice rescoring saves ~30%.
@@ -353,12 +353,67 @@ def _forced_chunk(words: Sequence[str], pcm: bytes, samples: np.ndarray, method:
     return ChunkResult(w, p, method, tuple(retry_notes))
 
 
-def align_chunk(samples: np.ndarray, words: Sequence[str] | None, *, recognised: bool = False) -> ChunkResult:
+#: Words at each edge of a chunk that may turn out to belong to its neighbour (see below).
+EDGE_WORDS = 3
+
+
+def edge_grammar(words: Sequence[str], edge: int = EDGE_WORDS) -> str:
+    """A JSGF grammar for ``words`` in which up to ``edge`` words at either end may be left out.
+
+    Long audio's words are shared among chunks in proportion to their speech, which can put a
+    word or two on the wrong side of a cut; the search then finds no path for the chunk. Making
+    the edge words optional lets the decoder say which of them were spoken in it.
+    """
+    words = list(words)
+    edge = min(edge, max(0, (len(words) - 1) // 2))
+    head, core, tail = words[:edge], words[edge : len(words) - edge], words[len(words) - edge :]
+    lead = ""
+    for word in head:  # [[[w1] w2] w3]: drop any prefix
+        lead = f"[{lead + ' ' if lead else ''}{word}]"
+    trail = ""
+    for word in reversed(tail):  # [w1 [w2 [w3]]]: drop any suffix
+        trail = f"[{word}{' ' + trail if trail else ''}]"
+    body = " ".join(part for part in (lead, " ".join(core), trail) if part)
+    return f"#JSGF V1.0;\ngrammar kmtalk;\npublic <utterance> = {body};\n"
+
+
+def spoken_edge_words(words: Sequence[str], pcm: bytes) -> list[str]:
+    """The transcript words the decoder hears in ``pcm`` when edge words are optional (empty: none)."""
+    with POOL.lock:
+        decoder = _fresh(POOL.get("edges", **ATTEMPTS[0]))
+        ensure_words(decoder, words)
+        try:
+            decoder.set_jsgf_string("edges", edge_grammar(words))
+            decoder.activate_search("edges")
+            _run(decoder, pcm)
+        except RuntimeError:
+            return []
+        hyp = decoder.hyp()
+    if hyp is None:
+        return []
+    return [_clean_word(w) for w in hyp.hypstr.split() if w.lower() not in _FILLER_WORDS]
+
+
+def _edge_retry(words: Sequence[str], pcm: bytes, samples: np.ndarray) -> ChunkResult:
+    """Forced alignment of the words heard when the edge words are optional; raises :class:`NoPath`."""
+    heard = spoken_edge_words(words, pcm)
+    if not heard or list(heard) == list(words):
+        raise NoPath("no other choice of edge words fits either")
+    dropped = len(words) - len(heard)
+    result = _forced_chunk(heard, pcm, samples, "forced")
+    note = (f"{dropped} transcript word{'s' if dropped != 1 else ''} at the chunk's edges "
+            "(shared out to the wrong side of a cut) were not heard in it and were left out")
+    return replace(result, notes=(note,) + result.notes)
+
+
+def align_chunk(samples: np.ndarray, words: Sequence[str] | None, *, recognised: bool = False,
+                edges: bool = False) -> ChunkResult:
     """Forced alignment of one chunk with the fallback ladder: recognised words, allphone, energy.
 
     ``words`` None means no transcript: recognise words first. A transcript that does not fit
     the speech (:class:`Misfit`) is replaced by recognised words; a search that finds no path
-    falls to phone recognition. Each fallback is recorded in the result's notes.
+    falls to phone recognition, except that a chunk of long audio (``edges``) first retries with
+    its edge words optional. Each fallback is recorded in the result's notes.
     """
     duration = samples.shape[0] / SAMPLE_RATE
     pcm = to_pcm(samples)
@@ -371,6 +426,11 @@ def align_chunk(samples: np.ndarray, words: Sequence[str] | None, *, recognised:
             notes.append(f"the transcript does not fit the speech: {exc}; recognised the words instead")
             words = None
         except NoPath as exc:
+            if edges:
+                try:
+                    return _edge_retry(words, pcm, samples)
+                except NoPath:
+                    pass
             notes.append(f"forced alignment to the transcript failed ({exc}); used phone recognition instead")
             words = ()
     if words is None:
@@ -423,25 +483,28 @@ def plan_chunks(samples: np.ndarray, words: Sequence[str] | None, max_chunk: flo
 MIN_PARALLEL_DURATION = 40.0
 
 
-def _chunk_task(piece: np.ndarray, words: tuple[str, ...] | None, transcript_given: bool) -> ChunkResult:
+def _chunk_task(piece: np.ndarray, words: tuple[str, ...] | None, transcript_given: bool, edges: bool) -> ChunkResult:
     """Align one planned chunk (runs in a worker process for long audio)."""
     if transcript_given and not words:
         # The transcript's words all went to other chunks: speech here was not in the transcript.
         if speech_regions(piece, SAMPLE_RATE):
             return align_chunk(piece, None, recognised=True)
         return ChunkResult((), energy_segments(piece, SAMPLE_RATE), "energy", ())
-    return align_chunk(piece, words if transcript_given else None)
+    return align_chunk(piece, words if transcript_given else None, edges=edges)
 
 
 def default_jobs() -> int:
-    """Worker processes for long audio: the CPUs this process may run on."""
+    """Worker processes for long audio: the CPUs this process may run on, or 1 inside a worker
+    process already (a batch's ``--jobs`` workers must not each fan out over every CPU)."""
+    if multiprocessing.parent_process() is not None:
+        return 1
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
 
 
-def _run_chunks(tasks: list[tuple[np.ndarray, tuple[str, ...] | None, bool]], jobs: int) -> list[ChunkResult]:
+def _run_chunks(tasks: list[tuple[np.ndarray, tuple[str, ...] | None, bool, bool]], jobs: int) -> list[ChunkResult]:
     """Align the chunks, in ``jobs`` worker processes when that can pay off, in order."""
     if jobs <= 1 or len(tasks) <= 1:
         return [_chunk_task(*task) for task in tasks]
@@ -475,7 +538,7 @@ def align_pocketsphinx(
     tasks = []
     for chunk in chunks:
         a, b = int(round(chunk.start * SAMPLE_RATE)), int(round(chunk.end * SAMPLE_RATE))
-        tasks.append((samples[a:b], chunk.words if words is not None else None, words is not None))
+        tasks.append((samples[a:b], chunk.words if words is not None else None, words is not None, len(chunks) > 1))
     workers = (jobs or default_jobs()) if duration >= MIN_PARALLEL_DURATION else 1
     results = _run_chunks(tasks, workers)
     all_words: list[Segment] = []

@@ -56,7 +56,7 @@ class AlignJob:
         from ..alignment import find_transcript, write_json
         from ..alignment.textgrid import write_textgrid
         from ..alignment.types import to_json
-        from ..atomic import check_output_path
+        from ..atomic import check_output_path, transaction
         kinds = {".json": "the alignment as JSON", ".TextGrid": "a Praat TextGrid"}
         paths = [check_output_path(p, force=force, suffixes=(s,), what=kinds[s]) for p, s in zip(self.outputs(item), self._suffixes())]
         json_path = None if self.output == STDOUT else paths.pop(0)
@@ -68,10 +68,11 @@ class AlignJob:
         if json_path is None:
             sys.stdout.write(to_json(result))
             sys.stdout.flush()
-        else:
-            written.append(write_json(result, json_path, force=force))
-        if paths:
-            written.append(write_textgrid(result, paths[0], force=force))
+        with transaction():  # the JSON and the TextGrid land together
+            if json_path is not None:
+                written.append(write_json(result, json_path, force=force))
+            if paths:
+                written.append(write_textgrid(result, paths[0], force=force))
         spoken = sum(1 for p in result.phones if p.label != "SIL")
         where = "standard output" if json_path is None else json_path
         info(f"{item.path} → {where}: {len(result.words)} words, {spoken} phones ({result.backend}, {result.describe_method()})")

@@ -138,14 +138,15 @@ class AnimateJob:
     def setup(self) -> Any:
         from ..pipeline import load
 
+        if not self.batch:  # one file: the pipeline loads the model while it aligns in a worker process
+            return None, _template(self.template)
         return load(self.backbone, self.checkpoint, self.key_motions, precision=self.precision), _template(self.template)
 
     def run(self, item: BatchItem, state: Any, force: bool) -> list[Path]:
         """One file; all its outputs land together at the end, or none of them does."""
-        from ..atomic import check_output_path, transaction
+        from ..atomic import atomic_output, check_output_path, transaction
         from ..export import check_outputs, default_output
         from ..keymotions import write_key_motions
-        from ..motion import write_motion_npy
         from ..pipeline import animate as run
 
         model, face = state
@@ -157,18 +158,20 @@ class AnimateJob:
         check_outputs(targets, force=force)
         audio = read_speech(item.path, *self.audio_options)
         text = item.text if item.text is not None else _text(item.path, self.text)
-        with step_progress() as on_step:
-            result = run(
-                audio, backbone=self.backbone, checkpoint=self.checkpoint, key_motions=self.key_motions, text=text,
-                alignment=_read_alignment(self.alignment, self.text), style=self.style, template=face, on_step=on_step,
-                precision=self.precision, model=model, liveliness=self.liveliness, seed=self.seed, gate=self.gate,
-            )
-        phones = None
-        if "visemes" in targets:
-            phones = result.alignment if result.alignment is not None else _align_for_visemes(audio, text)
         written: list[Path] = []
         with transaction():
-            written.append(write_motion_npy(result.motion, out, force=force))
+            # The motion is streamed to its staged file as it is completed: a long one is never whole in memory.
+            with atomic_output(out, force=force) as tmp, step_progress() as on_step:
+                result = run(
+                    audio, backbone=self.backbone, checkpoint=self.checkpoint, key_motions=self.key_motions, text=text,
+                    alignment=_read_alignment(self.alignment, self.text), style=self.style, template=face, on_step=on_step,
+                    precision=self.precision, model=model, liveliness=self.liveliness, seed=self.seed, gate=self.gate,
+                    motion_path=tmp,
+                )
+            written.append(out)
+            phones = None
+            if "visemes" in targets:
+                phones = result.alignment if result.alignment is not None else _align_for_visemes(audio, text)
             if result.head_pose is not None:
                 from ..face.headpose import head_pose_path, write_head_pose
 
@@ -293,8 +296,10 @@ def keymotions(
         audio = read_speech(speech, sample_rate, channels, raw_format)
         model = load(backbone, checkpoint, None, precision=precision)
         head = bundled_template()
-        _, keys = key_motions_for(audio, model, alignment=timing, text=_text(speech, text), style=style, template=head)
+        aligned, keys = key_motions_for(audio, model, alignment=timing, text=_text(speech, text), style=style, template=head)
         n_vertices = head.n_vertices if model is None else model.n_vertices
+        if timing is None:
+            info(f"Aligned with {aligned.backend} ({aligned.describe_method()})")
         write_key_motions(keys, out, template=head.vertices if head.n_vertices == n_vertices else None, force=force)
         info(f"{len(keys.frames.indices)} key frames ({keys.frames.density:.0%} of {keys.frames.n_frames}, rule {keys.frames.rule}) → {out}")
 
@@ -315,8 +320,8 @@ def complete(
 ) -> None:
     """Complete the full motion from key motions, guided by the audio (.npy, (T, V·3))."""
     with user_errors():
+        from ..atomic import atomic_output
         from ..keymotions import read_key_motions
-        from ..motion import write_motion_npy
         from ..pipeline import complete as complete_motion
         from ..pipeline import load
 
@@ -324,6 +329,6 @@ def complete(
         key_motions = read_key_motions(keys)
         audio = read_speech(speech, sample_rate, channels, raw_format)
         model = load(backbone, checkpoint, None, precision=precision)
-        vertices = complete_motion(audio, key_motions, model, _template(template), style=style)
-        write_motion_npy(vertices, out, force=force)
+        with atomic_output(out, force=force) as tmp:  # streamed window by window
+            vertices = complete_motion(audio, key_motions, model, _template(template), style=style, motion_path=tmp)
         info(f"{len(vertices)} frames completed from {len(key_motions.frames.indices)} key frames → {out}")

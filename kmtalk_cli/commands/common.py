@@ -31,10 +31,20 @@ def reporter() -> Reporter:
     return current()
 
 
+#: Whether an error line was printed in this process (so the entry point never adds a second one).
+_shown = {"error": False}
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``message`` as one error line (an ``error`` event in JSON mode) and return the Exit to raise."""
     current().error(message)
+    _shown["error"] = True
     return typer.Exit(code)
+
+
+def error_shown() -> bool:
+    """Whether :func:`fail` printed an error line in this process."""
+    return _shown["error"]
 
 
 def notice(message: str) -> None:

@@ -95,6 +95,7 @@ class ExportJob:
         from ..errors import AlignmentError, MotionError
         from ..export import check_outputs, write_motion
         from ..export.visemes import read_phones, visemes, write_visemes
+        from ..atomic import transaction
         from ..validate import check_motion_scale
 
         source = item.path
@@ -125,22 +126,23 @@ class ExportJob:
             head_pose = _head_pose_beside(source, len(vertices))
 
         written: list[Path] = []
-        if "visemes" in targets:
-            phones = read_phones(alignment if is_motion else source)
-            if vertices is not None and abs(phones.duration - len(vertices) / self.fps) > 2.0 / self.fps:
-                notice(f"The alignment lasts {phones.duration:.2f} s but the motion {len(vertices) / self.fps:.2f} s at {self.fps:g} fps.")
-            track = visemes(phones, self.viseme_set, sound_file=str(self.audio) if self.audio is not None else None)
-            if targets["visemes"] == STDOUT:
-                write_stdout(track)
-            else:
-                written.append(write_visemes(track, targets["visemes"], force=force))
-        if motion_targets:
-            with progress_bar(f"Exporting {source.name}") as progress:
-                written += write_motion(
-                    vertices, face, motion_targets, self.fps, self.audio, force,
-                    bake=self.bake, smoothing=self.smoothing, frame_stem=output_stem(source).name, log=info, progress=progress,
-                    head_pose=head_pose,
-                )
+        with transaction():  # every format of one source lands together, or none does
+            if "visemes" in targets:
+                phones = read_phones(alignment if is_motion else source)
+                if vertices is not None and abs(phones.duration - len(vertices) / self.fps) > 2.0 / self.fps:
+                    notice(f"The alignment lasts {phones.duration:.2f} s but the motion {len(vertices) / self.fps:.2f} s at {self.fps:g} fps.")
+                track = visemes(phones, self.viseme_set, sound_file=str(self.audio) if self.audio is not None else None)
+                if targets["visemes"] == STDOUT:
+                    write_stdout(track)
+                else:
+                    written.append(write_visemes(track, targets["visemes"], force=force))
+            if motion_targets:
+                with progress_bar(f"Exporting {source.name}") as progress:
+                    written += write_motion(
+                        vertices, face, motion_targets, self.fps, self.audio, force,
+                        bake=self.bake, smoothing=self.smoothing, frame_stem=output_stem(source).name, log=info, progress=progress,
+                        head_pose=head_pose,
+                    )
         for path in written:
             info(f"Wrote {path}")
         return written

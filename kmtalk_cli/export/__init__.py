@@ -59,10 +59,10 @@ def default_output(stem: Path, fmt: str, viseme_set: str = "oculus") -> Path:
 
 def check_outputs(targets: Mapping[str, Path], *, force: bool = False) -> None:
     """Fail before any work if one of the outputs cannot be written."""
-    from .meshseq import check_output_directory
-
     for fmt, path in targets.items():
         if fmt in SEQUENCE_FORMATS:
+            from .meshseq import check_output_directory  # here: animate with no --export imports no exporter
+
             check_output_directory(path, force=force)
         else:
             check_output_path(path, force=force)

@@ -79,8 +79,11 @@ def card_facts(info: dict[str, Any], n_params: int, n_bytes: int, sha256: str) -
     }
 
 
-def card_text(file_name: str, info: dict[str, Any], n_params: int, n_bytes: int, sha256: str) -> str:
-    """The model card (Markdown) of a bundled checkpoint: prose for people, a JSON block for tools."""
+def card_text(file_name: str, info: dict[str, Any], n_params: int, n_bytes: int, sha256: str, reproducibility: str = "") -> str:
+    """The model card (Markdown) of a bundled checkpoint: prose for people, a JSON block for tools.
+
+    ``reproducibility``: the default model's :func:`~kmtalk_cli.weights.repro.card_section`, if any.
+    """
     facts = card_facts(info, n_params, n_bytes, sha256)
     title = _BACKBONE_TITLES.get(facts["backbone"], facts["backbone"]) + (" + key motions" if facts["kind"] == "key-motion" else "")
     training = facts["training"]
@@ -107,7 +110,7 @@ log-mel encoder trained with it; no pretrained speech model and no download is i
 |---:|---:|---:|---:|
 | {test.get('lve_mm', float('nan')):.3f} | {test.get('lve_paper', float('nan')):.3g} | {test.get('fdd', float('nan')):.3g} | {test.get('mve_mm', float('nan')):.3f} |
 
-## Limits
+{reproducibility + chr(10) if reproducibility else ""}## Limits
 Trained on synthetic speech and rig-made motion: it moves the bundled head's jaw and lips in
 time with speech, not any one person's captured manner. Real recordings are checked in the
 README (mouth opening against loudness, lip closure on m/b/p). Licence: MIT, like kmtalk; the head

@@ -1,0 +1,56 @@
+"""Start-up cost: each command imports only what it needs (torch alone takes about a second)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+HEAVY = ("torch", "transformers", "scipy.signal")
+#: The exporters' writers, the renderer and the trainer (``kmtalk_cli.export.fit``, the rig fit,
+#: is used by the liveliness layer).
+MODEL_STAGE_NEVER = (
+    "kmtalk_cli.export.gltf", "kmtalk_cli.export.arkit", "kmtalk_cli.export.meshseq", "kmtalk_cli.export.visemes",
+    "kmtalk_cli.render", "kmtalk_cli.training", "kmtalk_cli.evaluation", "transformers", "moderngl", "trimesh",
+)
+
+
+def loaded_after(args: list[str], cwd) -> set[str]:
+    """The modules a fresh interpreter holds after running ``kmtalk ARGS``."""
+    code = textwrap.dedent(
+        f"""
+        import sys
+        from kmtalk_cli.cli import app
+        try:
+            app({args!r})
+        except SystemExit:
+            pass
+        print("MODULES", " ".join(sorted(sys.modules)))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=300)
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("MODULES ")), None)
+    assert line is not None, done.stdout + done.stderr
+    return set(line.split()[1:])
+
+
+@pytest.mark.parametrize("args", [["--help"], ["align", "--help"], ["animate", "--help"]])
+def test_help_imports_no_torch(args: list[str], tmp_path) -> None:
+    loaded = loaded_after(args, tmp_path)
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_align_imports_no_torch(speech_wav, tmp_path) -> None:
+    speech = speech_wav(duration=1.0)
+    loaded = loaded_after(["align", str(speech), "--text", "hello there", "-q"], tmp_path)
+    assert (tmp_path / "speech.align.json").exists()
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_animate_imports_neither_exporters_renderer_nor_trainer(speech_wav, tmp_path) -> None:
+    speech = speech_wav(duration=1.0)
+    loaded = loaded_after(["animate", str(speech), "--text", "hello there", "-q"], tmp_path)
+    assert (tmp_path / "speech.npy").exists() and "torch" in loaded
+    assert not {m for m in loaded if m.startswith(MODEL_STAGE_NEVER)}, sorted(m for m in loaded if m.startswith(MODEL_STAGE_NEVER))
