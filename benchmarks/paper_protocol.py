@@ -18,7 +18,8 @@ One command builds the corpus, trains every model and prints every table:
   (``key_noise`` 0, the old form); floors: the rig driven by the aligner (no learning) and the
   motionless template.
 
-    python benchmarks/paper_protocol.py --preset tiny --work /tmp/pp-tiny     # minutes on 2 cores
+    python benchmarks/paper_protocol.py --preset tiny --work /tmp/pp-tiny     # minutes on 2 cores (a smoke run)
+    python benchmarks/paper_protocol.py --preset small --work /tmp/pp-small   # about 2 h for three seeds
     python benchmarks/paper_protocol.py --preset full --work /tmp/pp-full     # hours: the README tables
 
 Finished trainings are reused from ``--work``; ``results.json`` there holds every number.
@@ -67,6 +68,13 @@ PRESETS: dict[str, Preset] = {
         epochs=4, seeds=(0, 1, 2), backbones=("selftalk",),
         sizes={"faceformer": {"d_model": 32}, "codetalker": {"hidden": 32}, "selftalk": {"d_model": 48},
                "key_motions": {"decoder_dim": 32, "embed_dim": 32, "decoder_layers": 1}},
+        batch_size=4,
+    ),
+    "small": Preset(
+        SynthOptions(subjects=9, sentences=12, max_words=10, held_out_family="espeak-female"),
+        epochs=10, seeds=(0, 1, 2), backbones=("selftalk",),
+        sizes={"faceformer": {"d_model": 32}, "codetalker": {"hidden": 32}, "selftalk": {"d_model": 64},
+               "key_motions": {"decoder_dim": 48, "embed_dim": 32}},
         batch_size=4,
     ),
     "full": Preset(

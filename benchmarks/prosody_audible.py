@@ -6,7 +6,13 @@ duration per phone, and the rig's jaw opening and brow raise over the word. Each
 (Pearson r) with the hidden variable that should drive it. A listener-side model can only learn
 the prosody if the first three follow it; the motion carries it if the last two do.
 
-    python benchmarks/prosody_audible.py CORPUS_DIR
+A second table scores the rig driven by the corpus' own *true* phone timings (the best any
+phone-driven rig can do) against the motionless template: on a corpus without hidden prosody
+it is an oracle up to the subjects' style; with prosody, what remains is what only listening
+can recover. ``--compare OTHER_CORPUS`` prints the same rows for a second corpus (e.g. one
+built with ``--no-prosody --no-voice-warp``).
+
+    python benchmarks/prosody_audible.py CORPUS_DIR [--compare OTHER_CORPUS]
 """
 
 from __future__ import annotations
@@ -87,14 +93,42 @@ PAIRS = (
 )
 
 
-def main(root: Path) -> None:
+def rig_gap(root: Path) -> dict[str, float]:
+    """Lip error (mm, pooled) of the rig on the true phones, and of the template, over every sequence."""
+    from kmtalk_cli.data.dataset import open_dataset
+    from kmtalk_cli.evaluation import resolve_regions
+    from kmtalk_cli.face.rig import build_rig
+    from kmtalk_cli.face.template import bundled_template
+    from kmtalk_cli.metrics import lve_mm
+    from kmtalk_cli.pipeline import rig_motion
+
+    dataset = open_dataset(root)
+    lips = resolve_regions(dataset).lips
+    head = bundled_template()
+    rig = build_rig(head)
+    rig_err, still_err = [], []
+    for ref in dataset.sequences:
+        seq = dataset.load(ref, with_audio=False)
+        n = len(seq.vertices)
+        pred = rig_motion(dataset.alignment(ref), head, n, seq.fps, rig=rig, rest=seq.template)
+        rig_err.append(lve_mm(pred, seq.vertices, lips))
+        still_err.append(lve_mm(np.repeat(seq.template[None], n, axis=0), seq.vertices, lips))
+    return {"rig": float(np.mean(np.concatenate(rig_err))), "template": float(np.mean(np.concatenate(still_err)))}
+
+
+def main(root: Path, compare: Path | None = None) -> None:
     cols = word_table(root)
     print(f"{len(cols['rms_db'])} words from {root}")
     print("| hidden | measured | Pearson r | meaning |")
     print("|---|---|---:|---|")
     for hidden, seen, meaning in PAIRS:
         print(f"| {hidden} | {seen} | {corr(cols[hidden], cols[seen]):+.2f} | {meaning} |")
+    print("\n| corpus | rig on the true phones, LVE (mm) | template, LVE (mm) | rig / template |")
+    print("|---|---:|---:|---:|")
+    for path in (root, compare) if compare else (root,):
+        gap = rig_gap(path)
+        print(f"| {path} | {gap['rig']:.3f} | {gap['template']:.3f} | {gap['rig'] / gap['template']:.2f} |")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), Path(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[2] == "--compare" else None)

@@ -17,6 +17,8 @@ from .errors import KmtalkError, ModelError, MotionError
 #: A vertex further than this (metres) from its rest position is not a face motion. Jaw opening
 #: and head turns move vertices by centimetres; a whole head is about 0.2 m across.
 MAX_OFFSET_M = 0.5
+#: A motion smaller than this share of its template is offsets or a collapsed mesh, not a face.
+MIN_SIZE_RATIO = 0.2
 #: Ratios of a motion's size to its template's that point to a unit mistake, largest first.
 UNIT_HINTS = ((1000.0, "millimetres"), (100.0, "centimetres"))
 
@@ -64,8 +66,8 @@ def _extent(vertices: np.ndarray) -> float:
 def check_motion_scale(vertices: np.ndarray, template: np.ndarray, what: str) -> np.ndarray:
     """Refuse absolute vertices (T, V, 3) that cannot be a motion of ``template`` (V, 3) in metres.
 
-    Two tests: the motion's size matches the template's (a factor of 1000 is a motion in
-    millimetres, said so), and no vertex strays more than :data:`MAX_OFFSET_M` from its rest
+    Three tests: the motion's size matches the template's (a factor of 1000 is a motion in
+    millimetres, said so; a small fraction is offsets without the template), and no vertex strays more than :data:`MAX_OFFSET_M` from its rest
     position (a diverged model). Returns ``vertices`` unchanged.
     """
     vertices = np.asarray(vertices)
@@ -75,6 +77,11 @@ def check_motion_scale(vertices: np.ndarray, template: np.ndarray, what: str) ->
     hint = unit_hint(size, head)
     if hint:
         raise MotionError(f"{what} is {size / head:.0f} times the size of the template{hint}.")
+    if head > 0 and size < MIN_SIZE_RATIO * head:
+        raise MotionError(
+            f"{what} spans {size:.3g} m, a small fraction of the template's {head:.3g} m: it looks like vertex offsets "
+            "(or a collapsed mesh), but motions hold absolute positions (template + offsets)."
+        )
     worst = max_offset(vertices, template)
     if worst > MAX_OFFSET_M:
         raise MotionError(

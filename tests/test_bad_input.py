@@ -201,6 +201,8 @@ CASES: list[Case] = [
     Case("export-json-as-csv", lambda w: ["export", w.motion(), "--format", "arkit-json", "-o", w.p("x.csv")], r"must end in \.json"),
     Case("export-visemes-as-txt", lambda w: ["export", w.alignment(), "--format", "visemes", "-o", w.p("v.txt")], r"must end in \.tsv or \.json"),
     Case("export-millimetres", lambda w: ["export", w.motion(scale=1000.0), "--format", "glb,arkit-csv"], r"millimetres"),
+    Case("export-integer-zeros", lambda w: [np.save(w.root / "z.npy", np.zeros((3, N_V * 3), np.int16)), "export", w.p("z.npy"), "--format", "glb"][1:], r"collapsed mesh"),
+    Case("render-offsets-not-positions", lambda w: [np.save(w.root / "d.npy", np.full((3, N_V * 3), 0.002, np.float32)), "render", w.p("d.npy")][1:], r"vertex offsets"),
     Case("export-nan-motion", lambda w: ["export", w.motion(nan_row=0), "--format", "obj"], r"NaN"),
     Case("export-visemes-nan-time", lambda w: ["export", w.alignment(nan=True), "--format", "visemes"], r"(?i)nan"),
     Case("export-visemes-nan-duration", lambda w: ["export", w.alignment(nan_duration=True), "--format", "visemes"], r"(?i)nan|finite"),

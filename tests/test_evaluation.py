@@ -451,3 +451,15 @@ def test_synthetic_corpus_end_to_end(tmp_path):
     report = json.loads((tmp_path / "preds.test.eval.json").read_text())
     assert report["pooled"]["lve_mm"] == 0.0
     assert {r["name"]: r["vertices"] for r in report["regions"]}["lips"] == len(ds.regions["lips"])
+
+
+def test_cli_run_folder_and_a_report_named_with_its_suffix(corpus, tmp_path, monkeypatch):
+    import kmtalk_cli.models
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best.safetensors").write_bytes(b"")
+    monkeypatch.setattr(kmtalk_cli.models, "load_model", lambda path: fake_model(path=Path(path)))
+    result = invoke(run, "--data", corpus.root, "--out", tmp_path / "report.json")  # a run folder: its best checkpoint
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "report.json").is_file() and (tmp_path / "report.md").is_file() and not (tmp_path / "report.json.json").exists()

@@ -134,7 +134,7 @@ def test_refuses_existing_output_and_leaves_nothing_on_failure(corpus, tmp_path)
     with pytest.raises(OutputError):
         build_corpus(corpus, PRESETS["tiny"])
     with pytest.raises(OutputError):
-        build_corpus(tmp_path / "x", replace(PRESETS["tiny"], voices="festival"))
+        build_corpus(tmp_path / "x", replace(PRESETS["tiny"], voices="klatt"))
     assert not any(tmp_path.iterdir())
 
 
@@ -424,3 +424,34 @@ def test_held_out_voice_family_is_never_trained_on():
     assert len({s.warp for s in subjects}) == len(subjects)  # no two subjects share a voice
     with pytest.raises(OutputError, match="voice family"):
         plan_corpus(replace(PRESETS["tiny"], held_out_family="mbrola"))
+
+
+def test_festival_segments_become_arpabet_spans():
+    from kmtalk_cli.alignment.festival import read_segs
+
+    text = "#\n0.2200 100 pau\n0.2569 100 dh\n0.3008 100 ax\n0.4244 100 k\n"
+    assert read_segs(text) == (("SIL", 0.0, 0.22), ("DH", 0.22, 0.2569), ("AH", 0.2569, 0.3008), ("K", 0.3008, 0.4244))
+
+
+def test_festival_voices_build_a_held_out_family_or_refuse(tmp_path):
+    """Festival subjects alternate with espeak-ng ones; their family can be held out (or the build refuses clearly)."""
+    from kmtalk_cli.alignment import festival
+
+    options = replace(PRESETS["tiny"], subjects=2, sentences=1, voices="espeak+festival", held_out_family="festival", workers=1)
+    if festival.missing_reason() is not None:
+        with pytest.raises(OutputError, match="festival"):
+            build_corpus(tmp_path / "f", options)
+        return
+    build_corpus(tmp_path / "f", options)
+    import json
+
+    meta = json.loads((tmp_path / "f" / "metadata.json").read_text())
+    splits = json.loads((tmp_path / "f" / "splits.json").read_text())
+    name = next(n for n, s in meta["subjects"].items() if s["engine"] == "festival")
+    assert splits["subjects"]["unseen"] == [name] and name not in splits["subjects"]["train"]
+    speech = festival.synthesize_festival(meta["sequences"][f"{name}_sentence01"]["text"])
+    warp = meta["subjects"][name]["warp"]
+    al = read_textgrid(tmp_path / "f" / "alignments" / f"{name}_sentence01.TextGrid")
+    edges = [p.start for p in al.phones] + [al.phones[-1].end]
+    for _, start, _ in speech.segments[1:]:
+        assert min(abs(start / warp - e) for e in edges) < 1e-3  # Festival's own segment times, warped exactly

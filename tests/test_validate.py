@@ -73,3 +73,11 @@ def test_checkpoints_with_nan_or_absurd_weights_are_neither_loaded_nor_saved(tmp
     with pytest.raises(ModelError, match="Not saving best.safetensors: tensor weight"):
         save_checkpoint(model, tmp_path / "best.safetensors", {"kind": "backbone", "backbone": "x", "config": {}})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_offsets_or_a_collapsed_mesh_are_not_a_motion() -> None:
+    head = _head()
+    with pytest.raises(MotionError, match="vertex offsets"):
+        check_motion_scale(np.full((2, 50, 3), 0.001, np.float32) * np.arange(3), head, "Motion file d.npy")
+    with pytest.raises(MotionError, match="collapsed"):
+        check_motion_scale(np.zeros((2, 50, 3), np.float32), head, "Motion file z.npy")

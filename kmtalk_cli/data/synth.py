@@ -50,7 +50,7 @@ VOICE_VARIANTS: tuple[tuple[str, str], ...] = (
     ("m4", "M"), ("linda", "F"), ("m5", "M"), ("steph", "F"), ("m6", "M"), ("belinda", "F"),
 )
 #: What ``--voices`` accepts: espeak-ng's own voices, MBROLA voices, or subjects alternating between them.
-VOICE_SETS: tuple[str, ...] = ("espeak", "mbrola", "both")
+VOICE_SETS: tuple[str, ...] = ("espeak", "mbrola", "both", "festival", "espeak+festival")
 SUBJECT_PREFIX = "SynthTalk"
 IDENTITY_KEYS: tuple[str, ...] = ("width", "height", "depth", "chin", "jaw_width", "lip_thickness", "mouth_width", "nose", "brow_height")
 
@@ -135,10 +135,18 @@ class CorpusSummary:
 
 def subject_voice(i: int, voices: str, mbrola_voices: Sequence[str] = ()) -> tuple[str, str, str]:
     """Engine, voice name and gender of subject ``i``; with ``both``, even subjects use espeak-ng, odd ones MBROLA."""
-    if voices == "both":
-        engine, k = ("espeak", i // 2) if i % 2 == 0 else ("mbrola", i // 2)
+    if voices in ("both", "espeak+festival"):
+        other = "mbrola" if voices == "both" else "festival"
+        engine, k = ("espeak", i // 2) if i % 2 == 0 else (other, i // 2)
     else:
         engine, k = voices, i
+    if engine == "festival":
+        from ..alignment.festival import VOICE_GENDER as FESTIVAL_GENDER
+        from ..alignment.festival import installed_voices as festival_voices
+
+        names = festival_voices() or ("kal_diphone",)
+        voice = names[k % len(names)]
+        return engine, f"festival:{voice}", FESTIVAL_GENDER.get(voice, "M")
     if engine == "mbrola":
         if not mbrola_voices:
             raise OutputError("No MBROLA voice was given for an MBROLA subject.")
@@ -154,8 +162,8 @@ WARP_RANGE = (0.88, 1.12)
 
 def voice_family(engine: str, voice: str) -> str:
     """The family a voice belongs to: voices of one family share an engine and a source speaker type."""
-    if engine == "mbrola":
-        return "mbrola"
+    if engine in ("mbrola", "festival"):
+        return engine
     variant = voice.split("+", 1)[-1]
     if variant[:1] == "m" and variant[1:].isdigit():
         return "espeak-male"
@@ -449,6 +457,15 @@ def _speak(text: str, subject: SubjectSpec, ssml: str | None = None) -> tuple[np
 
     warp = subject.warp
     warp_note = f", vocal tract × {warp:.3f}" if warp != 1.0 else ""
+    if subject.engine == "festival":
+        from ..alignment.festival import synthesize_festival
+
+        voice = subject.voice.removeprefix("festival:")
+        fs = synthesize_festival(text, voice)
+        samples = warp_voice(fs.samples, fs.sample_rate, warp)
+        spoken = tuple(SpokenPhone(label, start, end) for label, start, end in fs.segments if label != SIL and label in PHONES)
+        phones = _stress_from_text(text, _tile(spoken, len(fs.samples) / fs.sample_rate))
+        return samples, _tile(_warp_phones(phones, warp), len(samples) / TARGET_RATE), f"synthetic: Festival {voice} segment times (exact){warp_note}"
     if subject.engine == "mbrola":
         from ..alignment.mbrola import synthesize_mbrola
 
@@ -550,7 +567,7 @@ def plan_corpus(options: SynthOptions) -> tuple[list[SubjectSpec], list[Utteranc
     second-half sentences; first halves go to ``extra``): no voice of the family is heard in
     training or validation, a generalisation test over voices.
     """
-    mbrola_voices = installed_voices() if options.voices != "espeak" else ()
+    mbrola_voices = installed_voices() if options.voices in ("mbrola", "both") else ()
     subjects = make_subjects(options.subjects, options.seed, options.voices, mbrola_voices, warp=options.voice_warp)
     unseen = [s.name for s in subjects if options.held_out_family and s.family == options.held_out_family]
     if options.held_out_family and not unseen:
@@ -671,12 +688,14 @@ def _timing_source(engines: set[str]) -> str:
         parts.append(f"espeak-ng phoneme events + {ESPEAK_EVENT_LEAD * 1000:.0f} ms")
     if "mbrola" in engines:
         parts.append("MBROLA .pho durations, rendered exactly")
+    if "festival" in engines:
+        parts.append("Festival segment end times (utt.save.segs), rendered exactly")
     return " and ".join(parts)
 
 
 def _voice_source(engines: set[str]) -> str:
     """Which synthesisers spoke, for the data card."""
-    return " or ".join(name for key, name in (("espeak", "espeak-ng"), ("mbrola", "MBROLA")) if key in engines)
+    return " or ".join(name for key, name in (("espeak", "espeak-ng"), ("mbrola", "MBROLA"), ("festival", "Festival")) if key in engines)
 
 
 def _mbrola_licence(engines: set[str]) -> list[str]:
@@ -717,7 +736,8 @@ def _prosody_section(options: SynthOptions) -> list[str]:
             "Every subject's speech is resampled as if played faster or slower by its `vocal tract` factor (0.88–1.12):",
             "formants and pitch scale by it and durations by its inverse (the phone timings are divided by it exactly), so",
             "no two subjects share a voice. Families: espeak-male (m1–m6), espeak-female (f1, f4), espeak-named (Annie,",
-            "linda, steph, belinda), mbrola. `--held-out-family` keeps one family out of train/val/test as `unseen`.",
+            "linda, steph, belinda), festival (kal, with `--voices espeak+festival`), mbrola. `--held-out-family` keeps one",
+            "family out of train/val/test as `unseen`.",
             "",
         ]
     return lines
@@ -776,7 +796,8 @@ def _datacard(options: SynthOptions, subjects: Sequence[SubjectSpec], records: S
         "## Licences",
         "",
         "- Face mesh: derived from menpo3d's template (BSD-3-Clause, Imperial College London); see `LICENSE-menpo3d.txt` in kmtalk.",
-        "- Speech: synthesised with espeak-ng (GPL-3.0-or-later program; its output audio is not covered by the GPL).",
+        "- Speech: synthesised with espeak-ng (GPL-3.0-or-later program; its output audio is not covered by the GPL)"
+        + ("; Festival subjects with Festival (X11-style licence) and its kal diphone voice (festvox-kallpc16k, BSD-style)." if "festival" in engines else "."),
         *_mbrola_licence(engines),
         "- The corpus itself: generated data, free to use, share and modify (CC0-1.0 as far as kmtalk's authors hold rights)"
         + ("; the MBROLA speech stays under the voices' non-commercial terms." if "mbrola" in engines else "."),
@@ -789,7 +810,12 @@ def _check_voices(voices: str) -> None:
     """Refuse, before anything is written, a voice set this machine cannot speak."""
     if voices not in VOICE_SETS:
         raise OutputError(f"Unknown voices {voices!r}; choose one of {', '.join(VOICE_SETS)}.")
-    reason = missing_reason() if voices != "espeak" else None
+    if voices in ("festival", "espeak+festival"):
+        from ..alignment.festival import missing_reason as festival_missing
+
+        reason = festival_missing()
+    else:
+        reason = missing_reason() if voices != "espeak" else None
     if reason:
         raise OutputError(f"Cannot build a corpus with --voices {voices}: {reason}")
 
