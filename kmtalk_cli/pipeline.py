@@ -207,6 +207,7 @@ def animate(
         step("Loading the model")
         try:
             model = resolve_model(backbone, checkpoint, key_motions, precision=precision)
+            model.check_template(face.n_vertices)
         except BaseException:
             if ahead is not None:
                 ahead.cancel()
