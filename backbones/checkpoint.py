@@ -9,6 +9,7 @@ they load back as float32.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -101,9 +102,9 @@ def load_state(path: Path | str, model: nn.Module) -> None:
         state = load_file(str(path))
     except Exception as exc:  # noqa: BLE001
         raise ModelError(f"Checkpoint {path} has unreadable weights ({exc}).") from None
-    check_weights(state, path)
     own = model.state_dict()
     state = {k: v.to(own[k].dtype) if k in own and v.is_floating_point() else v for k, v in state.items()}
+    check_weights(state, path)  # after the cast: float32 checks are vectorised, float16 ones were 10x slower
     result = model.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise ModelError(
@@ -117,9 +118,9 @@ def check_weights(state: dict[str, torch.Tensor], path: Path | str) -> None:
     for name, value in state.items():
         if not value.is_floating_point() or value.numel() == 0:
             continue
-        if not bool(torch.isfinite(value).all()):
+        biggest = float(value.abs().max())  # one pass: NaN and infinity propagate to the maximum
+        if not math.isfinite(biggest):
             raise ModelError(f"Checkpoint {path} is damaged: tensor {name} holds NaN or infinite values.")
-        biggest = float(value.abs().max())
         if biggest > MAX_WEIGHT:
             raise ModelError(f"Checkpoint {path} is damaged or diverged: tensor {name} holds a weight of {biggest:.3g}.")
 

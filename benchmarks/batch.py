@@ -11,18 +11,24 @@ lines for the real-time factor (wall time of the whole batch / seconds of speech
 
 Rows: files per minute for ``--per-file`` separate ``kmtalk animate FILE --text ...`` calls
 (each pays the start-up and the model load), and for one ``kmtalk animate lines.csv -o out/``
-call per ``--jobs`` value over all lines. Default model (bundled SelfTalk + KM), fp32.
+call per ``--jobs`` value over all lines. Default model (bundled SelfTalk + KM), fp32, with the
+default articulatory gate and liveliness layer. Besides wall time it prints the CPU seconds
+the kmtalk processes used and the load average, since on a shared machine the wall time
+follows whatever else runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -82,12 +88,33 @@ def write_lines(lines: list[tuple[np.ndarray, str]], count: int, folder: Path, r
     return manifest, seconds
 
 
-def run(args: list[str]) -> float:
-    began = time.perf_counter()
+@dataclass
+class Timing:
+    """Wall seconds, CPU seconds of the kmtalk processes (user + system, workers included) and the
+    machine's load average while they ran: on a shared machine wall time follows the load, CPU
+    time much less."""
+
+    wall: float = 0.0
+    cpu: float = 0.0
+    load: list[float] = field(default_factory=list)
+
+    def add(self, other: Timing) -> None:
+        self.wall += other.wall
+        self.cpu += other.cpu
+        self.load += other.load
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(args: list[str]) -> Timing:
+    began, cpu = time.perf_counter(), _children_cpu()
     done = subprocess.run([*KMTALK, *args], capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"kmtalk {' '.join(args)} failed:\n{done.stderr[-2000:]}")
-    return time.perf_counter() - began
+    return Timing(time.perf_counter() - began, _children_cpu() - cpu, [os.getloadavg()[0]])
 
 
 def main() -> None:
@@ -103,32 +130,32 @@ def main() -> None:
     try:
         short = cut_lines(opts.clips, 0.8, 2.5)
         manifest, seconds = write_lines(short, opts.lines, scratch / "short")
-        print(f"{opts.lines} lines cut from {len(short)} distinct ones, {seconds / opts.lines:.2f} s each on average ({seconds:.0f} s of speech)\n")
-        rows = []
+        print(f"{opts.lines} lines cut from {len(short)} distinct ones, {seconds / opts.lines:.2f} s each on average ({seconds:.0f} s of speech)\n", flush=True)
+        print("| mode | files | wall (s) | files/min (wall) | CPU s per file | load avg |")
+        print("|---|---|---|---|---|---|", flush=True)
+
+        def row(label: str, n: int, t: Timing) -> None:
+            print(f"| {label} | {n} | {t.wall:.1f} | {60 * n / t.wall:.0f} | {t.cpu / n:.2f} | {np.mean(t.load):.1f} |", flush=True)
+
         out = scratch / "single"
         out.mkdir()
         texts = dict(line.split(",", 1) for line in manifest.read_text().splitlines()[1:])
-        names = sorted(texts)[: opts.per_file]
-        wall = sum(run(["animate", str(manifest.parent / n), "--text", texts[n], "-o", str(out / (Path(n).stem + ".npy")), "-q"]) for n in names)
-        rows.append((f"one call per file ({len(names)} files)", len(names), wall))
+        single = Timing()
+        for n in sorted(texts)[: opts.per_file]:
+            single.add(run(["animate", str(manifest.parent / n), "--text", texts[n], "-o", str(out / (Path(n).stem + ".npy")), "-q"]))
+        row(f"one call per file ({opts.per_file} files)", opts.per_file, single)
         for jobs in (int(j) for j in opts.jobs.split(",")):
-            target = scratch / f"batch{jobs}"
-            wall = run(["animate", str(manifest), "-o", str(target), "--jobs", str(jobs), "-q"])
-            rows.append((f"one batch call, --jobs {jobs}", opts.lines, wall))
+            row(f"one batch call, --jobs {jobs}", opts.lines, run(["animate", str(manifest), "-o", str(scratch / f"batch{jobs}"), "--jobs", str(jobs), "-q"]))
 
-        print("| mode | files | wall (s) | files/min |")
-        print("|---|---|---|---|")
-        for label, n, wall in rows:
-            print(f"| {label} | {n} | {wall:.1f} | {60 * n / wall:.0f} |")
-
-        three = cut_lines(opts.clips, 2.6, 3.4, pause=0.08)
-        manifest3, seconds3 = write_lines(three, opts.rtf_lines, scratch / "three")
-        print(f"\n{opts.rtf_lines} lines of {seconds3 / opts.rtf_lines:.2f} s on average ({len(three)} distinct), one batch call:\n")
-        print("| jobs | wall (s) | speech (s) | RTF |")
-        print("|---|---|---|---|")
-        for jobs in (int(j) for j in opts.jobs.split(",")):
-            wall = run(["animate", str(manifest3), "-o", str(scratch / f"three{jobs}"), "--jobs", str(jobs), "-q"])
-            print(f"| {jobs} | {wall:.1f} | {seconds3:.0f} | {wall / seconds3:.3f} |")
+        if opts.rtf_lines:
+            three = cut_lines(opts.clips, 2.6, 3.4, pause=0.08)
+            manifest3, seconds3 = write_lines(three, opts.rtf_lines, scratch / "three")
+            print(f"\n{opts.rtf_lines} lines of {seconds3 / opts.rtf_lines:.2f} s on average ({len(three)} distinct), one batch call:\n")
+            print("| jobs | wall (s) | speech (s) | RTF (wall) | CPU s per speech s | load avg |")
+            print("|---|---|---|---|---|---|", flush=True)
+            for jobs in (int(j) for j in opts.jobs.split(",")):
+                t = run(["animate", str(manifest3), "-o", str(scratch / f"three{jobs}"), "--jobs", str(jobs), "-q"])
+                print(f"| {jobs} | {t.wall:.1f} | {seconds3:.0f} | {t.wall / seconds3:.3f} | {t.cpu / seconds3:.3f} | {np.mean(t.load):.1f} |", flush=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -60,7 +60,7 @@ def main() -> None:
             speech = make_speech(minutes * 60, work / f"speech{minutes:g}.wav")
             duration = len(speech.read_bytes()) / 32000
             for model in args.models.split(","):
-                run = run_stages(["animate", str(speech), "-q", "-f", "-o", str(work / "out.npy"), *extra[model]])
+                run = run_stages(["animate", str(speech), "-q", "-f", "-o", str(work / "out.npy"), *extra[model]], cwd=scratch)
                 cells = [f"{run.stages.get(s, 0.0):.1f} s / {run.stage_peaks.get(s, 0) / 1e9:.2f} GB" for s in STAGES]
                 print(
                     f"| {model} | {duration / 60:.1f} min | " + " | ".join(cells)

@@ -65,7 +65,8 @@ def main() -> None:
             runs: dict[str, list] = {name: [] for name, _ in versions}
             for _ in range(max(1, args.repeats)):
                 for name, env in versions:  # interleaved: both see the same load
-                    runs[name].append(run_stages(command, env=env))
+                    # cwd: the scratch folder, so a checkout's own directory never shadows PYTHONPATH
+                    runs[name].append(run_stages(command, env=env, cwd=scratch))
             for name, _ in versions:
                 best = min(runs[name], key=lambda r: r.wall)
                 cells = [f"{best.stages.get(c, 0.0):.2f}" for c in COLUMNS]

@@ -1,6 +1,6 @@
 """Run one ``kmtalk`` command in a fresh process and split its time and memory by stage.
 
-The child runs the real CLI with its progress callback replaced by a recorder, so the stages are
+The child runs the real CLI with its stage reporter (``kmtalk_cli.progress``) replaced by a recorder, so the stages are
 the ones a user sees (start-up, loading the model, aligning, key motions, completion, …) plus
 ``writing`` (from the last stage's end to the process's exit: the motion's last piece, the
 ``.keys.npz``, ``.align.json``). Start-up counts from the moment the process is spawned.
@@ -23,12 +23,12 @@ import contextlib, json, resource, sys, time
 marks = []
 def mark(name):
     marks.append((name, time.time(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
-import kmtalk_cli.commands.animate as command
+import kmtalk_cli.progress as progress
 @contextlib.contextmanager
-def recorder(*, enabled=True):
+def recorder(self, *, enabled=True):
     yield mark
     mark("writing")
-command.step_progress = recorder
+progress.Reporter.steps = recorder
 from kmtalk_cli.cli import app
 code = 0
 try:

@@ -39,6 +39,9 @@ class AlignAhead:
         """The alignment, with the worker's warnings raised here; aligned here if the worker failed."""
         try:
             out, _ = self._process.communicate()
+        except BaseException:  # Ctrl-C while waiting: the worker goes too
+            self._process.kill()
+            raise
         finally:
             self._cleanup()
         try:

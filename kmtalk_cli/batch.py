@@ -28,8 +28,9 @@ from .errors import KmtalkError, KmtalkWarning
 from .progress import ProgressMode, Reporter, reporting
 
 MANIFEST_SUFFIXES = (".txt", ".csv", ".tsv")
-#: What a directory or a glob contributes to commands that read speech.
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".opus", ".m4a", ".aac", ".aif", ".aiff", ".webm", ".mp4", ".raw", ".pcm")
+#: What a directory or a glob contributes to commands that read speech (videos only when named:
+#: a folder of clips often holds the mp4s rendered from them).
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".opus", ".m4a", ".aac", ".aif", ".aiff", ".raw", ".pcm")
 #: ... and to commands that read a motion.
 MOTION_SUFFIXES = (".npy", ".npz")
 #: Files kmtalk writes beside a motion; a directory or a glob never counts them as inputs.

@@ -18,6 +18,8 @@ from .errors import ModelError, MotionError
 from .weights import DEFAULT_BACKBONE
 
 RIG = "rig"
+#: Frame rate of the rig baseline's key motions (the bundled models' rate).
+RIG_FPS = 30.0
 
 
 @dataclass(frozen=True)
@@ -102,14 +104,19 @@ def load(backbone: str | None = None, checkpoint: Path | str | None = None, key_
 
 
 def key_motions_for(audio: Any, model: Any, *, alignment: Any = None, text: str | None = None, style: str | None = None,
-                    on_step: Callable[[str], None] | None = None) -> tuple[Any, Any]:
+                    on_step: Callable[[str], None] | None = None, template: Any = None) -> tuple[Any, Any]:
     """The key-motion stage: align (unless ``alignment`` is given), then predict the face at
-    the key frames. Returns ``(alignment, key motions)``."""
+    the key frames; with no model (the rig baseline) the rig's face on ``template`` (default:
+    the bundled head) at the key frames. Returns ``(alignment, key motions)``."""
     step = on_step or (lambda _: None)
-    if model is None:
-        raise ModelError("The rig baseline has no key motions; choose a backbone with key-motion weights.")
     alignment = alignment if alignment is not None else _align(audio, text, step)
     step("Predicting key motions")
+    if model is None:
+        from .face.template import bundled_template
+        from .rig_keys import rig_key_motions
+
+        head = template if template is not None else bundled_template()
+        return alignment, rig_key_motions(alignment, head, max(1, int(round(audio.duration * RIG_FPS))), RIG_FPS)
     return alignment, model.predict_keys(audio, alignment, style=style)
 
 
@@ -117,7 +124,8 @@ def complete(
     audio: Any, keys: Any, model: Any, template: Any, *, style: str | None = None, on_step: Callable[[str], None] | None = None,
     motion_path: Path | str | None = None, layer: Callable[[np.ndarray, int], np.ndarray] | None = None,
 ) -> np.ndarray:
-    """The completion stage: absolute vertices (T, V, 3) on ``template`` from key motions and the audio.
+    """The completion stage: absolute vertices (T, V, 3) on ``template`` from key motions and the
+    audio; with no model (the rig baseline) a shape-preserving cubic through the key motions.
 
     Completion runs in windows (:mod:`kmtalk_cli.windowed`); with ``motion_path`` each window is
     written there as it is done (a (T, V·3) float32 ``.npy``) and the result is a read-only
@@ -125,12 +133,19 @@ def complete(
     atomic). ``layer(vertices, first_frame)`` edits each window on its way (the liveliness layer).
     """
     step = on_step or (lambda _: None)
+    step("Completing the motion")
     if model is None:
-        raise ModelError("The rig baseline has no key motions to complete; choose a backbone with key-motion weights.")
+        from .rig_keys import complete_by_interpolation
+
+        from .validate import require_finite
+
+        vertices = require_finite(complete_by_interpolation(audio, keys, template), "The interpolated motion")
+        if motion_path is None and layer is None:
+            return vertices
+        return _assemble([vertices - template.vertices[None]], template.vertices, len(vertices), motion_path, layer)
     model.check_template(template.n_vertices)
     if keys.dim != model.n_vertices * 3:
         raise MotionError(f"The key motions have {keys.dim // 3} vertices; the model has {model.n_vertices}.")
-    step("Completing the motion")
     pieces = model.complete_pieces(audio, keys, style=style)
     return _assemble(pieces, template.vertices, model.n_frames(audio), motion_path, layer)
 
@@ -192,6 +207,7 @@ def animate(
         step("Loading the model")
         try:
             model = resolve_model(backbone, checkpoint, key_motions, precision=precision)
+            model.check_template(face.n_vertices)
         except BaseException:
             if ahead is not None:
                 ahead.cancel()

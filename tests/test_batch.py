@@ -45,9 +45,12 @@ def test_csv_and_tsv_manifests_carry_transcripts(tmp_path):
     assert read_manifest(tmp_path / "m.tsv") == [BatchItem(tmp_path / "y.wav", "good day")]
 
 
-def test_sidecars_are_not_inputs(tmp_path):
-    touch(tmp_path, "take.npy", "take.keys.npz", "take.head.npz", "other.npz")
+def test_sidecars_and_rendered_videos_are_not_inputs(tmp_path):
+    from kmtalk_cli.batch import AUDIO_SUFFIXES
+
+    touch(tmp_path, "take.npy", "take.keys.npz", "take.head.npz", "other.npz", "take.wav", "take.mp4", ".take.part.wav")
     assert [i.path.name for i in expand_inputs([tmp_path], (".npy", ".npz")).items] == ["other.npz", "take.npy"]
+    assert [i.path.name for i in expand_inputs([tmp_path], AUDIO_SUFFIXES).items] == ["take.wav"]
 
 
 @pytest.mark.parametrize(

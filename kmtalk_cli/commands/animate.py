@@ -22,8 +22,6 @@ TextOpt = Annotated[str | None, typer.Option("--text", help="What is said, for a
 AlignmentOpt = Annotated[Path | None, typer.Option("--alignment", help="An alignment (.align.json from `kmtalk align`, or a TextGrid) to use instead of aligning.")]
 TemplateOpt = Annotated[str | None, typer.Option("--template", "-t", help="Template mesh with the model's vertex count (default: the bundled head).")]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")]
-#: Frame rate of the rig baseline's key motions (the bundled models' rate).
-RIG_FPS = 30.0
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="CPU inference precision of the large layers: fp32, bf16 or int8 (faster at the papers' sizes; output within a fraction of a mm).")]
 
 
@@ -298,20 +296,10 @@ def keymotions(
         audio = read_speech(speech, sample_rate, channels, raw_format)
         model = load(backbone, checkpoint, None, precision=precision)
         head = bundled_template()
-        if model is None:  # the rig baseline: the rig's face at the key frames
-            from ..alignment import align
-            from ..rig_keys import rig_key_motions
-
-            if timing is None:
-                timing = align(audio, _text(speech, text))
-                info(f"Aligned with {timing.backend} ({timing.describe_method()})")
-            keys, n_vertices = rig_key_motions(timing, head, max(1, int(round(audio.duration * RIG_FPS))), RIG_FPS), head.n_vertices
-        else:
-            aligned, keys = key_motions_for(audio, model, alignment=timing, text=_text(speech, text), style=style)
-            n_vertices = model.n_vertices
-            if timing is None:
-                timing = aligned
-                info(f"Aligned with {aligned.backend} ({aligned.describe_method()})")
+        aligned, keys = key_motions_for(audio, model, alignment=timing, text=_text(speech, text), style=style, template=head)
+        n_vertices = head.n_vertices if model is None else model.n_vertices
+        if timing is None:
+            info(f"Aligned with {aligned.backend} ({aligned.describe_method()})")
         write_key_motions(keys, out, template=head.vertices if head.n_vertices == n_vertices else None, force=force)
         info(f"{len(keys.frames.indices)} key frames ({keys.frames.density:.0%} of {keys.frames.n_frames}, rule {keys.frames.rule}) → {out}")
 
@@ -334,7 +322,6 @@ def complete(
     with user_errors():
         from ..atomic import atomic_output
         from ..keymotions import read_key_motions
-        from ..motion import write_motion_npy
         from ..pipeline import complete as complete_motion
         from ..pipeline import load
 
@@ -342,13 +329,6 @@ def complete(
         key_motions = read_key_motions(keys)
         audio = read_speech(speech, sample_rate, channels, raw_format)
         model = load(backbone, checkpoint, None, precision=precision)
-        face = _template(template)
-        if model is None:  # the rig baseline: no model, a cubic through the key motions
-            from ..rig_keys import complete_by_interpolation
-
-            vertices = complete_by_interpolation(audio, key_motions, face)
-            write_motion_npy(vertices, out, force=force)
-        else:
-            with atomic_output(out, force=force) as tmp:  # streamed window by window
-                vertices = complete_motion(audio, key_motions, model, face, style=style, motion_path=tmp)
+        with atomic_output(out, force=force) as tmp:  # streamed window by window
+            vertices = complete_motion(audio, key_motions, model, _template(template), style=style, motion_path=tmp)
         info(f"{len(vertices)} frames completed from {len(key_motions.frames.indices)} key frames → {out}")

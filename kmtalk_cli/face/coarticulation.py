@@ -198,19 +198,34 @@ def lip_channels(
     if not phones:
         return np.zeros((len(times), len(CHANNELS)))
     centres, targets, strengths, durations, reaches = _targets(phones, gains)
-    t = times[:, None] + style.lead  # the mouth shows now what is heard a moment later
+    t_all = times + style.lead  # the mouth shows now what is heard a moment later
     out = np.zeros((len(times), len(CHANNELS)))
-    for k, name in enumerate(CHANNELS):
-        before, after = TIME_CONSTANTS[name]
-        tau = t - centres[None, :]
-        # Inside a phone its influence holds; it decays from its edges, more slowly for long phones.
-        edge = np.maximum(np.abs(tau) - 0.35 * durations[None, :], 0.0)
-        edge = np.sqrt(edge * edge + _SMOOTH * _SMOOTH) - _SMOOTH
-        theta = np.where(tau < 0, before, after) * style.coarticulation * reaches[None, :]
-        dom = strengths[None, :, k] * np.exp(-edge / theta)
-        total = dom.sum(axis=1) + 1e-4  # a whisper of rest keeps the sum defined in long gaps
-        out[:, k] = (dom * targets[None, :, k]).sum(axis=1) / total
+    # Frames in blocks, each with only the phones that can reach it: a phone's influence falls by
+    # e^-50 within 50 time constants of its edges, far below the rest term, so the result is the
+    # all-phones sum to float precision in time and memory linear in the length (minutes of
+    # speech held a frames × phones matrix of gigabytes).
+    slowest = max(max(pair) for pair in TIME_CONSTANTS.values()) * style.coarticulation * float(reaches.max())
+    near = 50.0 * slowest
+    first, last = centres - 0.35 * durations, centres + 0.35 * durations
+    for a in range(0, len(t_all), _BLOCK):
+        block = t_all[a : a + _BLOCK]
+        keep = (last >= block[0] - near) & (first <= block[-1] + near)
+        t = block[:, None]
+        for k, name in enumerate(CHANNELS):
+            before, after = TIME_CONSTANTS[name]
+            tau = t - centres[None, keep]
+            # Inside a phone its influence holds; it decays from its edges, more slowly for long phones.
+            edge = np.maximum(np.abs(tau) - 0.35 * durations[None, keep], 0.0)
+            edge = np.sqrt(edge * edge + _SMOOTH * _SMOOTH) - _SMOOTH
+            theta = np.where(tau < 0, before, after) * style.coarticulation * reaches[None, keep]
+            dom = strengths[None, keep, k] * np.exp(-edge / theta)
+            total = dom.sum(axis=1) + 1e-4  # a whisper of rest keeps the sum defined in long gaps
+            out[a : a + _BLOCK, k] = (dom * targets[None, keep, k]).sum(axis=1) / total
     return out
+
+
+#: Frames per block in :func:`lip_channels`.
+_BLOCK = 512
 
 
 #: Time (s) over which the mouth leaves rest after the first frame and returns to it by the last.
