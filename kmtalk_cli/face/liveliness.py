@@ -87,25 +87,33 @@ class Liveliness:
     boundaries: tuple[tuple[float, float], ...]
 
 
+#: Frames analysed together by :func:`prosody`.
+_FRAMES_PER_BLOCK = 1024
+
+
 def prosody(samples: np.ndarray, sample_rate: int, n_frames: int, fps: float) -> Prosody:
     """F0 by normalised autocorrelation and loudness, in a 40 ms window centred on each frame."""
     x = np.asarray(samples, dtype=np.float64).ravel()
     win = int(round(0.04 * sample_rate))
     centres = np.round(np.arange(n_frames) / fps * sample_rate).astype(int)
     padded = np.pad(x, (win, win))
-    idx = centres[:, None] + win // 2 + np.arange(win)[None, :]
-    frames = padded[np.clip(idx, 0, len(padded) - 1)]
-    frames = frames - frames.mean(axis=1, keepdims=True)
-    energy = (frames**2).sum(axis=1)
+    size = 1 << int(np.ceil(np.log2(2 * win)))
+    lo, hi = int(sample_rate / F0_RANGE[1]), min(int(sample_rate / F0_RANGE[0]), win - 1)
+    energy, best, peak = np.zeros(n_frames), np.zeros(n_frames, dtype=np.int64), np.zeros(n_frames)
+    window = np.hanning(win)[None, :]
+    for a in range(0, n_frames, _FRAMES_PER_BLOCK):  # frames are independent: blocks keep memory flat in the length
+        b = min(n_frames, a + _FRAMES_PER_BLOCK)
+        idx = centres[a:b, None] + win // 2 + np.arange(win)[None, :]
+        frames = padded[np.clip(idx, 0, len(padded) - 1)]
+        frames = frames - frames.mean(axis=1, keepdims=True)
+        energy[a:b] = (frames**2).sum(axis=1)
+        spec = np.fft.rfft(frames * window, n=size, axis=1)
+        ac = np.fft.irfft(np.abs(spec) ** 2, n=size, axis=1)[:, :win]
+        norm = ac[:, lo : hi + 1] / np.maximum(ac[:, :1], 1e-12)
+        best[a:b] = norm.argmax(axis=1)
+        peak[a:b] = norm[np.arange(b - a), best[a:b]]
     db = 10.0 * np.log10(energy / win + 1e-12)
     loud = np.maximum(db, db.max(initial=-120.0) - 50.0)
-    size = 1 << int(np.ceil(np.log2(2 * win)))
-    spec = np.fft.rfft(frames * np.hanning(win)[None, :], n=size, axis=1)
-    ac = np.fft.irfft(np.abs(spec) ** 2, n=size, axis=1)[:, :win]
-    lo, hi = int(sample_rate / F0_RANGE[1]), min(int(sample_rate / F0_RANGE[0]), win - 1)
-    norm = ac[:, lo : hi + 1] / np.maximum(ac[:, :1], 1e-12)
-    best = norm.argmax(axis=1)
-    peak = norm[np.arange(n_frames), best]
     f0 = sample_rate / (lo + best).astype(np.float64)
     voiced = (peak >= VOICING) & (loud > loud.max(initial=0.0) - 35.0)
     return Prosody(np.where(voiced, f0, 0.0), loud)
