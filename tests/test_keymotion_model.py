@@ -121,6 +121,41 @@ def test_each_backbone_with_key_motions_learns_its_key_frames(name: str, corpus,
     assert np.allclose(loaded.predict(audio, n, style=0, alignment=it.alignment).numpy(), model.predict(audio, n, style=0, alignment=it.alignment).numpy(), atol=1e-5)
 
 
+def repair_ratio(model: KeyMotionModel, item, gain: float) -> float:
+    """Whole-face error of completing keys ``gain`` × the truth, over that of interpolating those keys."""
+    n = len(item.offsets)
+    frames = select_key_frames(item.alignment, n, 30.0)
+    keys = KeyMotions(frames, gain * item.offsets[frames.indices])
+    completed = model.complete(torch.from_numpy(item.audio), n, keys, style=0).numpy()
+    mask = torch.zeros(1, n, dtype=torch.bool)
+    mask[0, frames.indices] = True
+    timeline = torch.zeros(1, n, item.offsets.shape[1])
+    timeline[0, frames.indices] = torch.from_numpy(keys.offsets)
+    interpolated = interpolate_keys(timeline, mask)[0][0].numpy()
+    err = lambda pred: float(np.abs(pred - item.offsets).mean())  # noqa: E731
+    return err(completed) / err(interpolated)
+
+
+@pytest.mark.slow
+def test_completion_repairs_keys_that_are_off(corpus) -> None:
+    """Completion earns its place: given key motions 30% too small (a decoder misjudging the effort),
+    it ends closer to the truth than their interpolation. An untrained model cannot (its residual
+    is zero: the keys' interpolation, exactly), nor one that learnt completion from true keys only."""
+    torch.manual_seed(0)
+    items = load_items(corpus, corpus.split("train")[:2], [corpus.split("train")[0].subject])
+    batch = collate(items)
+    model = KeyMotionModel(tiny_backbone("selftalk", corpus), KeyMotionConfig(**{**KM.to_dict(), "key_noise": 0.3}))
+    assert repair_ratio(model, items[0], 0.7) == pytest.approx(1.0, abs=1e-6)
+    optimizer = torch.optim.Adam(model.trainable_parameters("complete"), lr=1e-3)
+    for _ in range(200):
+        model.train()
+        loss, _ = model.loss(batch, "complete")
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert repair_ratio(model, items[0], 0.7) < 0.85  # measured 0.68-0.80 from 120 steps on (3 × 4 sentences)
+
+
 def test_prediction_needs_an_alignment(corpus) -> None:
     model = KeyMotionModel(tiny_backbone("faceformer", corpus), KM)
     with pytest.raises(ModelError, match="alignment"):

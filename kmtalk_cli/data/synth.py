@@ -717,7 +717,8 @@ def _prosody_section(options: SynthOptions) -> list[str]:
         lines += [
             "## Hidden prosody (what the voice carries beyond the phones)",
             "",
-            "Each espeak-ng utterance draws hidden variables from its own seed, stored in `alignments/<name>.prosody.json`:",
+            "Each espeak-ng utterance (MBROLA and Festival subjects speak without SSML, so without it) draws hidden variables",
+            "from its own seed, stored in `alignments/<name>.prosody.json`:",
             "vocal effort (-1..1), articulation (-1 hypo .. 1 hyper), mood (neutral / bright / subdued), a rate factor, and",
             "per word its loudness (dB), emphasis (0..1, pitch accents on one or two content words), local rate and whether",
             "a phrase break follows. They shape the speech through SSML (`<prosody volume pitch rate>` per word, `<break>`):",

@@ -97,8 +97,8 @@ A {_BACKBONE_TITLES.get(facts['backbone'], facts['backbone'])} backbone{' with K
 log-mel encoder trained with it; no pretrained speech model and no download is involved.
 
 ## Training
-- Data: the synthetic `vocaset-like` corpus, made by `{training.get('data', '?')}` ({training.get('data_code', 'this kmtalk')}; 12 subjects × 40
-  sentences; 8 train, 2 val, 2 test subjects; espeak-ng voices, rig-driven motion on the bundled head).
+- Data: the synthetic corpus made by `{training.get('data', '?')}` ({training.get('data_code', 'this kmtalk')}; subjects, splits and
+  voices in its DATACARD.md; espeak-ng voices, rig-driven motion on the bundled head).
 - Command: `{training.get('command', '?')}`, where `config.json` holds `{json.dumps(training.get('config_file', {}))}` (seed {training.get('seed', '?')}; epochs per stage: {stages or 'see the command'});
   all six defaults: `{training.get('regenerate', 'python tools/train_defaults.py')}`.
 - Speech augmentation during training: room reverberation, band-limiting, coloured noise, gain.
