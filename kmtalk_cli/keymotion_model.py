@@ -323,7 +323,8 @@ class KeyMotionModel(nn.Module):
 
     # -- inference ------------------------------------------------------------------------------
     def encode(self, audio: Tensor, n_frames: int) -> Tensor:
-        """(1, n_frames, F) audio features of one clip, shared by key motions and completion."""
+        """(1, n_frames, F) audio features of one clip, shared by key motions and completion (inference: eval mode)."""
+        self.eval()
         return self._encode_one(audio, n_frames)[0]
 
     def _encode_one(self, audio: Tensor, n_frames: int) -> tuple[Tensor, Tensor]:
