@@ -1,8 +1,8 @@
 """CodeTalker: a discrete motion prior (VQ-VAE over face components), then speech → codes.
 
 Xing et al., "CodeTalker: Speech-Driven 3D Facial Animation with Discrete Motion Prior", CVPR
-2023; upstream github.com/Doubiiu/CodeTalker at 1b7cb95 (MIT). Written from the description in
-``docs/reference-implementations.md`` §1.3; no upstream code or weights are used.
+2023; upstream github.com/Doubiiu/CodeTalker at 1b7cb95 (MIT). Written from the paper's
+description; no upstream code or weights are used.
 
 Two training stages (``stages = ("prior", "speech")``):
 

@@ -2,8 +2,7 @@
 
 Peng et al., "SelfTalk: A Self-Supervised Commutative Training Diagram to Comprehend 3D Talking
 Faces", ACM MM 2023. Reference code: psyai-net/SelfTalk_release @ f9b5e0a (CC BY-NC 4.0). Nothing
-here is copied from it; it re-implements the behaviour described in
-``shared/docs/reference-implementations.md`` §1.4 and §3.
+here is copied from it; it re-implements the behaviour the paper describes.
 
 **Faithful.** Frame features → ``Linear`` to ``d_model`` → a non-autoregressive
 ``nn.TransformerDecoder`` (1 layer, 4 heads, FFN 2·d, post-norm, ReLU, dropout 0.1) called with

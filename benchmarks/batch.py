@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import resource
 import shutil
 import subprocess
@@ -34,18 +33,12 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-CLIPS = Path("/usr/share/pocketsphinx/test/data/librivox")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from librivox import CLIPS, transcripts  # noqa: E402
+
 KMTALK = [sys.executable, "-m", "kmtalk_cli"]
 
 
-def transcripts(folder: Path) -> dict[str, str]:
-    """``<s> words </s> (name)`` lines → name → words."""
-    found = {}
-    for line in (folder / "transcription").read_text().splitlines():
-        m = re.match(r"\s*<s>(.*)</s>\s*\((.+)\)", line)
-        if m:
-            found[m.group(2).strip()] = m.group(1).strip()
-    return found
 
 
 def cut_lines(folder: Path, shortest: float, longest: float, pause: float = 0.12) -> list[tuple[np.ndarray, str]]:

@@ -20,23 +20,17 @@ The alignment comes from the built-in aligner with each clip's transcript, as in
 from __future__ import annotations
 
 import argparse
-import re
+import sys
 from pathlib import Path
 
 import numpy as np
 
-CLIPS = Path("/usr/share/pocketsphinx/test/data/librivox")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from librivox import CLIPS, transcripts  # noqa: E402
+
 BILABIALS = {"M", "B", "P"}
 
 
-def transcripts(folder: Path) -> dict[str, str]:
-    """``<s> words </s> (name)`` lines → name → words."""
-    found = {}
-    for line in (folder / "transcription").read_text().splitlines():
-        m = re.match(r"\s*<s>(.*)</s>\s*\((.+)\)", line)
-        if m:
-            found[m.group(2).strip()] = m.group(1).strip()
-    return found
 
 
 def lip_gap_mm(vertices: np.ndarray, landmarks: np.ndarray) -> np.ndarray:

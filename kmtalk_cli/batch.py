@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from .errors import KmtalkError, KmtalkWarning
+from .errors import KmtalkError, KmtalkWarning, os_problem
 from .progress import ProgressMode, Reporter, reporting
 
 MANIFEST_SUFFIXES = (".txt", ".csv", ".tsv")
@@ -303,6 +303,8 @@ def _run_one(job: BatchJob, item: BatchItem, state: Any, force: bool) -> ItemRes
             outs = job.run(item, state, force)
         except KmtalkError as exc:
             result = ItemResult(item, "failed", (), str(exc), time.perf_counter() - began)
+        except OSError as exc:  # a full disk or a vanished folder fails this file; the batch goes on
+            result = ItemResult(item, "failed", (), os_problem(exc), time.perf_counter() - began)
         else:
             result = ItemResult(item, "ok", tuple(outs), "", time.perf_counter() - began)
     notes = tuple(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, KmtalkWarning)))

@@ -5,6 +5,8 @@ Every message is a full sentence a user can act on, so the CLI never needs a tra
 
 from __future__ import annotations
 
+import errno
+
 
 class KmtalkError(Exception):
     """Base class: a problem with the user's input or environment, not a bug."""
@@ -44,3 +46,11 @@ class DatasetError(KmtalkError):
 
 class ModelError(KmtalkError):
     """A backbone, configuration or checkpoint that cannot be used (unknown name, mismatch, corrupt file)."""
+
+
+def os_problem(exc: OSError) -> str:
+    """One sentence for an operating-system error the library did not turn into a KmtalkError."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return f"The disk is full (or a file size limit was reached){where}; no output was written."
+    return f"{exc.strerror or exc}{where}."

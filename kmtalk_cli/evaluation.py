@@ -343,8 +343,13 @@ def format_markdown(report: EvaluationReport) -> str:
 
 
 def write_json(report: EvaluationReport, path: Path, *, force: bool = False) -> Path:
+    """Write the report as strict JSON: a NaN or infinite metric is refused, never written as ``NaN``."""
+    try:
+        text = json.dumps(report.to_dict(), indent=1, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        raise MotionError("The evaluation produced a NaN or infinite metric; check the predictions and ground truth for non-finite values.") from None
     with atomic_output(Path(path), force=force) as tmp:
-        tmp.write_text(json.dumps(report.to_dict(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        tmp.write_text(text + "\n", encoding="utf-8")
     return Path(path)
 
 

@@ -112,6 +112,19 @@ def test_a_failure_is_reported_and_the_rest_go_on(tmp_path, jobs):
     assert len((tmp_path / "setups.log").read_text().split()) == jobs
 
 
+def test_an_os_error_fails_only_its_file(tmp_path):
+    """A folder that vanishes under one file (an OSError, not a KmtalkError) fails that file alone."""
+    items = _files(tmp_path)
+    items[1].path.write_text("line 1")
+    out = tmp_path / "out"
+    out.mkdir()
+    job = CopyJob(out, tmp_path / "setups.log")
+    items[2] = BatchItem(tmp_path / "gone" / "in2.txt")
+    summary = run_batch(job, items, reporter=Reporter(ProgressMode.none), jobs=1)
+    assert [r.status for r in summary.results] == ["ok", "ok", "failed", "ok"]
+    assert "No such file or directory" in summary.results[2].message and "gone" in summary.results[2].message
+
+
 def test_finished_items_are_skipped_unless_forced(tmp_path):
     items = _files(tmp_path, 3)
     out = tmp_path / "out"

@@ -139,6 +139,9 @@ def test_views_background_labels_and_the_head_pose_beside_the_motion(tmp_path):
     assert result.exit_code == 0, result.stderr
     assert "take.head.npz" in result.stderr
     assert np.abs(first_frame(turned).astype(int) - first_frame(out).astype(int)).mean() > 3  # the head turned
+    alone = tmp_path / "alone.mp4"
+    result = invoke("render", motion, "-o", alone, "--size", 96, "--labels", "A,B", "-q")
+    assert result.exit_code == 0 and "--labels names the panels of --side-by-side" in result.stderr
     labelled = tmp_path / "labelled.mp4"
     result = invoke("render", motion, "--side-by-side", motion, "-o", labelled, "--size", 128, "--labels", "TRUTH,MODEL", "-q")
     assert result.exit_code == 0, result.stderr

@@ -271,6 +271,14 @@ def test_json_and_markdown_reports(corpus, tmp_path):
     write_json(report, json_path, force=True)
 
 
+def test_a_non_finite_metric_is_refused_not_written(corpus, tmp_path):
+    report = run(corpus, lambda s: s.vertices + np.float32(0.001), model="m", regions_source="regions/")
+    broken = replace(report, pooled=replace(report.pooled, lve_mm=float("nan")))
+    with pytest.raises(MotionError, match="NaN or infinite metric"):
+        write_json(broken, tmp_path / "r.json")
+    assert not (tmp_path / "r.json").exists()
+
+
 # --------------------------------------------------------------------------------------------
 # Checkpoint predictions (a LoadedModel around a fake network)
 # --------------------------------------------------------------------------------------------

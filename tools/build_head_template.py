@@ -42,7 +42,7 @@ from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
-from head_parts import build_parts
+from head_parts import build_parts, points_in_polygon
 
 MENPO3D_VERSION = "0.8.6"
 SDIST_NAME = f"menpo3d-{MENPO3D_VERSION}.tar.gz"
@@ -393,15 +393,6 @@ def hidden_from_front(vertices: np.ndarray, faces: np.ndarray, *, cell: float = 
     return best > vertices[:, 2] + tol
 
 
-def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
-    """Even-odd rule point-in-polygon for (N, 2) points against a closed (M, 2) polygon."""
-    x, y = points[:, 0][:, None], points[:, 1][:, None]
-    x0, y0 = polygon[:, 0][None], polygon[:, 1][None]
-    x1, y1 = np.roll(polygon[:, 0], -1)[None], np.roll(polygon[:, 1], -1)[None]
-    crosses = (y0 > y) != (y1 > y)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        xi = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
-    return np.count_nonzero(crosses & (x < xi), axis=1) % 2 == 1
 
 
 def distance_to_polyline(points: np.ndarray, line: np.ndarray, closed: bool = False) -> np.ndarray:

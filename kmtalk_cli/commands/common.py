@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from ..errors import KmtalkError, KmtalkWarning
+from ..errors import KmtalkError, KmtalkWarning, os_problem
 from ..progress import ProgressMode, Reporter, current, reporting
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -121,16 +121,6 @@ def user_errors() -> Iterator[None]:
             raise fail(os_problem(exc)) from None
         finally:
             warnings.showwarning = original
-
-
-def os_problem(exc: OSError) -> str:
-    """One sentence for an operating-system error the library did not turn into a KmtalkError."""
-    import errno
-
-    where = f" ({exc.filename})" if exc.filename else ""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return f"The disk is full (or a file size limit was reached){where}; no output was written."
-    return f"{exc.strerror or exc}{where}."
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import warnings
 from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from ..batch import MOTION_SUFFIXES, BatchItem, batch_output, expand_inputs, output_for, run_inputs
-from ..errors import KmtalkError
+from ..errors import KmtalkError, KmtalkWarning
 from ..progress import ProgressMode
 from .common import JobsOpt, ProgressOpt, QuietOpt, finish, finite, info, notice, progress_bar, running
 from .audio_options import ChannelsOpt, RawFormatOpt, SampleRateOpt, read_speech
@@ -182,6 +183,8 @@ def render(
         if inputs.batch and (audio is not None or side_by_side is not None or head_pose is not None):
             raise KmtalkError("--audio/--side-by-side/--head-pose apply to one motion; in a batch each motion's audio and head pose are found beside it.")
         panel_labels = None
+        if labels is not None and side_by_side is None:
+            warnings.warn("--labels names the panels of --side-by-side; a single motion has no labels.", KmtalkWarning, stacklevel=1)
         if labels is not None:
             panel_labels = tuple(part.strip() for part in labels.split(",")) if labels.strip() else ("", "")
         options = RenderOptions(
