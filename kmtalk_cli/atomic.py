@@ -253,18 +253,23 @@ def atomic_output(path: Path, *, force: bool = False) -> Iterator[Path]:
         if not tmp.is_file():
             raise OutputError(f"Cannot write {path}: the writer produced no file.")
         os.chmod(tmp, mode)  # again: some writers (safetensors) replace the file rather than fill it
-        txn = _current.get()
-        if txn is not None:
-            txn.stage(tmp, path, force)
-            staged = True
-            return
-        solo = Transaction()
-        solo.stage(tmp, path, force)
+        _land(tmp, path, force)
         staged = True
-        solo.commit()
     finally:
         if not staged:
             _remove(tmp)
+
+
+def _land(tmp: Path, final: Path, force: bool) -> None:
+    """Stage ``tmp`` for ``final`` in the open transaction, or move it into place now when none is
+    open (a failed move rolls back and removes ``tmp`` itself)."""
+    txn = _current.get()
+    if txn is not None:
+        txn.stage(tmp, final, force)
+        return
+    solo = Transaction()
+    solo.stage(tmp, final, force)
+    solo.commit()
 
 
 @contextlib.contextmanager
@@ -288,15 +293,8 @@ def atomic_directory(directory: Path, *, force: bool = False, check=None) -> Ite
             yield tmp
         except OSError as exc:
             raise OutputError(os_error_message(exc, str(directory))) from None
-        txn = _current.get()
-        if txn is not None:
-            txn.stage(tmp, directory, True)
-            staged = True
-            return
-        solo = Transaction()
-        solo.stage(tmp, directory, True)
+        _land(tmp, directory, True)
         staged = True
-        solo.commit()
     finally:
         if not staged:
             _remove(tmp)

@@ -3,7 +3,7 @@
 Predictions come from a callable (sequence → absolute (T, V, 3) vertices), so a checkpoint
 (:class:`ModelPredictions`) and a directory of saved files (:class:`SavedPredictions`, the layouts
 FaceFormer, CodeTalker and SelfTalk write) are scored by the same code. The report names the
-regions it used and the units of every number, because papers disagree on both (field notes §2).
+regions it used and the units of every number, because papers disagree on both.
 """
 
 from __future__ import annotations

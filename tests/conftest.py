@@ -53,3 +53,19 @@ def two_voice_corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("corpus") / "two-voices"
     build_corpus(root, SynthOptions(subjects=4, sentences=3, max_words=7, workers=1))
     return root
+
+
+@pytest.fixture(scope="session")
+def head():
+    """The bundled head template (cached and read-only, so one is shared by every test)."""
+    from kmtalk_cli.face.template import bundled_template
+
+    return bundled_template()
+
+
+@pytest.fixture(scope="session")
+def rig(head):
+    """The articulatory rig of the bundled head."""
+    from kmtalk_cli.face.rig import build_rig
+
+    return build_rig(head)

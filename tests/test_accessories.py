@@ -18,12 +18,8 @@ from kmtalk_cli.face.accessories import (
 )
 from kmtalk_cli.face.headpose import HeadPose
 from kmtalk_cli.face.rig import INDEX, MAX_JAW_DEGREES, PARAMETERS, build_rig
-from kmtalk_cli.face.template import bundled_template, load_template, save_template
+from kmtalk_cli.face.template import load_template, save_template
 
-
-@pytest.fixture(scope="module")
-def head():
-    return bundled_template()
 
 
 @pytest.fixture(scope="module")

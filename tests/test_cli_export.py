@@ -15,7 +15,6 @@ from kmtalk_cli.export import FORMATS, export_motion
 from kmtalk_cli.export.fit import DEFAULT_SMOOTHING
 from kmtalk_cli.face.coarticulation import SpokenPhone, animate_phones
 from kmtalk_cli.face.rig import build_rig
-from kmtalk_cli.face.template import bundled_template
 
 runner = CliRunner()
 app = typer.Typer()
@@ -29,10 +28,6 @@ def main() -> None:
 
 PHONES = [("SIL", 0.0, 0.2), ("M", 0.2, 0.3), ("AA", 0.3, 0.6), ("P", 0.6, 0.7), ("IY", 0.7, 1.0), ("SIL", 1.0, 1.2)]
 
-
-@pytest.fixture(scope="module")
-def head():
-    return bundled_template()
 
 
 @pytest.fixture(scope="module")

@@ -8,21 +8,12 @@ import pytest
 from kmtalk_cli.errors import MotionError
 from kmtalk_cli.export.fit import DEFAULT_SMOOTHING, arkit_weights, fit_rig, linear_basis, rig_for
 from kmtalk_cli.face.coarticulation import SpokenPhone, animate_phones
-from kmtalk_cli.face.rig import INDEX, PARAMETERS, build_rig, params_from
-from kmtalk_cli.face.template import bundled_template
+from kmtalk_cli.face.rig import INDEX, PARAMETERS, params_from
 
 JAW, CLOSE = INDEX["jawOpen"], INDEX["mouthClose"]
 SENTENCE = "SIL HH AH L OW SIL B AA B M EY D AH P AY F AO R DH AH K IH D Z SIL W IY S AO TH R IY F IH SH SIL".split()
 
 
-@pytest.fixture(scope="module")
-def head():
-    return bundled_template()
-
-
-@pytest.fixture(scope="module")
-def rig(head):
-    return build_rig(head)
 
 
 def sentence_params(frames: int, fps: float = 30.0, seed: int = 1) -> np.ndarray:

@@ -13,21 +13,13 @@ import pytest
 
 from kmtalk_cli.errors import KmtalkWarning, MotionError, OutputError, TemplateError
 from kmtalk_cli.export.gltf import BAKE_TOLERANCE, bake_morph_targets, read_glb, write_baked_glb, write_glb
-from kmtalk_cli.face.rig import INDEX, PARAMETERS, build_rig
-from kmtalk_cli.face.template import FaceTemplate, bundled_template
+from kmtalk_cli.face.rig import INDEX, PARAMETERS
+from kmtalk_cli.face.template import FaceTemplate
 
 VALIDATOR = Path(__file__).parent / "vendor" / "validate_gltf.cjs"
 FPS = 25.0
 
 
-@pytest.fixture(scope="module")
-def head():
-    return bundled_template()
-
-
-@pytest.fixture(scope="module")
-def rig(head):
-    return build_rig(head)
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,8 @@ import pytest
 
 from kmtalk_cli.errors import MotionError, OutputError
 from kmtalk_cli.export.meshseq import frame_name, write_obj_sequence, write_ply_sequence
-from kmtalk_cli.face.template import bundled_template, read_mesh
+from kmtalk_cli.face.template import read_mesh
 
-
-@pytest.fixture(scope="module")
-def head():
-    return bundled_template()
 
 
 def motion(head, frames: int = 3) -> np.ndarray:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from kmtalk_cli.alignment.types import Alignment, Segment
 from kmtalk_cli.face.coarticulation import SpokenPhone, animate_phones
 from kmtalk_cli.face.gate import apply_gate, gate_weights, lower_face_mask
-from kmtalk_cli.face.rig import build_rig, lip_gap, params_from
-from kmtalk_cli.face.template import bundled_template
+from kmtalk_cli.face.rig import lip_gap, params_from
 
 FPS = 30.0
 # Speech from the first frame, a bilabial, a labiodental, a 400 ms pause, a short 100 ms gap, an abrupt end.
@@ -19,14 +17,6 @@ SPOKEN = [
 ]
 
 
-@pytest.fixture(scope="module")
-def head():
-    return bundled_template()
-
-
-@pytest.fixture(scope="module")
-def rig(head):
-    return build_rig(head)
 
 
 def _alignment() -> Alignment:

@@ -8,7 +8,6 @@ import pytest
 from kmtalk_cli.alignment.types import Alignment, Segment
 from kmtalk_cli.face.liveliness import apply_liveliness, liveliness, prosody
 from kmtalk_cli.face.rig import build_rig
-from kmtalk_cli.face.template import bundled_template
 
 RATE = 16_000
 FPS = 30.0
@@ -51,10 +50,6 @@ def _speech(seconds: float, seed: int = 1) -> tuple[np.ndarray, Alignment]:
 def minute():
     return _speech(60.0)
 
-
-@pytest.fixture(scope="module")
-def head():
-    return bundled_template()
 
 
 def test_prosody_finds_the_pitch_of_a_voice():

@@ -9,7 +9,6 @@ import pytest
 
 from kmtalk_cli.errors import RenderError
 from kmtalk_cli.face.rig import INDEX, PARAMETERS, build_rig
-from kmtalk_cli.face.template import bundled_template
 from kmtalk_cli.render import RenderOptions, frame_camera
 from kmtalk_cli.render.camera import CAMERA_PRESETS, camera_view
 from kmtalk_cli.render.pipeline import render_stills
@@ -19,10 +18,6 @@ from kmtalk_cli.render.text import draw_label, text_mask
 SIZE = 160
 GREEN = (0.0, 1.0, 0.0)
 
-
-@pytest.fixture(scope="module")
-def head():
-    return bundled_template()
 
 
 @pytest.fixture(scope="module")

@@ -5,30 +5,19 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-import pytest
 
 from kmtalk_cli.face.coarticulation import SpeakingStyle, SpokenPhone, animate_phones
 from kmtalk_cli.face.rig import (
     LOWER_FACE_PARAMETERS,
     PARAMETERS,
     UPPER_FACE_PARAMETERS,
-    build_rig,
     lip_gap,
     lip_width,
     params_from,
     upper_incisor_edge,
 )
-from kmtalk_cli.face.template import bundled_template
 
 
-@pytest.fixture(scope="module")
-def head():
-    return bundled_template()
-
-
-@pytest.fixture(scope="module")
-def rig(head):
-    return build_rig(head)
 
 
 def _normals(v: np.ndarray, faces: np.ndarray) -> np.ndarray:

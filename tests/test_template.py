@@ -28,10 +28,6 @@ MIRROR_PAIRS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def head() -> FaceTemplate:
-    return bundled_template()
-
 
 def _border_loops(faces: np.ndarray) -> list[set[int]]:
     """Vertex sets of the border loops (edges used by exactly one face)."""

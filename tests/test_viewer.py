@@ -21,7 +21,6 @@ from typer.testing import CliRunner
 from kmtalk_cli.commands.view import view
 from kmtalk_cli.export.gltf import write_glb
 from kmtalk_cli.face.rig import INDEX, PARAMETERS, build_rig
-from kmtalk_cli.face.template import bundled_template
 from kmtalk_cli.viewer import PageServer, build_page, start_server, viewer_page
 
 FPS = 30.0
@@ -33,10 +32,6 @@ app = typer.Typer()
 app.command()(view)
 runner = CliRunner()
 
-
-@pytest.fixture(scope="module")
-def head():
-    return bundled_template()
 
 
 @pytest.fixture(scope="module")

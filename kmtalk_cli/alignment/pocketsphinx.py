@@ -248,6 +248,14 @@ def forced(words: Sequence[str], pcm: bytes, duration: float) -> tuple[tuple[Seg
     raise NoPath("; ".join(dict.fromkeys(reasons)))
 
 
+def _hypothesis_words(decoder: Any) -> list[str]:
+    """The decoder's best word hypothesis, fillers dropped."""
+    hyp = decoder.hyp()
+    if hyp is None:
+        return []
+    return [_clean_word(w) for w in hyp.hypstr.split() if w.lower() not in _FILLER_WORDS]
+
+
 def recognise_words(pcm: bytes) -> list[str]:
     """Word recognition with the shipped LM: the transcript when the user gave none."""
     with POOL.lock:
@@ -256,10 +264,7 @@ def recognise_words(pcm: bytes) -> list[str]:
             _run(decoder, pcm)
         except RuntimeError:
             return []
-        hyp = decoder.hyp()
-        if hyp is None:
-            return []
-        return [_clean_word(w) for w in hyp.hypstr.split() if w.lower() not in _FILLER_WORDS]
+        return _hypothesis_words(decoder)
 
 
 def recognise_phones(pcm: bytes, duration: float) -> tuple[Segment, ...]:
@@ -388,10 +393,7 @@ def spoken_edge_words(words: Sequence[str], pcm: bytes) -> list[str]:
             _run(decoder, pcm)
         except RuntimeError:
             return []
-        hyp = decoder.hyp()
-    if hyp is None:
-        return []
-    return [_clean_word(w) for w in hyp.hypstr.split() if w.lower() not in _FILLER_WORDS]
+        return _hypothesis_words(decoder)
 
 
 def _edge_retry(words: Sequence[str], pcm: bytes, samples: np.ndarray) -> ChunkResult:

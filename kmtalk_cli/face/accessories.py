@@ -32,37 +32,31 @@ EYE_RETREAT = 2.0e-3
 _LID_LANDMARKS = {"eye_right": ((37, 38), (40, 41)), "eye_left": ((43, 44), (46, 47))}
 
 
-def rotation_x(angle: np.ndarray) -> np.ndarray:
-    """(..., 3, 3) right-handed rotations about +X (positive: +Y towards +Z)."""
+def _axis_rotation(angle: np.ndarray, axis: int) -> np.ndarray:
+    """(..., 3, 3) right-handed rotations by ``angle`` about coordinate ``axis`` (0, 1, 2)."""
     a = np.asarray(angle, dtype=np.float64)
     c, s = np.cos(a), np.sin(a)
+    i, j = (axis + 1) % 3, (axis + 2) % 3  # the plane turned: i towards j for a positive angle
     out = np.zeros(a.shape + (3, 3))
-    out[..., 0, 0] = 1.0
-    out[..., 1, 1], out[..., 1, 2] = c, -s
-    out[..., 2, 1], out[..., 2, 2] = s, c
+    out[..., axis, axis] = 1.0
+    out[..., i, i], out[..., i, j] = c, -s
+    out[..., j, i], out[..., j, j] = s, c
     return out
+
+
+def rotation_x(angle: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) right-handed rotations about +X (positive: +Y towards +Z)."""
+    return _axis_rotation(angle, 0)
 
 
 def rotation_y(angle: np.ndarray) -> np.ndarray:
     """(..., 3, 3) right-handed rotations about +Y (positive: +Z towards +X)."""
-    a = np.asarray(angle, dtype=np.float64)
-    c, s = np.cos(a), np.sin(a)
-    out = np.zeros(a.shape + (3, 3))
-    out[..., 1, 1] = 1.0
-    out[..., 0, 0], out[..., 0, 2] = c, s
-    out[..., 2, 0], out[..., 2, 2] = -s, c
-    return out
+    return _axis_rotation(angle, 1)
 
 
 def rotation_z(angle: np.ndarray) -> np.ndarray:
     """(..., 3, 3) right-handed rotations about +Z (positive: +X towards +Y)."""
-    a = np.asarray(angle, dtype=np.float64)
-    c, s = np.cos(a), np.sin(a)
-    out = np.zeros(a.shape + (3, 3))
-    out[..., 2, 2] = 1.0
-    out[..., 0, 0], out[..., 0, 1] = c, -s
-    out[..., 1, 0], out[..., 1, 1] = s, c
-    return out
+    return _axis_rotation(angle, 2)
 
 
 def head_rotations(pose: HeadPose) -> np.ndarray:
