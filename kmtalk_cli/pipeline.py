@@ -325,11 +325,11 @@ class GateLayer:
         return cls(rig, params, gate_weights(alignment.phones, n_frames, fps), lower_face_mask(rig), template.vertices)
 
     def __call__(self, vertices: np.ndarray, start: int) -> np.ndarray:
-        """Frames ``start …`` of the motion, (n, V, 3), gated."""
+        """Frames ``start …`` of the motion, (n, V, 3), gated (in place when they are float32: the window is the caller's to give)."""
         from .face.gate import apply_gate
 
         stop = start + len(vertices)
-        return apply_gate(vertices, self.rig, self.params[start:stop], self.weights[start:stop], self.mask, rest=self.rest)
+        return apply_gate(vertices, self.rig, self.params[start:stop], self.weights[start:stop], self.mask, rest=self.rest, copy=False)
 
 
 def add_gate(anim: Animation) -> Animation:
@@ -338,7 +338,7 @@ def add_gate(anim: Animation) -> Animation:
     import dataclasses
 
     layer = GateLayer.of(anim.alignment, len(anim.vertices), anim.fps, anim.template)
-    return dataclasses.replace(anim, vertices=layer(anim.vertices, 0))
+    return dataclasses.replace(anim, vertices=layer(np.array(anim.vertices, dtype=np.float32), 0))
 
 
 @dataclass(frozen=True)
@@ -369,7 +369,8 @@ class LivelinessLayer:
         return self.live.head_pose
 
     def __call__(self, vertices: np.ndarray, start: int) -> np.ndarray:
-        """Frames ``start …`` of the motion, (n, V, 3), with the blinks and brow raises there."""
+        """Frames ``start …`` of the motion, (n, V, 3), with the blinks and brow raises there (in place
+        when they are float32: the window is the caller's to give)."""
         import dataclasses
 
         from .face.liveliness import apply_liveliness
@@ -378,7 +379,7 @@ class LivelinessLayer:
             return vertices
         stop = start + len(vertices)
         part = dataclasses.replace(self.live, blink=self.live.blink[start:stop], brow=self.live.brow[start:stop])
-        return apply_liveliness(vertices, self.rig, part)
+        return apply_liveliness(vertices, self.rig, part, copy=False)
 
 
 def add_liveliness(anim: Animation, audio: Any, seed: int = 0) -> Animation:
@@ -391,7 +392,7 @@ def add_liveliness(anim: Animation, audio: Any, seed: int = 0) -> Animation:
     import dataclasses
 
     layer = LivelinessLayer.of(audio, anim.alignment, len(anim.vertices), anim.fps, anim.template, seed)
-    return dataclasses.replace(anim, vertices=layer(anim.vertices, 0), head_pose=layer.head_pose)
+    return dataclasses.replace(anim, vertices=layer(np.array(anim.vertices, dtype=np.float32), 0), head_pose=layer.head_pose)
 
 
 def _align_ahead(audio: Any, text: str | None, alignment: Any, checkpoint: Any, key_motions: bool | None, gate: bool) -> Any:
