@@ -45,8 +45,9 @@ def main() -> None:
 def fast_exit(code: object) -> None:
     """End the process now with ``code`` (an int or None) after the exit handlers and a flush of
     stdout/stderr, skipping module teardown; returns (and the caller exits as usual) when other
-    threads still run, a torch process group is open, or the code is a message."""
-    if not (code is None or isinstance(code, int)) or "torch" not in sys.modules or threading.active_count() > 1:
+    (non-daemon) threads still run, a torch process group is open, or the code is a message."""
+    waited = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    if not (code is None or isinstance(code, int)) or "torch" not in sys.modules or waited:
         return
     dist = sys.modules.get("torch.distributed")
     if dist is not None and dist.is_available() and dist.is_initialized():

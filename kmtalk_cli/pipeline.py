@@ -146,7 +146,9 @@ def complete(
     model.check_template(template.n_vertices)
     if keys.dim != model.n_vertices * 3:
         raise MotionError(f"The key motions have {keys.dim // 3} vertices; the model has {model.n_vertices}.")
-    pieces = model.complete_pieces(audio, keys, style=style)
+    from .overlap import ahead
+
+    pieces = ahead(model.complete_pieces(audio, keys, style=style))  # the next window is made while this one is layered and written
     return _assemble(pieces, template.vertices, model.n_frames(audio), motion_path, layer)
 
 
@@ -229,8 +231,12 @@ def animate(
         return _chained(chain)
 
     if model.uses_key_motions:
-        alignment, keys = key_motions_for(audio, model, alignment=alignment, text=text, style=style, on_step=step)
-        layer = layers()
+        from .overlap import beside
+
+        alignment = alignment if alignment is not None else _align(audio, text, step)
+        building = beside(layers)  # the gate's and liveliness's curves (NumPy) while the model predicts the keys
+        _, keys = key_motions_for(audio, model, alignment=alignment, text=text, style=style, on_step=step)
+        layer = building.result()
         vertices = complete(audio, keys, model, face, style=style, on_step=step, motion_path=motion_path, layer=layer)
     else:
         step(f"Predicting the motion ({model.backbone})")
