@@ -205,7 +205,7 @@ def animate(
         return dataclasses.replace(anim, vertices=np.load(motion_path, mmap_mode="r").reshape(n_frames, -1, 3))
     ahead = None
     if model is None:
-        ahead = _align_ahead(audio, text, alignment, checkpoint, key_motions, gate)
+        ahead = _align_ahead(audio, text, alignment, checkpoint, key_motions, gate, bundled_rig=(gate or liveliness) and face is bundled_template())
         step("Loading the model")
         try:
             model = resolve_model(backbone, checkpoint, key_motions, precision=precision)
@@ -221,6 +221,8 @@ def animate(
         if model.uses_key_motions or gate:
             step("Aligning the speech" + (" to its transcript" if text else " (recognising the words)"))
             alignment = ahead.result()
+            if ahead.rig() is not None:
+                _keep_rig(face, ahead.rig())
         else:
             ahead.cancel()
 
@@ -296,6 +298,11 @@ def _chained(layers: list[Any]) -> _Chain | None:
 
 
 _RIGS: dict[int, tuple[Any, Any]] = {}
+
+
+def _keep_rig(template: Any, rig: Any) -> None:
+    """Remember ``rig`` (built elsewhere, e.g. by the alignment worker) as ``template``'s."""
+    _RIGS[id(template)] = (template, rig)
 
 
 def _rig_of(template: Any) -> Any:
@@ -401,11 +408,13 @@ def add_liveliness(anim: Animation, audio: Any, seed: int = 0) -> Animation:
     return dataclasses.replace(anim, vertices=layer(np.array(anim.vertices, dtype=np.float32), 0), head_pose=layer.head_pose)
 
 
-def _align_ahead(audio: Any, text: str | None, alignment: Any, checkpoint: Any, key_motions: bool | None, gate: bool) -> Any:
+def _align_ahead(
+    audio: Any, text: str | None, alignment: Any, checkpoint: Any, key_motions: bool | None, gate: bool, *, bundled_rig: bool = False
+) -> Any:
     """An alignment started in a worker process to overlap the model's loading
     (:mod:`kmtalk_cli.align_ahead`), when the model surely needs one (the gate, or bundled
     key-motion weights) and torch is not loaded yet (a cold start: with torch loaded there is
-    little to overlap); else None."""
+    little to overlap); else None. With ``bundled_rig`` the worker builds the bundled head's rig too."""
     import sys
 
     needed = gate or (checkpoint is None and key_motions is not False)
@@ -413,7 +422,7 @@ def _align_ahead(audio: Any, text: str | None, alignment: Any, checkpoint: Any, 
         return None
     from .align_ahead import AlignAhead
 
-    return AlignAhead(audio, text)
+    return AlignAhead(audio, text, bundled_rig=bundled_rig)
 
 
 def _align(audio: Any, text: str | None, step: Callable[[str], None]) -> Any:
