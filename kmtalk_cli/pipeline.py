@@ -220,6 +220,8 @@ def animate(
     if ahead is not None:
         if model.uses_key_motions or gate:
             step("Aligning the speech" + (" to its transcript" if text else " (recognising the words)"))
+            if model.uses_key_motions:
+                model.encode(audio)  # the audio features need no alignment: made here while the worker aligns
             alignment = ahead.result()
             if ahead.rig() is not None:
                 _keep_rig(face, ahead.rig())
