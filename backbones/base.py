@@ -205,6 +205,14 @@ class Backbone(nn.Module):
         lengths = torch.full((features.shape[0],), features.shape[1], device=features.device)
         return self.decode(features, lengths, condition=condition, style=style)[:, keep]
 
+    def decode_pieces(self, features: Tensor, condition: Tensor | None, style: Tensor | None, piece: int) -> Iterator[Tensor]:
+        """The whole clip's offsets (B, T, V·3) in consecutive pieces of at most ``piece`` frames,
+        for backbones decoded in one pass (:meth:`exact_context` None); one whose large output is
+        a map of small per-frame states overrides it so the (T, V·3) output is never whole."""
+        whole = self.decode_window(features, condition, style, slice(0, features.shape[1]))
+        for start in range(0, whole.shape[1], max(1, piece)):
+            yield whole[:, start : start + piece]
+
     def loss(self, batch: Batch, stage: str = "main", features: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
         """Training loss for ``stage`` and named float parts for logging.
 

@@ -48,6 +48,7 @@ Departures, each deliberate:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import torch
@@ -244,10 +245,22 @@ class FaceFormer(Backbone):
             hidden = self._teacher_forced(inputs, cross, target)
         else:
             hidden = self._free_running(inputs, cross)
-        # Back to offset units with the scale folded into the map: one pass over the (large) output.
+        return self._offsets(hidden).masked_fill_(~frame_mask(frame_lengths, n_frames)[..., None], 0.0)
+
+    def decode_pieces(self, features: Tensor, condition: Tensor | None, style: Tensor | None, piece: int) -> Iterator[Tensor]:
+        """Free-running decoding into the small hidden states (B, T, d) (the key/value cache is
+        bounded by the attention window), the (large) offsets mapped from them a piece at a time."""
+        batch, n_frames, _ = features.shape
+        memory = self.audio_feature_map(features)
+        cross = [layer.cross_attn(memory) for layer in self.layers]
+        hidden = self._free_running(self._frame_inputs(batch, n_frames, memory, condition, style), cross)
+        for start in range(0, n_frames, max(1, piece)):
+            yield self._offsets(hidden[:, start : start + piece])
+
+    def _offsets(self, hidden: Tensor) -> Tensor:
+        """Hidden states → offsets in metres, the scale folded into the map: one pass over the (large) output."""
         scale = self.config.offset_scale
-        offsets = F.linear(hidden, self.motion_decoder.weight / scale, self.motion_decoder.bias / scale)
-        return offsets.masked_fill_(~frame_mask(frame_lengths, n_frames)[..., None], 0.0)
+        return F.linear(hidden, self.motion_decoder.weight / scale, self.motion_decoder.bias / scale)
 
     def loss(self, batch: Batch, stage: str = "main", features: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
         """Masked MSE of offsets in network units (× ``offset_scale``), plus the optional velocity term."""

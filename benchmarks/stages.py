@@ -1,6 +1,6 @@
 """Run one ``kmtalk`` command in a fresh process and split its time and memory by stage.
 
-The child runs the real CLI with its stage reporter (``kmtalk_cli.progress``) replaced by a recorder, so the stages are
+The child runs the real CLI (the console script's entry point, exit included) with its stage reporter (``kmtalk_cli.progress``) replaced by a recorder, so the stages are
 the ones a user sees (start-up, loading the model, aligning, key motions, completion, …) plus
 ``writing`` (from the last stage's end to the process's exit: the motion's last piece, the
 ``.keys.npz``, ``.align.json``). Start-up counts from the moment the process is spawned.
@@ -19,25 +19,25 @@ import time
 from dataclasses import dataclass
 
 _CHILD = r"""
-import contextlib, json, resource, sys, time
+import atexit, contextlib, json, resource, sys, time
 marks = []
 def mark(name):
     marks.append((name, time.time(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
+def report():
+    mark("end")
+    with open(report_path, "w") as fh:
+        json.dump({"marks": marks}, fh)
+report_path = sys.argv[1]
+atexit.register(report)  # the console script's exit runs it too
 import kmtalk_cli.progress as progress
 @contextlib.contextmanager
 def recorder(self, *, enabled=True):
     yield mark
     mark("writing")
 progress.Reporter.steps = recorder
-from kmtalk_cli.cli import app
-code = 0
-try:
-    app(sys.argv[2:])
-except SystemExit as exc:
-    code = exc.code or 0
-mark("end")
-with open(sys.argv[1], "w") as fh:
-    json.dump({"marks": marks, "code": code}, fh)
+from kmtalk_cli.__main__ import main
+sys.argv = ["kmtalk", *sys.argv[2:]]
+main()
 """
 
 #: Stage names as the CLI announces them → short column names.
@@ -74,7 +74,7 @@ def run_stages(args: list[str], *, cwd: str | None = None, env: dict[str, str] |
             data = json.load(fh)
     finally:
         os.unlink(report)
-    if child.returncode or data["code"]:
+    if child.returncode:
         raise RuntimeError(f"kmtalk {' '.join(args)} failed: {stderr.strip()[-500:]}")
     stages: dict[str, float] = {}
     peaks: dict[str, int] = {}

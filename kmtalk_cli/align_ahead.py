@@ -8,6 +8,10 @@ which re-runs the caller's main script), reads the audio from a temporary file a
 a pickle on stdout: the alignment and the warnings it raised (raised again here), or the
 :class:`~kmtalk_cli.errors.KmtalkError` it hit (raised again here). If the worker fails in any
 other way the caller aligns in-process, as it would have without it.
+
+Asked to, the worker also builds the bundled head's articulatory rig (the gate and the
+liveliness layer pose it; building it imports SciPy's sparse matrices), which it has the time
+to do before torch is ready; :meth:`AlignAhead.rig` hands it over (None if not asked for).
 """
 
 from __future__ import annotations
@@ -26,11 +30,12 @@ from .errors import KmtalkError
 class AlignAhead:
     """An alignment started in a worker process; :meth:`result` waits for it."""
 
-    def __init__(self, audio: Any, text: str | None) -> None:
+    def __init__(self, audio: Any, text: str | None, *, bundled_rig: bool = False) -> None:
         fd, self._input = tempfile.mkstemp(prefix="kmtalk-align-", suffix=".pickle")
         with os.fdopen(fd, "wb") as fh:
-            pickle.dump((audio, text), fh, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump((audio, text, bundled_rig), fh, protocol=pickle.HIGHEST_PROTOCOL)
         self._audio, self._text = audio, text
+        self._rig: Any = None
         self._process = subprocess.Popen(
             [sys.executable, "-m", __name__, self._input], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
         )
@@ -45,7 +50,7 @@ class AlignAhead:
         finally:
             self._cleanup()
         try:
-            status, value, caught = pickle.loads(out)
+            status, value, caught, self._rig = pickle.loads(out)
         except Exception:  # noqa: BLE001 - a crashed worker: do the work here instead
             from .alignment import align
 
@@ -55,6 +60,10 @@ class AlignAhead:
         if status == "error":
             raise value
         return value
+
+    def rig(self) -> Any:
+        """The bundled head's rig built by the worker (after :meth:`result`); None if it was not asked for."""
+        return self._rig
 
     def cancel(self) -> None:
         """Stop the worker (the model failed to load, or needs no alignment)."""
@@ -69,18 +78,25 @@ class AlignAhead:
             pass
 
 
-def _work(path: str) -> tuple[str, Any, list[tuple[str, type[Warning]]]]:
+def _work(path: str) -> tuple[str, Any, list[tuple[str, type[Warning]]], Any]:
     from .alignment import align
 
     with open(path, "rb") as fh:
-        audio, text = pickle.load(fh)
+        audio, text, bundled_rig = pickle.load(fh)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             status, value = "ok", align(audio, text)
         except KmtalkError as exc:
             status, value = "error", exc
-    return status, value, [(str(w.message), w.category) for w in caught]
+    return status, value, [(str(w.message), w.category) for w in caught], _bundled_rig() if bundled_rig else None
+
+
+def _bundled_rig() -> Any:
+    from .export.fit import rig_for
+    from .face.template import bundled_template
+
+    return rig_for(bundled_template())
 
 
 if __name__ == "__main__":

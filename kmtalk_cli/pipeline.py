@@ -146,7 +146,9 @@ def complete(
     model.check_template(template.n_vertices)
     if keys.dim != model.n_vertices * 3:
         raise MotionError(f"The key motions have {keys.dim // 3} vertices; the model has {model.n_vertices}.")
-    pieces = model.complete_pieces(audio, keys, style=style)
+    from .overlap import ahead
+
+    pieces = ahead(model.complete_pieces(audio, keys, style=style))  # the next window is made while this one is layered and written
     return _assemble(pieces, template.vertices, model.n_frames(audio), motion_path, layer)
 
 
@@ -203,7 +205,7 @@ def animate(
         return dataclasses.replace(anim, vertices=np.load(motion_path, mmap_mode="r").reshape(n_frames, -1, 3))
     ahead = None
     if model is None:
-        ahead = _align_ahead(audio, text, alignment, checkpoint, key_motions, gate)
+        ahead = _align_ahead(audio, text, alignment, checkpoint, key_motions, gate, bundled_rig=(gate or liveliness) and face is bundled_template())
         step("Loading the model")
         try:
             model = resolve_model(backbone, checkpoint, key_motions, precision=precision)
@@ -218,7 +220,11 @@ def animate(
     if ahead is not None:
         if model.uses_key_motions or gate:
             step("Aligning the speech" + (" to its transcript" if text else " (recognising the words)"))
+            if model.uses_key_motions:
+                model.encode(audio)  # the audio features need no alignment: made here while the worker aligns
             alignment = ahead.result()
+            if ahead.rig() is not None:
+                _keep_rig(face, ahead.rig())
         else:
             ahead.cancel()
 
@@ -229,8 +235,12 @@ def animate(
         return _chained(chain)
 
     if model.uses_key_motions:
-        alignment, keys = key_motions_for(audio, model, alignment=alignment, text=text, style=style, on_step=step)
-        layer = layers()
+        from .overlap import beside
+
+        alignment = alignment if alignment is not None else _align(audio, text, step)
+        building = beside(layers)  # the gate's and liveliness's curves (NumPy) while the model predicts the keys
+        _, keys = key_motions_for(audio, model, alignment=alignment, text=text, style=style, on_step=step)
+        layer = building.result()
         vertices = complete(audio, keys, model, face, style=style, on_step=step, motion_path=motion_path, layer=layer)
     else:
         step(f"Predicting the motion ({model.backbone})")
@@ -292,6 +302,11 @@ def _chained(layers: list[Any]) -> _Chain | None:
 _RIGS: dict[int, tuple[Any, Any]] = {}
 
 
+def _keep_rig(template: Any, rig: Any) -> None:
+    """Remember ``rig`` (built elsewhere, e.g. by the alignment worker) as ``template``'s."""
+    _RIGS[id(template)] = (template, rig)
+
+
 def _rig_of(template: Any) -> Any:
     """The rig on ``template`` (see :func:`~kmtalk_cli.export.fit.rig_for`), built once per template object."""
     from .export.fit import rig_for
@@ -325,11 +340,11 @@ class GateLayer:
         return cls(rig, params, gate_weights(alignment.phones, n_frames, fps), lower_face_mask(rig), template.vertices)
 
     def __call__(self, vertices: np.ndarray, start: int) -> np.ndarray:
-        """Frames ``start …`` of the motion, (n, V, 3), gated."""
+        """Frames ``start …`` of the motion, (n, V, 3), gated (in place when they are float32: the window is the caller's to give)."""
         from .face.gate import apply_gate
 
         stop = start + len(vertices)
-        return apply_gate(vertices, self.rig, self.params[start:stop], self.weights[start:stop], self.mask, rest=self.rest)
+        return apply_gate(vertices, self.rig, self.params[start:stop], self.weights[start:stop], self.mask, rest=self.rest, copy=False)
 
 
 def add_gate(anim: Animation) -> Animation:
@@ -338,7 +353,7 @@ def add_gate(anim: Animation) -> Animation:
     import dataclasses
 
     layer = GateLayer.of(anim.alignment, len(anim.vertices), anim.fps, anim.template)
-    return dataclasses.replace(anim, vertices=layer(anim.vertices, 0))
+    return dataclasses.replace(anim, vertices=layer(np.array(anim.vertices, dtype=np.float32), 0))
 
 
 @dataclass(frozen=True)
@@ -369,7 +384,8 @@ class LivelinessLayer:
         return self.live.head_pose
 
     def __call__(self, vertices: np.ndarray, start: int) -> np.ndarray:
-        """Frames ``start …`` of the motion, (n, V, 3), with the blinks and brow raises there."""
+        """Frames ``start …`` of the motion, (n, V, 3), with the blinks and brow raises there (in place
+        when they are float32: the window is the caller's to give)."""
         import dataclasses
 
         from .face.liveliness import apply_liveliness
@@ -378,7 +394,7 @@ class LivelinessLayer:
             return vertices
         stop = start + len(vertices)
         part = dataclasses.replace(self.live, blink=self.live.blink[start:stop], brow=self.live.brow[start:stop])
-        return apply_liveliness(vertices, self.rig, part)
+        return apply_liveliness(vertices, self.rig, part, copy=False)
 
 
 def add_liveliness(anim: Animation, audio: Any, seed: int = 0) -> Animation:
@@ -391,14 +407,16 @@ def add_liveliness(anim: Animation, audio: Any, seed: int = 0) -> Animation:
     import dataclasses
 
     layer = LivelinessLayer.of(audio, anim.alignment, len(anim.vertices), anim.fps, anim.template, seed)
-    return dataclasses.replace(anim, vertices=layer(anim.vertices, 0), head_pose=layer.head_pose)
+    return dataclasses.replace(anim, vertices=layer(np.array(anim.vertices, dtype=np.float32), 0), head_pose=layer.head_pose)
 
 
-def _align_ahead(audio: Any, text: str | None, alignment: Any, checkpoint: Any, key_motions: bool | None, gate: bool) -> Any:
+def _align_ahead(
+    audio: Any, text: str | None, alignment: Any, checkpoint: Any, key_motions: bool | None, gate: bool, *, bundled_rig: bool = False
+) -> Any:
     """An alignment started in a worker process to overlap the model's loading
     (:mod:`kmtalk_cli.align_ahead`), when the model surely needs one (the gate, or bundled
     key-motion weights) and torch is not loaded yet (a cold start: with torch loaded there is
-    little to overlap); else None."""
+    little to overlap); else None. With ``bundled_rig`` the worker builds the bundled head's rig too."""
     import sys
 
     needed = gate or (checkpoint is None and key_motions is not False)
@@ -406,7 +424,7 @@ def _align_ahead(audio: Any, text: str | None, alignment: Any, checkpoint: Any, 
         return None
     from .align_ahead import AlignAhead
 
-    return AlignAhead(audio, text)
+    return AlignAhead(audio, text, bundled_rig=bundled_rig)
 
 
 def _align(audio: Any, text: str | None, step: Callable[[str], None]) -> Any:

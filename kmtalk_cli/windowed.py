@@ -16,7 +16,8 @@ decoder's attention over every key of the clip. Here:
   output depends on a bounded neighbourhood (:meth:`~kmtalk_cli.backbones.base.Backbone.exact_context`,
   e.g. SelfTalk's banded attention) is decoded per window with that much context each side,
   which gives exactly the whole-clip result; an autoregressive one is decoded in one pass and
-  only the base and the output are streamed.
+  hands its output over in pieces (:meth:`~kmtalk_cli.backbones.base.Backbone.decode_pieces`:
+  FaceFormer maps its small per-frame states to offsets a piece at a time), each with its base.
 """
 
 from __future__ import annotations
@@ -151,13 +152,18 @@ def complete_in_windows(
             + embedding.kind(torch.from_numpy(near.is_key).long().to(device))
             + embedding.distance(torch.from_numpy(near.distances).to(device) / 30.0)
         )
-        residual = backbone.decode_window(guided[:, lo:hi], condition[None], style, slice(start - lo, stop - lo))[0]
-        for a in range(start, stop, window):  # one piece unless the backbone decoded everything at once
-            b = min(stop, a + window)
-            piece = residual[a - start : b - start]
+        if context is not None:
+            residuals = iter([backbone.decode_window(guided[:, lo:hi], condition[None], style, slice(start - lo, stop - lo))])
+        else:  # decoded in one pass, handed over in pieces (the backbone may never hold the whole output)
+            residuals = backbone.decode_pieces(guided, condition[None], style, window)
+        a = start
+        for residual in residuals:
+            piece = residual[0]
+            b = a + len(piece)
             if config.residual and len(keys.frames.indices):
                 piece = _add_base(piece, keys, codes, near, a - lo, b - lo)
             yield piece
+            a = b
 
 
 def _add_base(piece: Tensor, keys: KeyMotions, codes: Tensor, near: Neighbours, a: int, b: int) -> Tensor:

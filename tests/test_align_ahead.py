@@ -30,3 +30,24 @@ def test_cancel_stops_the_worker(speech_wav) -> None:
     ahead = AlignAhead(load_audio(speech_wav(duration=1.0)), None)
     ahead.cancel()
     assert ahead._process.returncode is not None
+
+
+def test_the_worker_builds_the_bundled_heads_rig_as_this_process_does(speech_wav, head) -> None:
+    import dataclasses
+
+    import numpy as np
+
+    from kmtalk_cli.export.fit import rig_for
+
+    ahead = AlignAhead(load_audio(speech_wav(duration=1.0)), "hello there", bundled_rig=True)
+    assert ahead.result().phones
+    there, here = ahead.rig(), rig_for(head)
+    for f in dataclasses.fields(here):
+        a, b = getattr(there, f.name), getattr(here, f.name)
+        if f.name == "masks":
+            assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+        else:
+            assert np.array_equal(a, b), f.name
+    plain = AlignAhead(load_audio(speech_wav(duration=1.0)), "hello there")
+    plain.result()
+    assert plain.rig() is None

@@ -7,7 +7,7 @@ import pytest
 
 from kmtalk_cli.alignment.types import Alignment, Segment
 from kmtalk_cli.face.liveliness import apply_liveliness, liveliness, prosody
-from kmtalk_cli.face.rig import build_rig
+from kmtalk_cli.face.rig import INDEX, build_rig
 
 RATE = 16_000
 FPS = 30.0
@@ -146,3 +146,24 @@ def test_the_pipeline_adds_it_by_default_and_not_when_turned_off(head):
     assert np.abs(on.vertices[:, upper] - off.vertices[:, upper]).max() > 0.002
     lips = head.region("lips")
     np.testing.assert_array_equal(on.vertices[:, lips], off.vertices[:, lips])
+
+
+def test_blinks_and_brows_are_added_as_frame_by_frame_sums_were(minute, head):
+    samples, alignment = minute
+    n = int(round(len(samples) / RATE * FPS))
+    live = liveliness(samples, RATE, alignment, n, FPS, seed=0)
+    rig = build_rig(head)
+    motion = (head.vertices[None] + np.random.default_rng(1).normal(0, 0.001, (n, head.n_vertices, 3))).astype(np.float32)
+    expected = motion.copy()  # the first implementation: one frame at a time
+    d = rig.deltas
+    eyes = d[INDEX["eyeBlinkLeft"]] + d[INDEX["eyeBlinkRight"]]
+    brows = d[INDEX["browInnerUp"]] + 0.7 * (d[INDEX["browOuterUpLeft"]] + d[INDEX["browOuterUpRight"]])
+    for curve, field in ((live.blink, eyes), (live.brow, brows)):
+        cols = np.flatnonzero(np.abs(field).max(axis=1) > 0)
+        for r in np.flatnonzero(curve > 0):
+            expected[r, cols] += (curve[r] * field[cols]).astype(np.float32)
+    out = apply_liveliness(motion, rig, live)
+    np.testing.assert_array_equal(out, expected)
+    assert not np.array_equal(out, motion)
+    assert apply_liveliness(motion, rig, live, copy=False) is motion
+    np.testing.assert_array_equal(motion, expected)

@@ -26,10 +26,11 @@ def test_a_short_or_long_array_is_refused(tmp_path) -> None:
         out.write(np.zeros((3, 2)))
 
 
-def test_a_non_finite_piece_is_refused(tmp_path) -> None:
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_piece_is_refused(tmp_path, bad: float) -> None:
     from kmtalk_cli.errors import MotionError
 
     rows = np.zeros((2, 3), dtype=np.float32)
-    rows[1, 2] = np.nan
+    rows[1, 2] = bad
     with pytest.raises(MotionError, match="NaN"), NpyRowWriter(tmp_path / "n.npy", 2, (3,), what="The motion for x.npy") as out:
         out.write(rows)

@@ -84,10 +84,10 @@ def test_key_windows_stay_close_to_all_keys_at_once(monkeypatch) -> None:
 
 @pytest.mark.parametrize(
     ("name", "sizes"),
-    [("selftalk", {"d_model": 16, "attention_window": 12, "chunk_frames": 50}), ("faceformer", {"d_model": 16})],
+    [("selftalk", {"d_model": 16, "attention_window": 12, "chunk_frames": 50}), ("faceformer", {"d_model": 16}), ("codetalker", {})],
 )
 def test_completion_in_windows_equals_the_whole_clip(name: str, sizes: dict) -> None:
-    """SelfTalk's banded attention makes windows exact; FaceFormer is decoded in one pass."""
+    """SelfTalk's banded attention makes windows exact; FaceFormer and CodeTalker are decoded in one pass, handed over in pieces."""
     model = toy_model(name, **sizes)
     n = 130
     audio = torch.randn(int(n / 30 * 16000)) * 0.1
@@ -111,3 +111,23 @@ def test_completion_from_codes_equals_completion_from_their_offsets() -> None:
     a = torch.cat(list(windowed.complete_in_windows(model, features, coded, None, window=25)))
     b = torch.cat(list(windowed.complete_in_windows(model, features, plain, None, window=25)))
     assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_faceformer_maps_its_states_to_offsets_a_piece_at_a_time(monkeypatch) -> None:
+    """The (T, V·3) output of a one-pass FaceFormer is never whole: each map covers one piece."""
+    model = toy_model("faceformer", d_model=16)
+    n = 130
+    audio = torch.randn(int(n / 30 * 16000)) * 0.1
+    keys = KeyMotions(key_frames(n, 6), np.random.default_rng(1).normal(0, 0.01, (len(key_frames(n, 6).indices), V * 3)).astype(np.float32))
+    whole = model.complete_whole(audio, n, keys)
+    mapped: list[int] = []
+    offsets = type(model.backbone)._offsets
+
+    def recorded(self, hidden):
+        mapped.append(hidden.shape[1])
+        return offsets(self, hidden)
+
+    monkeypatch.setattr(type(model.backbone), "_offsets", recorded)
+    pieces = list(windowed.complete_in_windows(model, model.encode(audio, n), keys, None, window=32))
+    assert mapped == [32, 32, 32, 32, 2]
+    assert torch.allclose(torch.cat(pieces), whole, atol=1e-5)

@@ -32,7 +32,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import solveh_banded
 
 from ..errors import MotionError, TemplateError
 from ..face.rig import CLOSED_LIP_WEIGHT, INDEX, Rig, build_rig
@@ -270,6 +269,8 @@ def _box_qp(ab: np.ndarray, f: np.ndarray, active: Active | None = None, max_ite
     ``active`` (the variables at their upper and lower bound) is the first guess; the answer
     returns the final one, so the next Gauss–Newton step starts where this one ended.
     """
+    from scipy.linalg import solveh_banded  # here, not at the top: the gate and liveliness use this module's rig, not its solver
+
     diag = ab[0]
     upper, lower = active if active is not None else (np.zeros(f.shape, dtype=bool), f < 0)
     for _ in range(max_iter):

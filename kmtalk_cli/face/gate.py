@@ -18,6 +18,7 @@ phone, and the first and last frames are gated fully (the rig rests there).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -72,25 +73,42 @@ def lower_face_mask(rig: Rig) -> np.ndarray:
 
 
 def apply_gate(
-    vertices: np.ndarray, rig: Rig, params: np.ndarray, weights: np.ndarray, mask: np.ndarray, rest: np.ndarray | None = None, *, chunk: int = 256
+    vertices: np.ndarray, rig: Rig, params: np.ndarray, weights: np.ndarray, mask: np.ndarray, rest: np.ndarray | None = None, *,
+    chunk: int = 256, copy: bool = True,
 ) -> np.ndarray:
     """``vertices`` (T, V, 3) blended towards the rig posed with ``params`` (T, P) on ``rest`` by
-    ``weights`` (T,) × ``mask`` (V,).
+    ``weights`` (T,) × ``mask`` (V,); ``copy`` False blends a float32 ``vertices`` in place.
 
-    Only gated frames and masked vertices are posed and blended, a few hundred frames at a
-    time, so minutes of motion cost no more memory than the motion itself.
+    Only gated frames and masked vertices are posed and blended (the rig is cut down to the
+    masked vertices once), a few hundred frames at a time, so minutes of motion cost no more
+    memory than the motion itself.
     """
-    out = np.array(vertices, dtype=np.float32, copy=True)
+    out = np.array(vertices, dtype=np.float32, copy=True) if copy or np.asarray(vertices).dtype != np.float32 else vertices
     w = np.asarray(weights, dtype=np.float64)
     if out.shape[0] != len(w) or np.asarray(params).shape[0] != len(w):
         raise ValueError(f"Motion ({out.shape[0]} frames), rig parameters and gate weights ({len(w)}) differ in length.")
     cols = np.flatnonzero(np.asarray(mask) > 0)
     rows = np.flatnonzero(w > 0)
-    m = np.asarray(mask, dtype=np.float64)[cols]
-    for i in range(0, len(rows), chunk):
+    if not len(rows) or not len(cols):
+        return out
+    m = np.asarray(mask, dtype=np.float32)[cols]
+    part = restricted(rig, cols)
+    part_rest = None if rest is None else np.asarray(rest, dtype=np.float64).reshape(-1, 3)[cols]
+    for i in range(0, len(rows), chunk):  # in float32, as the motion is: within 1e-7 m of float64
         r = rows[i : i + chunk]
-        target = rig.pose(np.asarray(params)[r], rest=rest)[:, cols]
-        block = out[r][:, cols].astype(np.float64)
-        blend = (w[r, None] * m[None, :])[..., None]
-        out[np.ix_(r, cols)] = (block + blend * (target - block)).astype(np.float32)
+        at = np.ix_(r, cols)
+        target = part.pose(np.asarray(params)[r], rest=part_rest, exact=False)
+        block = out[at]
+        target -= block
+        target *= (w[r].astype(np.float32)[:, None] * m[None, :])[..., None]
+        block += target
+        out[at] = block
     return out
+
+
+def restricted(rig: Rig, cols: np.ndarray) -> Rig:
+    """The same rig on the vertices ``cols`` only: posing it gives exactly those vertices of the full pose."""
+    return dataclasses.replace(
+        rig, rest=rig.rest[cols], deltas=rig.deltas[:, cols], jaw_weight=rig.jaw_weight[cols], close_mask=rig.close_mask[cols],
+        masks={k: v[cols] if np.ndim(v) and len(v) == rig.n_vertices else v for k, v in rig.masks.items()},
+    )

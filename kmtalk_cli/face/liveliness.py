@@ -304,12 +304,13 @@ def liveliness(
     return Liveliness(blink, brow, pose, tuple(blinks), tuple(accents), tuple(boundaries))
 
 
-def apply_liveliness(vertices: np.ndarray, rig: Rig, live: Liveliness) -> np.ndarray:
-    """``vertices`` (T, V, 3) with the blinks and brow raises added through the rig's fields.
+def apply_liveliness(vertices: np.ndarray, rig: Rig, live: Liveliness, *, copy: bool = True) -> np.ndarray:
+    """``vertices`` (T, V, 3) with the blinks and brow raises added through the rig's fields;
+    ``copy`` False adds them to a float32 ``vertices`` in place.
 
     The outer brows follow the inner one at 70%, as in a surprised or emphatic raise.
     """
-    v = np.array(vertices, dtype=np.float32, copy=True)
+    v = np.array(vertices, dtype=np.float32, copy=True) if copy or np.asarray(vertices).dtype != np.float32 else vertices
     if v.shape[0] != len(live.blink):
         raise ValueError(f"The motion has {v.shape[0]} frames; the liveliness has {len(live.blink)}.")
     d = rig.deltas
@@ -317,6 +318,7 @@ def apply_liveliness(vertices: np.ndarray, rig: Rig, live: Liveliness) -> np.nda
     brows = d[INDEX["browInnerUp"]] + 0.7 * (d[INDEX["browOuterUpLeft"]] + d[INDEX["browOuterUpRight"]])
     for curve, field in ((live.blink, eyes), (live.brow, brows)):
         cols = np.flatnonzero(np.abs(field).max(axis=1) > 0)
-        for r in np.flatnonzero(curve > 0):  # only the frames and vertices an event moves
-            v[r, cols] += (curve[r] * field[cols]).astype(np.float32)
+        rows = np.flatnonzero(curve > 0)  # only the frames and vertices an event moves
+        if len(rows) and len(cols):
+            v[np.ix_(rows, cols)] += (np.asarray(curve)[rows, None, None] * field[cols][None]).astype(np.float32)
     return v

@@ -117,12 +117,14 @@ class Rig:
         """Vertex count of the template the rig was built on."""
         return int(self.rest.shape[0])
 
-    def pose(self, params: np.ndarray, rest: np.ndarray | None = None) -> np.ndarray:
+    def pose(self, params: np.ndarray, rest: np.ndarray | None = None, *, exact: bool = True) -> np.ndarray:
         """Vertices (T, V, 3) for parameters (T, P) (or (P,) → (V, 3)), on ``rest`` if given.
 
         ``rest`` lets one rig drive many identities of the same topology (corpus subjects).
         Parameters are clipped to 0..1. Sums run in a fixed order in float64, so the result
-        is bit-for-bit reproducible whatever the BLAS or thread count.
+        is bit-for-bit reproducible whatever the BLAS or thread count; ``exact`` False sums the
+        fields in one float32 matrix product instead (several times faster, within 1e-7 m of
+        it, and float32 out), for inference-time posing that ends in float32 anyway.
         """
         p = np.asarray(params, dtype=np.float64)
         single = p.ndim == 1
@@ -133,20 +135,34 @@ class Rig:
         base = self.rest if rest is None else np.asarray(rest, dtype=np.float64).reshape(-1, 3)
         if base.shape != self.rest.shape:
             raise TemplateError(f"Rest shape {base.shape} does not match the rig's {self.rest.shape}.")
-        out = np.repeat(base[None], p.shape[0], axis=0)
-        for k in range(len(self.names)):
-            if k == INDEX["jawOpen"] or not np.any(p[:, k]):
-                continue
-            out += p[:, k, None, None] * self.deltas[k][None]
+        if exact:
+            out = np.repeat(base[None], p.shape[0], axis=0)
+            for k in range(len(self.names)):
+                if k == INDEX["jawOpen"] or not np.any(p[:, k]):
+                    continue
+                out += p[:, k, None, None] * self.deltas[k][None]
+        else:
+            p = p.astype(np.float32)
+            linear = p.copy()
+            linear[:, INDEX["jawOpen"]] = 0.0  # the jaw rotates below
+            out = (linear @ self.deltas.reshape(len(self.names), -1).astype(np.float32)).reshape(p.shape[0], *base.shape)
+            out += base.astype(np.float32)[None]
+        ft = out.dtype  # float64 when exact: every cast below is then a no-op
+        jaw_weight, close_mask, hinge = (np.asarray(a, dtype=ft) for a in (self.jaw_weight, self.close_mask, self.hinge))
         jaw = p[:, INDEX["jawOpen"]]
         close = p[:, INDEX["mouthClose"]]
-        weight = self.jaw_weight[None, :] + close[:, None] * self.close_mask[None, :] * (CLOSED_LIP_WEIGHT - self.jaw_weight[None, :])
-        angle = jaw[:, None] * self.max_jaw * weight
-        cos, sin = np.cos(angle), np.sin(angle)
-        y = out[..., 1] - self.hinge[1]
-        z = out[..., 2] - self.hinge[2]
-        out[..., 1] = self.hinge[1] + y * cos - z * sin
-        out[..., 2] = self.hinge[2] + y * sin + z * cos
+        weight = jaw_weight[None, :] + close[:, None] * close_mask[None, :] * (ft.type(CLOSED_LIP_WEIGHT) - jaw_weight[None, :])
+        angle = jaw[:, None] * ft.type(self.max_jaw) * weight
+        y = out[..., 1] - hinge[1]
+        z = out[..., 2] - hinge[2]
+        if exact:
+            cos, sin = np.cos(angle), np.sin(angle)
+            out[..., 1] = hinge[1] + y * cos - z * sin
+            out[..., 2] = hinge[2] + y * sin + z * cos
+        else:  # the rotation as a change (cos - 1 = -2 sin²(a/2)): where the jaw is still, nothing moves at all
+            sin, versine = np.sin(angle), -2.0 * np.square(np.sin(0.5 * angle))
+            out[..., 1] += y * versine - z * sin
+            out[..., 2] += y * sin + z * versine
         return out[0] if single else out
 
 
