@@ -67,6 +67,7 @@ class CachedAlignments(ModelPredictions):
 
 SIZES: dict[str, Any] = {}  # --config: backbone name → config fields, "key_motions" → options
 LR_SCHEDULE = ["cosine"]  # --lr-schedule
+SPLIT = ["test"]  # --split: the held-out split every row is scored on
 KEY_EPOCHS, REFINE_EPOCHS = 1.5, 0.5  # the key-motion decoder's own stages, in multiples of the budget
 
 
@@ -91,7 +92,7 @@ def run(dataset: Any, items: tuple[list, list], backbone: str, km: dict[str, Any
 
 def score(dataset: Any, predict: Any) -> dict[str, float]:
     regions = resolve_regions(dataset)
-    report = evaluate(dataset, "test", predict, lip_idx=regions.lips, upper_idx=regions.upper_face)
+    report = evaluate(dataset, SPLIT[0], predict, lip_idx=regions.lips, upper_idx=regions.upper_face)
     p = report.pooled
     return {"lve_paper": p.lve_paper, "lve_mm": p.lve_mm, "fdd": p.fdd, "mve_mm": p.mve_mm, "frames": p.frames}
 
@@ -172,8 +173,10 @@ def main() -> None:
     parser.add_argument("--bundled", action="store_true", help="score the bundled default weights instead of training")
     parser.add_argument("--config", type=Path, help="JSON sizes: backbone → config fields, 'key_motions' → options")
     parser.add_argument("--lr-schedule", default="cosine", choices=("cosine", "constant"))
+    parser.add_argument("--split", default="test", help="held-out split to score (test, or unseen for a held-out voice family)")
     args = parser.parse_args()
     LR_SCHEDULE[0] = args.lr_schedule
+    SPLIT[0] = args.split
     if args.config:
         SIZES.update(json.loads(args.config.read_text()))
     if args.bundled:
@@ -191,7 +194,7 @@ def main() -> None:
     items = ([], []) if args.bundled else (load_items(dataset, train_refs, styles), load_items(dataset, dataset.split("val"), styles))
     results: dict[str, Any] = {"epochs": args.epochs, "train_sequences": len(items[0]), "bundled": args.bundled, "rows": {}}
     budget = "the bundled default weights" if args.bundled else f"{len(items[0])} training sequences, {args.epochs} epochs budget, seeds {args.seeds}"
-    lines = [f"Corpus {args.corpus} (test: {len(dataset.split('test'))} sequences of held-out subjects and sentences); "
+    lines = [f"Corpus {args.corpus} ({args.split}: {len(dataset.split(args.split))} held-out sequences); "
              f"{budget}; aligner timings.", "", HEADER]
     seeds = [int(s) for s in args.seeds.split(",")]
 
