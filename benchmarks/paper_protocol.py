@@ -87,9 +87,32 @@ PRESETS: dict[str, Preset] = {
 VARIANTS: dict[str, dict[str, Any]] = {
     "km": {"phone_context": False, "key_noise": 0.3},
     "km-phones": {"phone_context": True, "key_noise": 0.3},
+    "km-rig": {"phone_context": False, "key_noise": 0.3, "rig_prior": True},
+    "km-rig-rec": {"phone_context": False, "key_noise": 0.3, "rig_prior": True},
     "km-no-audio": {"phone_context": False, "audio_guidance": False, "key_noise": 0.3},
     "km-true-keys": {"phone_context": False, "key_noise": 0.0},
 }
+
+
+#: Variants trained on the phones of the *recognised* words, as they are given at test time.
+TRAINED_ON_RECOGNISED = frozenset({"km-rig-rec"})
+
+
+def recognised_items(items: list) -> list:
+    """Training items with the aligner's phones for the words pocketsphinx recognises (cached per name)."""
+    from dataclasses import replace as replace_item
+
+    from kmtalk_cli.alignment import align
+    from kmtalk_cli.audio import Audio
+
+    cache = Recognised.cache
+    out = []
+    for it in items:
+        key = f"recognised:{it.name}"
+        if key not in cache:
+            cache[key] = align(Audio(it.audio, 16_000), None, backend="pocketsphinx")
+        out.append(replace_item(it, alignment=cache[key]))
+    return out
 
 
 def km_stage_epochs(epochs: int) -> dict[str, int]:
@@ -124,6 +147,8 @@ def train_one(dataset: Any, items: tuple[list, list], preset: Preset, backbone: 
     options = TrainOptions(
         epochs=preset.epochs, stage_epochs=stage_epochs, batch_size=preset.batch_size, seed=seed, val_predict_items=2, lr_schedule="cosine"
     )
+    if variant in TRAINED_ON_RECOGNISED:
+        items = (recognised_items(items[0]), recognised_items(items[1]))
     began = time.perf_counter()
     train(model, items[0], items[1], out, description, options, lips=lips)
     (out / "done").write_text(json.dumps({"seconds": round(time.perf_counter() - began, 1)}))
@@ -228,7 +253,9 @@ def main() -> None:
 
     for backbone in preset.backbones:
         for variant, label, seeds in ((None, backbone, preset.seeds), ("km", f"{backbone} + KM (paper decoder: audio only)", preset.seeds),
-                                      ("km-phones", f"{backbone} + KM, phone context (extension)", preset.seeds[:1])):
+                                      ("km-phones", f"{backbone} + KM, phone context (extension)", preset.seeds[:1]),
+                                      ("km-rig", f"{backbone} + KM, rig prior (extension)", preset.seeds),
+                                      ("km-rig-rec", f"{backbone} + KM, rig prior, trained on recognised phones (extension)", preset.seeds)):
             paths = [train_one(dataset, items, preset, backbone, variant, seed, args.work / f"{backbone}-{variant or 'plain'}-s{seed}") for seed in seeds]
             scores = [evaluate_model(p) for p in paths]
             rows[label] = {split: summary([s[split] for s in scores]) for split in splits}

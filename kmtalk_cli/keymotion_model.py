@@ -57,6 +57,7 @@ from torch import Tensor, nn
 from .alignment.phones import LABELS
 from .backbones.base import Backbone, Batch, masked_mse
 from .errors import ModelError
+from . import rig_prior
 from .keymotions import KeyFrames, KeyMotions, select_key_frames
 
 KEY_DECODERS = ("transformer", "linear")
@@ -79,6 +80,7 @@ class KeyMotionConfig:
     residual: bool = True  # the backbone adds to the interpolated key motions instead of replacing them
     completion_trains_encoder: bool = False  # False: the audio encoder learns in ``keys`` only (see notes)
     offset_scale: float = 100.0  # the decoder predicts centimetres
+    rig_prior: bool = False  # the keys add to a linear map of the rig's parameters there (:mod:`kmtalk_cli.rig_prior`)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -121,10 +123,28 @@ class KeyMotionDecoder(nn.Module):
         self.out = nn.Linear(d, n_vertices * 3)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        # Rig parameters at the key → offsets; zero until :meth:`init_rig_prior` (checkpoints carry it).
+        self.prior = nn.Linear(rig_prior.n_parameters(), n_vertices * 3, bias=False) if config.rig_prior else None
+        if self.prior is not None:
+            nn.init.zeros_(self.prior.weight)
 
-    def forward(self, key_features: Tensor, key_frames: Tensor, context: Tensor, key_mask: Tensor, style: Tensor | None) -> Tensor:
-        """(B, K, F) features, (B, K) frame indices, (B, K, 2) phone ids, (B, K) valid → (B, K, V·3) offsets."""
-        return self.out(self.hidden(key_features, key_frames, context, key_mask, style)) / self.config.offset_scale
+    def init_rig_prior(self) -> None:
+        """Start the prior map from the rig's own displacement fields (a new model, before training)."""
+        basis = torch.from_numpy(rig_prior.linear_rig_basis(self.out.out_features // 3))
+        with torch.no_grad():
+            self.prior.weight.copy_(basis.T)
+
+    def forward(
+        self, key_features: Tensor, key_frames: Tensor, context: Tensor, key_mask: Tensor, style: Tensor | None, prior: Tensor | None = None
+    ) -> Tensor:
+        """(B, K, F) features, (B, K) frame indices, (B, K, 2) phone ids, (B, K) valid, with
+        ``rig_prior`` (B, K, P) rig parameters → (B, K, V·3) offsets."""
+        offsets = self.out(self.hidden(key_features, key_frames, context, key_mask, style)) / self.config.offset_scale
+        if self.prior is not None:
+            if prior is None:
+                raise ModelError("This key decoder adds to the rig and needs the rig's parameters at the key frames.")
+            offsets = offsets + self.prior(prior)
+        return offsets
 
     def hidden(self, key_features: Tensor, key_frames: Tensor, context: Tensor, key_mask: Tensor, style: Tensor | None) -> Tensor:
         """The (B, K, decoder_dim) state the linear ``out`` maps to offsets: the key motions' code."""
@@ -209,7 +229,7 @@ class KeyMotionModel(nn.Module):
 
     uses_alignment = True
     #: Read as tensors by windowed inference (:mod:`kmtalk_cli.windowed`), so kept in fp32.
-    fp32_modules = ("key_decoder.out", "embedding.project")
+    fp32_modules = ("key_decoder.out", "key_decoder.prior", "embedding.project")
 
     def __init__(self, backbone: Backbone, config: KeyMotionConfig) -> None:
         super().__init__()
@@ -247,11 +267,23 @@ class KeyMotionModel(nn.Module):
             valid[b, :n] = True
         return frames, context, valid
 
-    def predict_key_offsets(self, features: Tensor, keys: list[KeyFrames], style: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    def rig_parameters(self, alignments: Sequence[Any], keys: list[KeyFrames], device: torch.device) -> Tensor | None:
+        """(B, K, P) rig parameters at the key frames (padded like :meth:`_key_tensors`), or None without ``rig_prior``."""
+        if not self.km_config.rig_prior:
+            return None
+        out = torch.zeros(len(keys), max(len(kf.indices) for kf in keys), rig_prior.n_parameters(), device=device)
+        for b, (alignment, kf) in enumerate(zip(alignments, keys)):
+            out[b, : len(kf.indices)] = torch.from_numpy(rig_prior.rig_parameters_at_keys(alignment, kf)).to(device)
+        return out
+
+    def predict_key_offsets(
+        self, features: Tensor, keys: list[KeyFrames], style: Tensor | None, alignments: Sequence[Any] | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """(B, K, V·3) key offsets, with the (B, K) frames and validity they belong to."""
         frames, context, valid = self._key_tensors(keys, features.device)
         gathered = torch.gather(features, 1, frames[..., None].expand(-1, -1, features.shape[-1]))
-        return self.key_decoder(gathered, frames, context, valid, style), frames, valid
+        prior = self.rig_parameters(alignments, keys, features.device) if alignments is not None else None
+        return self.key_decoder(gathered, frames, context, valid, style, prior), frames, valid
 
     def condition(self, key_offsets: Tensor, frames: Tensor, valid: Tensor, n_frames: int) -> tuple[Tensor, Tensor]:
         """Scatter (B, K, V·3) key offsets onto the timeline: the (B, T, embed_dim) conditioning
@@ -300,7 +332,7 @@ class KeyMotionModel(nn.Module):
                 features = self.backbone.encode_audio(batch.audio, batch.audio_lengths, batch.frame_lengths)
         if stage in ("keys", "refine"):
             scale = self.km_config.offset_scale
-            predicted, _, _ = self.predict_key_offsets(features, keys, batch.style)
+            predicted, _, _ = self.predict_key_offsets(features, keys, batch.style, batch.alignments)
             key_loss = masked_mse(predicted * scale, target_keys * scale, valid)
             return key_loss, {"key": float(key_loss.detach())}
         drop = torch.rand(valid.shape, device=valid.device) < self.km_config.key_dropout
@@ -344,7 +376,8 @@ class KeyMotionModel(nn.Module):
         features = self.encode(audio, n_frames) if features is None else features
         keys = self.key_frames([alignment], torch.tensor([n_frames]))
         style_t = None if style is None else torch.tensor([style], device=features.device)
-        return decode_key_motions(self, features, keys[0], style_t)
+        prior = self.rig_parameters([alignment], keys, features.device)
+        return decode_key_motions(self, features, keys[0], style_t, None if prior is None else prior[0])
 
     def complete_pieces(
         self, audio: Tensor, n_frames: int, keys: KeyMotions, *, style: int | None = None, features: Tensor | None = None

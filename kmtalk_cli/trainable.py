@@ -58,6 +58,8 @@ def build_run(
         from .keymotion_model import KeyMotionModel
 
         model = KeyMotionModel(model, km_config)
+        if km_config.rig_prior:
+            model.key_decoder.init_rig_prior()
         description["kind"] = "key-motion"
         description["key_motions"] = km_config.to_dict()
     return model, description, np.asarray(lips)

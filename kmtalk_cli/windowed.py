@@ -89,8 +89,10 @@ def interpolate_rows(rows: np.ndarray | Tensor, near: Neighbours) -> Tensor:
 
 
 @torch.no_grad()
-def decode_key_motions(model: Any, features: Tensor, frames: KeyFrames, style: Tensor | None) -> KeyMotions:
-    """Key motions of one clip (``features`` (1, T, F)) as codes and the decoder's output map, in windows of keys."""
+def decode_key_motions(model: Any, features: Tensor, frames: KeyFrames, style: Tensor | None, prior: Tensor | None = None) -> KeyMotions:
+    """Key motions of one clip (``features`` (1, T, F)) as codes and the decoder's output map, in
+    windows of keys; with a rig prior, ``prior`` (K, P) holds the rig's parameters at the keys,
+    which join the codes (the prior map joins the basis)."""
     decoder = model.key_decoder
     n = len(frames.indices)
     index = torch.from_numpy(frames.indices).to(features.device)
@@ -106,6 +108,9 @@ def decode_key_motions(model: Any, features: Tensor, frames: KeyFrames, style: T
     scale = decoder.config.offset_scale
     basis = (decoder.out.weight.detach().T / scale).contiguous()
     bias = decoder.out.bias.detach() / scale
+    if decoder.prior is not None:
+        codes = torch.cat([codes, prior.to(codes)], dim=1)
+        basis = torch.cat([basis, decoder.prior.weight.detach().T], dim=0).contiguous()
     return KeyMotions(frames, codes.cpu().numpy(), basis.cpu().numpy(), bias.cpu().numpy())
 
 

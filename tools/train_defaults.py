@@ -82,7 +82,7 @@ def train_one(recipe: Recipe, work: Path, threads: int) -> dict:
     run = work / "runs" / recipe.name
     summary_path = run / "summary.json"
     if summary_path.is_file():
-        return json.loads(summary_path.read_text())
+        return with_unseen(json.loads(summary_path.read_text()), run, work, threads, summary_path)
     run.mkdir(parents=True, exist_ok=True)
     config_path = run / "config.json"
     config_path.write_text(json.dumps(recipe.config, indent=1))
@@ -97,6 +97,20 @@ def train_one(recipe: Recipe, work: Path, threads: int) -> dict:
     report = json.loads((run / "test.json").read_text())
     summary = {"train_args": train_args, "eval_args": eval_args, "train_seconds": round(seconds, 1), "threads": threads,
                "test": report["pooled"] if "pooled" in report else report}
+    summary_path.write_text(json.dumps(summary, indent=1))
+    return with_unseen(summary, run, work, threads, summary_path)
+
+
+def with_unseen(summary: dict, run: Path, work: Path, threads: int, summary_path: Path) -> dict:
+    """Add the score on the voice family no model trained on (the corpus' ``unseen`` split), once."""
+    splits = json.loads((work / "corpus" / "splits.json").read_text())
+    if "unseen" in summary or "unseen" not in splits:
+        return summary
+    args = ["evaluate", str(run / "model" / "best.safetensors"), "--data", str(work / "corpus"), "--split", "unseen",
+            "--out", str(run / "unseen"), "--force", "--quiet"]
+    kmtalk(args, run / "evaluate-unseen.log", threads)
+    report = json.loads((run / "unseen.json").read_text())
+    summary = {**summary, "unseen": report["pooled"] if "pooled" in report else report}
     summary_path.write_text(json.dumps(summary, indent=1))
     return summary
 
@@ -125,7 +139,7 @@ def install_checkpoint(recipe: Recipe, summary: dict, work: Path, weights: Path,
         "minutes": round(summary["train_seconds"] / 60, 1),
         "threads": summary["threads"],
     }
-    info["metrics"] = {**info.get("metrics", {}), "test": summary["test"]}
+    info["metrics"] = {**info.get("metrics", {}), **{k: summary[k] for k in ("test", "unseen") if k in summary}}
     target = weights / f"{recipe.name}.safetensors"
     save_checkpoint(model, target, info, half=True, force=True)
     digest = hashlib.sha256(target.read_bytes()).hexdigest()
@@ -166,14 +180,15 @@ def main() -> None:
     if not args.no_install:
         for recipe in recipes:
             install_checkpoint(recipe, summaries[recipe.name], work, WEIGHTS, "python tools/train_defaults.py --work WORK")
-    print("| checkpoint | backbone | key motions | size (MB) | train (min) | test LVE (mm) | LVE paper (×1e-5 m²) | FDD (×1e-7 m²) | MVE (mm) |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+    print("| checkpoint | backbone | key motions | size (MB) | train (min) | test LVE (mm) | unseen voices LVE (mm) | LVE paper (×1e-5 m²) | FDD (×1e-7 m²) | MVE (mm) |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for recipe in recipes:
         s, t = summaries[recipe.name], summaries[recipe.name]["test"]
+        unseen = f"{s['unseen']['lve_mm']:.3f}" if "unseen" in s else "–"
         file = WEIGHTS / f"{recipe.name}.safetensors"
         size = f"{file.stat().st_size / 1e6:.1f}" if file.is_file() and not args.no_install else "–"
         print(f"| `{recipe.name}` | {recipe.backbone} | {'yes' if recipe.key_motions else 'no'} | {size} | {s['train_seconds'] / 60:.0f} | "
-              f"{t['lve_mm']:.3f} | {t['lve_paper'] * 1e5:.4f} | {t['fdd'] * 1e7:+.4f} | {t['mve_mm']:.3f} |")
+              f"{t['lve_mm']:.3f} | {unseen} | {t['lve_paper'] * 1e5:.4f} | {t['fdd'] * 1e7:+.4f} | {t['mve_mm']:.3f} |")
 
 
 if __name__ == "__main__":

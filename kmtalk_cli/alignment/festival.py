@@ -1,7 +1,9 @@
 """Festival voices: a second free synthesiser whose segment timings are its own ground truth.
 
-Festival (X11-style licence) and its diphone voices (``festvox-kallpc16k``: a US English male,
-BSD-style licence) are Debian main packages. They are an optional extra for building corpora
+Festival (X11-style licence) and its US English voices are Debian main packages: two diphone
+males (``festvox-kallpc16k``, ``festvox-kdlpc16k``, BSD-style licences) and the CMU ARCTIC "slt"
+female as an HTS voice (``festvox-us-slt-hts``, BSD-3/EST licences, 32 kHz; the corpus resamples).
+They are an optional extra for building corpora
 (``kmtalk synth --voices festival`` or ``espeak+festival``), never needed at run time: Festival
 renders the segment durations it plans, and ``utt.save.segs`` writes each segment's end time,
 so the phone timings are exact for its output. Festival's phone set (radio) is ARPAbet in lower
@@ -20,10 +22,15 @@ import numpy as np
 
 from ..errors import KmtalkError
 
-#: Voices the corpus may use, in the order subjects take them (Debian package in brackets).
-VOICES: tuple[str, ...] = ("kal_diphone",)  # festvox-kallpc16k
-VOICE_GENDER: dict[str, str] = {"kal_diphone": "M"}
-VOICE_DIR = Path("/usr/share/festival/voices/english")
+#: Voices the corpus may use, in the order subjects take them, with their folders (Debian package).
+VOICE_DIRS: dict[str, Path] = {
+    "kal_diphone": Path("/usr/share/festival/voices/english/kal_diphone"),  # festvox-kallpc16k
+    "cmu_us_slt_arctic_hts": Path("/usr/share/festival/voices/us/cmu_us_slt_arctic_hts"),  # festvox-us-slt-hts
+    "ked_diphone": Path("/usr/share/festival/voices/english/ked_diphone"),  # festvox-kdlpc16k
+}
+VOICES: tuple[str, ...] = tuple(VOICE_DIRS)
+VOICE_GENDER: dict[str, str] = {"kal_diphone": "M", "cmu_us_slt_arctic_hts": "F", "ked_diphone": "M"}
+PACKAGES = "festvox-kallpc16k festvox-us-slt-hts festvox-kdlpc16k"
 _TIMEOUT_S = 60
 #: Radio phones that are not ARPAbet spelt in lower case.
 _RADIO: dict[str, str] = {"ax": "AH", "pau": "SIL", "axr": "ER", "h#": "SIL", "brth": "SIL"}
@@ -41,15 +48,15 @@ class FestivalSpeech:
 
 
 def installed_voices() -> tuple[str, ...]:
-    return tuple(v for v in VOICES if (VOICE_DIR / v).is_dir())
+    return tuple(v for v in VOICES if VOICE_DIRS[v].is_dir())
 
 
 def missing_reason() -> str | None:
     """Why Festival corpora cannot be built here, or None."""
     if shutil.which("festival") is None:
-        return "the festival program is not installed (Debian: apt install festival festvox-kallpc16k)."
+        return f"the festival program is not installed (Debian: apt install festival {PACKAGES})."
     if not installed_voices():
-        return f"no Festival voice of {', '.join(VOICES)} is installed under {VOICE_DIR} (Debian: festvox-kallpc16k)."
+        return f"no Festival voice of {', '.join(VOICES)} is installed (Debian: apt install {PACKAGES})."
     return None
 
 

@@ -798,7 +798,7 @@ def _datacard(options: SynthOptions, subjects: Sequence[SubjectSpec], records: S
         "",
         "- Face mesh: derived from menpo3d's template (BSD-3-Clause, Imperial College London); see `LICENSE-menpo3d.txt` in kmtalk.",
         "- Speech: synthesised with espeak-ng (GPL-3.0-or-later program; its output audio is not covered by the GPL)"
-        + ("; Festival subjects with Festival (X11-style licence) and its kal diphone voice (festvox-kallpc16k, BSD-style)." if "festival" in engines else "."),
+        + ("; Festival subjects with Festival (X11-style licence) and its voices kal and ked (festvox-kallpc16k, festvox-kdlpc16k, BSD-style) and CMU ARCTIC slt (festvox-us-slt-hts, BSD-3/EST)." if "festival" in engines else "."),
         *_mbrola_licence(engines),
         "- The corpus itself: generated data, free to use, share and modify (CC0-1.0 as far as kmtalk's authors hold rights)"
         + ("; the MBROLA speech stays under the voices' non-commercial terms." if "mbrola" in engines else "."),
