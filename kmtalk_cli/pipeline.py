@@ -243,12 +243,14 @@ def animate(
         layer = building.result()
         vertices = complete(audio, keys, model, face, style=style, on_step=step, motion_path=motion_path, layer=layer)
     else:
-        step(f"Predicting the motion ({model.backbone})")
-        offsets = model.predict_offsets(audio, style=style)
+        from .overlap import ahead
+
         if gate and alignment is None:
             alignment = _align(audio, text, step)
         layer = layers()
-        vertices = _assemble(iter([offsets]), face.vertices, len(offsets), motion_path, layer)
+        step(f"Predicting the motion ({model.backbone})")
+        pieces = ahead(model.predict_pieces(audio, style=style))  # in windows, made while the last one is layered and written
+        vertices = _assemble(pieces, face.vertices, n_frames, motion_path, layer)
     label = f"{model.backbone}{' + KM' if model.uses_key_motions else ''}{'' if model.precision == 'fp32' else f' ({model.precision})'}"
     head_pose = layer.head_pose if isinstance(layer, _Chain) else None
     return Animation(vertices, model.fps, alignment, keys, label, face, head_pose=head_pose)

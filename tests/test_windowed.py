@@ -148,3 +148,23 @@ def test_one_pass_backbones_never_hold_the_whole_output(name, sizes, owner, meth
     pieces = list(windowed.complete_in_windows(model, model.encode(audio, n), keys, None, window=32))
     assert spans == frames and all(len(p) <= 32 for p in pieces)
     assert torch.allclose(torch.cat(pieces), whole, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("name", "sizes"),
+    [("selftalk", {"d_model": 16, "attention_window": 12, "chunk_frames": 50}), ("faceformer", {"d_model": 16}), ("codetalker", {"prior_window": 48, "prior_context": 8})],
+)
+def test_plain_backbones_predict_in_pieces_what_they_predict_whole(name: str, sizes: dict) -> None:
+    torch.manual_seed(0)
+    backbone = create_backbone(name, preset="default", n_vertices=V, n_styles=1, audio={"dim": 16, "layers": 1}, **sizes).eval()
+    with torch.no_grad():
+        for p in backbone.parameters():
+            p.normal_(0.0, 0.2)
+    n = 130
+    audio = torch.randn(int(n / 30 * 16000)) * 0.1
+    with torch.no_grad():
+        whole = backbone.predict(audio, n)
+        pieces = list(backbone.predict_pieces(audio, n, piece=32))
+    assert [len(p) for p in pieces][:4] == [32, 32, 32, 32] or name == "codetalker"
+    assert all(len(p) <= 32 for p in pieces) and sum(len(p) for p in pieces) == n
+    assert torch.allclose(torch.cat(pieces), whole, atol=1e-5) and whole.abs().max() > 1e-3
