@@ -275,8 +275,10 @@ def _assemble(
         return np.concatenate(list(vertex_pieces()), axis=0)
     from .npy_stream import NpyRowWriter
 
+    from .overlap import ahead
+
     with NpyRowWriter(path, n_frames, (rest.size,)) as out:
-        for v in vertex_pieces():
+        for v in ahead(vertex_pieces()):  # the next window is layered while this one is written (the kernel may make a writer wait)
             out.write(v)
     return np.load(path, mmap_mode="r").reshape(n_frames, -1, 3)
 
