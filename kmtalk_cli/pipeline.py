@@ -57,7 +57,7 @@ def resolve_model(backbone: str | None, checkpoint: Path | str | None, key_motio
         backbone = backbone or DEFAULT_BACKBONE
         get_backbone(backbone)  # an unknown name lists the backbones that exist
     if checkpoint is not None:
-        from .backbones.checkpoint import read_checkpoint_info
+        from .checkpoint_info import read_checkpoint_info
 
         held = str(read_checkpoint_info(checkpoint).get("backbone"))
         if backbone is not None and backbone != held:
