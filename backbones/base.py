@@ -248,6 +248,26 @@ class Backbone(nn.Module):
         finally:
             self.train(was_training)
 
+    def predict_pieces(self, audio: Tensor, n_frames: int, *, style: int | None = None, piece: int = 600) -> Iterator[Tensor]:
+        """:meth:`predict` (inference, no condition) in consecutive pieces of at most ``piece``
+        frames: in windows with :meth:`exact_context` frames of context each side when that is
+        bounded, else through :meth:`decode_pieces`; the (T, V·3) output is never whole."""
+        self.eval()
+        device = next(self.parameters()).device
+        audio = audio.reshape(1, -1).to(device)
+        frame_lengths = torch.tensor([n_frames], device=device)
+        features = self.encode_audio(audio, torch.tensor([audio.shape[1]], device=device), frame_lengths)
+        style_t = None if style is None else torch.tensor([style], device=device)
+        context = self.exact_context()
+        if context is None:
+            for part in self.decode_pieces(features, None, style_t, piece):
+                yield part[0]
+            return
+        for start in range(0, n_frames, max(1, piece)):
+            stop = min(n_frames, start + piece)
+            lo, hi = max(0, start - context), min(n_frames, stop + context)
+            yield self.decode_window(features[:, lo:hi], None, style_t, slice(start - lo, stop - lo))[0]
+
     # -- helpers for subclasses ---------------------------------------------------------------
     def mapped_condition(self, condition: Tensor, batch: int, n_frames: int, dtype: torch.dtype) -> Tensor:
         """``condition_map(condition)`` after checking the model has one and the shape fits."""

@@ -17,11 +17,8 @@ import torch
 from torch import nn
 
 from ..atomic import atomic_output
+from ..checkpoint_info import FORMAT, FORMAT_VERSION, METADATA_KEY, read_checkpoint_info, resolve_checkpoint_path  # noqa: F401 - re-exported
 from ..errors import ModelError
-
-FORMAT = "kmtalk-checkpoint"
-FORMAT_VERSION = 1
-METADATA_KEY = "kmtalk"
 
 
 def save_checkpoint(
@@ -56,42 +53,6 @@ def save_checkpoint(
 #: A stored weight larger than this in magnitude is damage, not training (trained weights stay
 #: within a few tens).
 MAX_WEIGHT = 1e6
-
-
-def resolve_checkpoint_path(path: Path | str) -> Path:
-    """A checkpoint file, or a training run folder (its ``best.safetensors``), else a clear error."""
-    path = Path(path)
-    if path.is_dir():
-        for name in ("best.safetensors", "last.safetensors"):
-            if (path / name).is_file():
-                return path / name
-        raise ModelError(f"Checkpoint {path} is a directory without best.safetensors; give a checkpoint file (.safetensors).")
-    if not path.exists():
-        raise ModelError(f"Checkpoint {path} does not exist.")
-    if not path.is_file():
-        raise ModelError(f"Checkpoint {path} is not a regular file.")
-    return path
-
-
-def read_checkpoint_info(path: Path | str) -> dict[str, Any]:
-    """The JSON description of a checkpoint, without loading its weights."""
-    from safetensors import safe_open
-
-    path = resolve_checkpoint_path(path)
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            metadata = fh.metadata() or {}
-    except Exception as exc:  # noqa: BLE001 - safetensors raises several types for bad files
-        raise ModelError(f"Checkpoint {path} is not a readable safetensors file ({exc}).") from None
-    if METADATA_KEY not in metadata:
-        raise ModelError(f"Checkpoint {path} is a safetensors file but not a kmtalk checkpoint (no description).")
-    try:
-        info = json.loads(metadata[METADATA_KEY])
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"Checkpoint {path} has a corrupt description ({exc}).") from None
-    if info.get("format") != FORMAT or int(info.get("format_version", 0)) > FORMAT_VERSION:
-        raise ModelError(f"Checkpoint {path} has an unsupported format ({info.get('format')} v{info.get('format_version')}).")
-    return info
 
 
 def load_state(path: Path | str, model: nn.Module) -> None:

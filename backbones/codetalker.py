@@ -63,7 +63,7 @@ from __future__ import annotations
 
 import warnings
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -172,16 +172,21 @@ def _in_windows(fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, lengths: Tens
 
     Windows sit at fixed frame positions, so an item decodes the same in a padded batch as alone.
     """
+    pieces = list(_window_centres(fn, x, lengths, window, context))
+    return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=1)
+
+
+def _window_centres(fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, lengths: Tensor, window: int, context: int) -> Iterator[Tensor]:
+    """The centres :func:`_in_windows` joins, one window at a time."""
     n_frames = x.shape[1]
     if n_frames <= window:
-        return fn(x, lengths)
-    pieces = []
+        yield fn(x, lengths)
+        return
     for start in range(0, n_frames, window):
         stop = min(n_frames, start + window)
         first, last = max(0, start - context), min(n_frames, stop + context)
         local = (lengths - first).clamp(1, last - first)  # items already finished decode garbage, masked later
-        pieces.append(fn(x[:, first:last], local)[:, start - first : stop - first])
-    return torch.cat(pieces, dim=1)
+        yield fn(x[:, first:last], local)[:, start - first : stop - first]
 
 
 class _Squasher(nn.Module):
@@ -401,6 +406,14 @@ class MotionPrior(nn.Module):
         cfg = self.config
         offsets = _in_windows(self.decoder, codes, lengths, cfg.prior_window, cfg.prior_context) / cfg.offset_scale
         return offsets * frame_mask(lengths, codes.shape[1])[..., None].to(offsets.dtype)
+
+    def decode_pieces(self, codes: Tensor, piece: int) -> Iterator[Tensor]:
+        """:meth:`decode` of full-length items, (B, ≤ ``piece``, V·3) at a time: the whole output is never held."""
+        cfg = self.config
+        lengths = torch.full((codes.shape[0],), codes.shape[1], device=codes.device)
+        for centre in _window_centres(self.decoder, codes, lengths, cfg.prior_window, cfg.prior_context):
+            for start in range(0, centre.shape[1], max(1, piece)):
+                yield centre[:, start : start + piece] / cfg.offset_scale
 
     def forward(self, offsets: Tensor, lengths: Tensor, *, restart: bool = False) -> PriorOutput:
         quantized = self.quantizer(self.encode(offsets, lengths), frame_mask(lengths, offsets.shape[1]), restart=restart)
@@ -657,6 +670,12 @@ class CodeTalker(Backbone):
             return self.teacher_forced(features, frame_lengths, target, condition=condition, style=style).offsets
         codes = self.generate_codes(features, frame_lengths, condition=condition, style=style)
         return self.prior.decode(codes, frame_lengths)
+
+    def decode_pieces(self, features: Tensor, condition: Tensor | None, style: Tensor | None, piece: int) -> Iterator[Tensor]:
+        """Codes generated frame by frame (small: C·D per frame), then the motion prior's decoder
+        over them one window at a time, so the (T, V·3) output is never whole."""
+        lengths = torch.full((features.shape[0],), features.shape[1], device=features.device)
+        yield from self.prior.decode_pieces(self.generate_codes(features, lengths, condition=condition, style=style), piece)
 
     def loss(self, batch: Batch, stage: str = "speech", features: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
         """``prior``: L1 reconstruction + codebook + β·commitment (needs no audio).

@@ -6,7 +6,9 @@ command's own error handling) still ends in one line and exit code 130, not a tr
 Torch's OpenMP threads are told to sleep, not spin, while they wait for work
 (``OMP_WAIT_POLICY=PASSIVE`` unless the user set it): spinning threads took the CPU from the
 aligner in the same process and its worker beside it, and on a machine where another program
-was busy, made key motions and completion three to ten times slower.
+was busy, made key motions and completion three to ten times slower. NumPy's BLAS gets one
+thread (``OPENBLAS_NUM_THREADS=1`` unless set): its products here are small (the gate's rig
+pose), they run beside torch's, and a second BLAS thread made the gate twice as slow.
 
 A finished command leaves through :func:`fast_exit`: once torch is loaded, the interpreter's own
 teardown (freeing every module object one by one) costs about 0.3 s on 2 cores, a fifth of a
@@ -26,6 +28,7 @@ INTERRUPTED = "error: Interrupted; no output was written.\n"
 def main() -> None:
     """Run the ``kmtalk`` app."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read once, when torch loads its OpenMP runtime
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # read once, when NumPy loads OpenBLAS
     try:
         from .cli import app
 

@@ -80,6 +80,20 @@ class LoadedModel:
                 out = self.model.predict(_samples(audio), n_frames, style=index)
         return self._checked(out.detach().cpu().numpy().astype(np.float32))
 
+    def predict_pieces(self, audio: Any, *, style: str | None = None) -> Iterator[np.ndarray]:
+        """:meth:`predict_offsets` of a plain model in consecutive (≤ 600, V·3) float32 pieces,
+        so a long clip never holds the whole output."""
+        if self.uses_key_motions:
+            raise ModelError("A key-motion model predicts through its key motions; use predict_keys and complete_pieces.")
+        pieces = self.model.predict_pieces(_samples(audio), self.n_frames(audio), style=self.style_index(style))
+
+        def numpy_pieces() -> Iterator[np.ndarray]:
+            with torch.inference_mode():
+                for piece in pieces:
+                    yield self._checked(piece.detach().cpu().numpy().astype(np.float32, copy=False))
+
+        return numpy_pieces()
+
     def encode(self, audio: Any) -> torch.Tensor:
         """Audio features at the model's frame rate; the last clip's are kept, so
         :meth:`predict_keys` and :meth:`complete_pieces` on the same clip encode it once."""

@@ -34,6 +34,10 @@ def ahead(items: Iterable[T], depth: int = 1) -> Iterator[T]:
             _put(box, (True, _DONE), stop)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
             _put(box, (False, exc), stop)
+        finally:  # a generator left early is closed here, in the thread whose state (torch's modes) it set up
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
 
     worker = threading.Thread(target=produce, name="kmtalk-ahead", daemon=True)
     worker.start()

@@ -57,7 +57,7 @@ def resolve_model(backbone: str | None, checkpoint: Path | str | None, key_motio
         backbone = backbone or DEFAULT_BACKBONE
         get_backbone(backbone)  # an unknown name lists the backbones that exist
     if checkpoint is not None:
-        from .backbones.checkpoint import read_checkpoint_info
+        from .checkpoint_info import read_checkpoint_info
 
         held = str(read_checkpoint_info(checkpoint).get("backbone"))
         if backbone is not None and backbone != held:
@@ -243,12 +243,14 @@ def animate(
         layer = building.result()
         vertices = complete(audio, keys, model, face, style=style, on_step=step, motion_path=motion_path, layer=layer)
     else:
-        step(f"Predicting the motion ({model.backbone})")
-        offsets = model.predict_offsets(audio, style=style)
+        from .overlap import ahead
+
         if gate and alignment is None:
             alignment = _align(audio, text, step)
         layer = layers()
-        vertices = _assemble(iter([offsets]), face.vertices, len(offsets), motion_path, layer)
+        step(f"Predicting the motion ({model.backbone})")
+        pieces = ahead(model.predict_pieces(audio, style=style))  # in windows, made while the last one is layered and written
+        vertices = _assemble(pieces, face.vertices, n_frames, motion_path, layer)
     label = f"{model.backbone}{' + KM' if model.uses_key_motions else ''}{'' if model.precision == 'fp32' else f' ({model.precision})'}"
     head_pose = layer.head_pose if isinstance(layer, _Chain) else None
     return Animation(vertices, model.fps, alignment, keys, label, face, head_pose=head_pose)
@@ -273,8 +275,10 @@ def _assemble(
         return np.concatenate(list(vertex_pieces()), axis=0)
     from .npy_stream import NpyRowWriter
 
+    from .overlap import ahead
+
     with NpyRowWriter(path, n_frames, (rest.size,)) as out:
-        for v in vertex_pieces():
+        for v in ahead(vertex_pieces()):  # the next window is layered while this one is written (the kernel may make a writer wait)
             out.write(v)
     return np.load(path, mmap_mode="r").reshape(n_frames, -1, 3)
 

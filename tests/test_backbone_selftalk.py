@@ -339,3 +339,23 @@ def test_lip_reader_reads_the_whole_face_when_the_prediction_adds_to_a_base() ->
         _, parts_remainder = model.loss(dataclasses.replace(split, base=None))
     assert parts_split["ctc_gt"] == pytest.approx(parts_whole["ctc_gt"], rel=1e-5)
     assert parts_remainder["ctc_gt"] != pytest.approx(parts_whole["ctc_gt"], rel=1e-3)
+
+
+def test_window_decoding_reuses_a_float_mask_that_blocks_what_the_boolean_one_does():
+    from kmtalk_cli.backbones.selftalk import attention_block_mask
+
+    model = randomise_output(SelfTalk(tiny_config(attention_window=6))).eval()
+    torch.manual_seed(2)
+    with torch.no_grad():
+        for p in model.decoder.parameters():
+            p.normal_(0.0, 0.3)
+    features = torch.randn(1, 40, model.config.audio.dim)
+    with torch.no_grad():
+        got = model.decode_window(features, None, None, slice(5, 35))
+        x = model._tokens(features, None)
+        blocked = attention_block_mask(torch.tensor([40]), 40, 6, model.config.n_heads)
+        expected = model.vertex_map(model.decoder(x, x, tgt_mask=blocked, memory_mask=blocked)[:, 5:35]) / model.config.offset_scale
+        assert torch.allclose(got, expected, atol=1e-6) and expected.abs().max() > 1e-4
+        for n in range(10, 70, 10):  # a few span lengths are kept, the oldest go
+            model.decode_window(torch.randn(1, n, model.config.audio.dim), None, None, slice(0, n))
+    assert len(model._window_masks) == 4

@@ -54,3 +54,21 @@ def test_animate_imports_neither_exporters_renderer_nor_trainer(speech_wav, tmp_
     loaded = loaded_after(["animate", str(speech), "--text", "hello there", "-q"], tmp_path)
     assert (tmp_path / "speech.npy").exists() and "torch" in loaded
     assert not {m for m in loaded if m.startswith(MODEL_STAGE_NEVER)}, sorted(m for m in loaded if m.startswith(MODEL_STAGE_NEVER))
+
+
+def test_a_checkpoints_description_is_read_without_torch(tmp_path) -> None:
+    """``animate -c CKPT`` asks what the checkpoint holds before the model loads: torch must not
+    be loaded by then, or the alignment worker would not start beside its import."""
+    code = textwrap.dedent(
+        """
+        import sys
+        from kmtalk_cli.checkpoint_info import read_checkpoint_info
+        from kmtalk_cli.commands.animate import writes_keys
+        from kmtalk_cli.weights import weights_dir
+        path = weights_dir() / "selftalk-km.safetensors"
+        assert read_checkpoint_info(path)["kind"] == "key-motion" and writes_keys(None, path, None)
+        print("TORCH", "torch" in sys.modules)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert "TORCH False" in done.stdout, done.stdout + done.stderr

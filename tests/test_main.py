@@ -50,19 +50,19 @@ def test_fast_exit_returns_without_torch_with_a_message_or_with_threads_running(
     assert done.stdout.split("\n")[:3] == ["without torch", "with a message", "with a thread"]
 
 
-def test_openmp_threads_sleep_while_they_wait_unless_the_user_says_otherwise():
+def test_openmp_threads_sleep_while_they_wait_and_blas_gets_one_unless_the_user_says_otherwise():
     import os
 
     code = textwrap.dedent(
         """
         import atexit, os, sys
         from kmtalk_cli.__main__ import main
-        atexit.register(lambda: print("policy", os.environ.get("OMP_WAIT_POLICY")))
+        atexit.register(lambda: print("policy", os.environ.get("OMP_WAIT_POLICY"), os.environ.get("OPENBLAS_NUM_THREADS")))
         sys.argv = ["kmtalk", "--help"]
         main()
         """
     )
-    for given, expected in ((None, "PASSIVE"), ("ACTIVE", "ACTIVE")):
-        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | ({"OMP_WAIT_POLICY": given} if given else {})
+    for given, expected in (({}, "PASSIVE 1"), ({"OMP_WAIT_POLICY": "ACTIVE", "OPENBLAS_NUM_THREADS": "2"}, "ACTIVE 2")):
+        env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OPENBLAS_NUM_THREADS")} | given
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
         assert done.stdout.strip().endswith(f"policy {expected}"), done.stdout[-200:]

@@ -36,12 +36,15 @@ def test_an_error_arrives_after_the_items_made_before_it():
 
 
 def test_the_worker_stays_at_most_depth_plus_one_ahead_and_stops_with_the_consumer():
-    made = []
+    made, closed_in = [], []
 
     def items():
-        for i in range(1000):
-            made.append(i)
-            yield i
+        try:
+            for i in range(1000):
+                made.append(i)
+                yield i
+        finally:
+            closed_in.append(threading.current_thread().name)
 
     stream = ahead(items(), depth=2)
     assert next(stream) == 0
@@ -49,6 +52,7 @@ def test_the_worker_stays_at_most_depth_plus_one_ahead_and_stops_with_the_consum
     assert len(made) <= 1 + 2 + 1  # the one taken, two queued, one waiting for room
     stream.close()
     assert len(made) <= 5 and not [t for t in threading.enumerate() if t.name == "kmtalk-ahead"]
+    assert closed_in == ["kmtalk-ahead"]
 
 
 def test_beside_returns_the_result_or_raises_the_error():

@@ -113,21 +113,58 @@ def test_completion_from_codes_equals_completion_from_their_offsets() -> None:
     assert torch.allclose(a, b, atol=1e-5)
 
 
-def test_faceformer_maps_its_states_to_offsets_a_piece_at_a_time(monkeypatch) -> None:
-    """The (T, V·3) output of a one-pass FaceFormer is never whole: each map covers one piece."""
-    model = toy_model("faceformer", d_model=16)
+@pytest.mark.parametrize(("name", "sizes", "owner", "method", "frames"), [
+    ("faceformer", {"d_model": 16}, None, "_offsets", [32, 32, 32, 32, 2]),
+    ("codetalker", {"prior_window": 48, "prior_context": 8}, "prior", "decoder", [56, 64, 42]),  # windows of 48 with 8 of context
+])
+def test_one_pass_backbones_never_hold_the_whole_output(name, sizes, owner, method, frames, monkeypatch) -> None:
+    """FaceFormer maps its states to offsets a piece at a time, CodeTalker's motion prior decodes
+    its codes a window (with context) at a time: each call covers part of the clip, and the
+    pieces join into the whole-clip result."""
+    model = toy_model(name, **sizes)
     n = 130
     audio = torch.randn(int(n / 30 * 16000)) * 0.1
-    keys = KeyMotions(key_frames(n, 6), np.random.default_rng(1).normal(0, 0.01, (len(key_frames(n, 6).indices), V * 3)).astype(np.float32))
+    frames_kept = key_frames(n, 6)
+    keys = KeyMotions(frames_kept, np.random.default_rng(1).normal(0, 0.01, (len(frames_kept.indices), V * 3)).astype(np.float32))
     whole = model.complete_whole(audio, n, keys)
-    mapped: list[int] = []
-    offsets = type(model.backbone)._offsets
+    target = model.backbone if owner is None else getattr(model.backbone, owner)
+    spans: list[int] = []
+    if method == "_offsets":
+        original = type(target)._offsets
 
-    def recorded(self, hidden):
-        mapped.append(hidden.shape[1])
-        return offsets(self, hidden)
+        def recorded(self, hidden):
+            spans.append(hidden.shape[1])
+            return original(self, hidden)
 
-    monkeypatch.setattr(type(model.backbone), "_offsets", recorded)
+        monkeypatch.setattr(type(target), "_offsets", recorded)
+    else:
+        original = target.decoder.forward
+
+        def recorded(x, lengths):
+            spans.append(x.shape[1])
+            return original(x, lengths)
+
+        monkeypatch.setattr(target.decoder, "forward", recorded)
     pieces = list(windowed.complete_in_windows(model, model.encode(audio, n), keys, None, window=32))
-    assert mapped == [32, 32, 32, 32, 2]
+    assert spans == frames and all(len(p) <= 32 for p in pieces)
     assert torch.allclose(torch.cat(pieces), whole, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("name", "sizes"),
+    [("selftalk", {"d_model": 16, "attention_window": 12, "chunk_frames": 50}), ("faceformer", {"d_model": 16}), ("codetalker", {"prior_window": 48, "prior_context": 8})],
+)
+def test_plain_backbones_predict_in_pieces_what_they_predict_whole(name: str, sizes: dict) -> None:
+    torch.manual_seed(0)
+    backbone = create_backbone(name, preset="default", n_vertices=V, n_styles=1, audio={"dim": 16, "layers": 1}, **sizes).eval()
+    with torch.no_grad():
+        for p in backbone.parameters():
+            p.normal_(0.0, 0.2)
+    n = 130
+    audio = torch.randn(int(n / 30 * 16000)) * 0.1
+    with torch.no_grad():
+        whole = backbone.predict(audio, n)
+        pieces = list(backbone.predict_pieces(audio, n, piece=32))
+    assert [len(p) for p in pieces][:4] == [32, 32, 32, 32] or name == "codetalker"
+    assert all(len(p) <= 32 for p in pieces) and sum(len(p) for p in pieces) == n
+    assert torch.allclose(torch.cat(pieces), whole, atol=1e-5) and whole.abs().max() > 1e-3

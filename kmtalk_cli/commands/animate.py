@@ -84,7 +84,7 @@ def writes_keys(backbone: str | None, checkpoint: Path | None, key_motions: bool
         return False
     if checkpoint is None:
         return True
-    from ..backbones.checkpoint import read_checkpoint_info
+    from ..checkpoint_info import read_checkpoint_info
 
     return read_checkpoint_info(checkpoint).get("kind") == "key-motion"
 

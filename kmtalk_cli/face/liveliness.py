@@ -93,7 +93,8 @@ _FRAMES_PER_BLOCK = 1024
 
 def prosody(samples: np.ndarray, sample_rate: int, n_frames: int, fps: float) -> Prosody:
     """F0 by normalised autocorrelation and loudness, in a 40 ms window centred on each frame."""
-    x = np.asarray(samples, dtype=np.float64).ravel()
+    x = np.asarray(samples).ravel()
+    x = x if x.dtype == np.float32 else x.astype(np.float64)  # float32 audio stays so: blocks are widened below
     win = int(round(0.04 * sample_rate))
     centres = np.round(np.arange(n_frames) / fps * sample_rate).astype(int)
     padded = np.pad(x, (win, win))
@@ -104,7 +105,7 @@ def prosody(samples: np.ndarray, sample_rate: int, n_frames: int, fps: float) ->
     for a in range(0, n_frames, _FRAMES_PER_BLOCK):  # frames are independent: blocks keep memory flat in the length
         b = min(n_frames, a + _FRAMES_PER_BLOCK)
         idx = centres[a:b, None] + win // 2 + np.arange(win)[None, :]
-        frames = padded[np.clip(idx, 0, len(padded) - 1)]
+        frames = padded[np.clip(idx, 0, len(padded) - 1)].astype(np.float64)
         frames = frames - frames.mean(axis=1, keepdims=True)
         energy[a:b] = (frames**2).sum(axis=1)
         spec = np.fft.rfft(frames * window, n=size, axis=1)
