@@ -82,6 +82,13 @@ def test_key_windows_stay_close_to_all_keys_at_once(monkeypatch) -> None:
     assert 0 < error < 0.05  # not identical (each key sees fewer others), but close
 
 
+def clip_with_keys(n: int) -> tuple[torch.Tensor, KeyMotions]:
+    """Random speech of ``n`` frames and random key motions every ~6 frames."""
+    audio = torch.randn(int(n / 30 * 16000)) * 0.1
+    frames = key_frames(n, 6)
+    return audio, KeyMotions(frames, np.random.default_rng(1).normal(0, 0.01, (len(frames.indices), V * 3)).astype(np.float32))
+
+
 @pytest.mark.parametrize(
     ("name", "sizes"),
     [("selftalk", {"d_model": 16, "attention_window": 12, "chunk_frames": 50}), ("faceformer", {"d_model": 16}), ("codetalker", {})],
@@ -90,9 +97,7 @@ def test_completion_in_windows_equals_the_whole_clip(name: str, sizes: dict) -> 
     """SelfTalk's banded attention makes windows exact; FaceFormer and CodeTalker are decoded in one pass, handed over in pieces."""
     model = toy_model(name, **sizes)
     n = 130
-    audio = torch.randn(int(n / 30 * 16000)) * 0.1
-    frames = key_frames(n, 6)
-    keys = KeyMotions(frames, np.random.default_rng(1).normal(0, 0.01, (len(frames.indices), V * 3)).astype(np.float32))
+    audio, keys = clip_with_keys(n)
     whole = model.complete_whole(audio, n, keys)
     features = model.encode(audio, n)
     pieces = list(windowed.complete_in_windows(model, features, keys, None, window=32))
@@ -123,9 +128,7 @@ def test_one_pass_backbones_never_hold_the_whole_output(name, sizes, owner, meth
     pieces join into the whole-clip result."""
     model = toy_model(name, **sizes)
     n = 130
-    audio = torch.randn(int(n / 30 * 16000)) * 0.1
-    frames_kept = key_frames(n, 6)
-    keys = KeyMotions(frames_kept, np.random.default_rng(1).normal(0, 0.01, (len(frames_kept.indices), V * 3)).astype(np.float32))
+    audio, keys = clip_with_keys(n)
     whole = model.complete_whole(audio, n, keys)
     target = model.backbone if owner is None else getattr(model.backbone, owner)
     spans: list[int] = []
@@ -148,6 +151,13 @@ def test_one_pass_backbones_never_hold_the_whole_output(name, sizes, owner, meth
     pieces = list(windowed.complete_in_windows(model, model.encode(audio, n), keys, None, window=32))
     assert spans == frames and all(len(p) <= 32 for p in pieces)
     assert torch.allclose(torch.cat(pieces), whole, atol=1e-5)
+
+
+def clip_with_keys(n: int) -> tuple[torch.Tensor, KeyMotions]:
+    """Random speech of ``n`` frames and random key motions every ~6 frames."""
+    audio = torch.randn(int(n / 30 * 16000)) * 0.1
+    frames = key_frames(n, 6)
+    return audio, KeyMotions(frames, np.random.default_rng(1).normal(0, 0.01, (len(frames.indices), V * 3)).astype(np.float32))
 
 
 @pytest.mark.parametrize(
