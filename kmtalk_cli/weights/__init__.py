@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 
-#: What ``kmtalk animate`` uses with no --backbone: the bundled SelfTalk + KM had the lowest test
-#: lip error and closed the lips on the most m/b/p phones of real LibriVox speech (README).
+#: What ``kmtalk animate`` uses with no --backbone: SelfTalk + KM, the key-motion method on the
+#: backbone with the lowest lip error (README, "Bundled weights").
 DEFAULT_BACKBONE = "selftalk"
 
 
