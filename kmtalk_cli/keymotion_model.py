@@ -3,7 +3,8 @@
 1. **Key-motion decoder** — predicts the face (offsets) at the key frames from the backbone's own
    audio features gathered there (the paper's design), plus the phones on either side of each
    key frame (our extension; ``phone_context``) and the speaker style. The key tokens attend to
-   each other, so each key motion knows its neighbours.
+   each other, so each key motion knows its neighbours. With ``rig_prior`` (an extension, off by
+   default) the decoder adds to the articulatory rig's face at each key (:mod:`kmtalk_cli.rig_prior`).
 2. **Completion** — the key motions become a conditioning sequence (B, T, ``embed_dim``): every
    frame gets the key motions *interpolated* between the previous and the next key frame
    (projected to ``embed_dim``), its distances to both in frames, and a learned key / non-key
@@ -54,10 +55,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from . import rig_prior
 from .alignment.phones import LABELS
 from .backbones.base import Backbone, Batch, masked_mse
 from .errors import ModelError
-from . import rig_prior
 from .keymotions import KeyFrames, KeyMotions, select_key_frames
 
 KEY_DECODERS = ("transformer", "linear")
