@@ -68,7 +68,7 @@ def check_clip(animation, audio, alignment, rest_gap: float) -> tuple[float, flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=Path, default=CLIPS, help="Folder of <name>.wav + 'transcription' (pocketsphinx layout).")
-    parser.add_argument("--models", default="", help="Comma-separated: <backbone>, <backbone>-km or rig (default: every bundled one + rig).")
+    parser.add_argument("--models", default="", help="Comma-separated: <backbone>, <backbone>-km, rig or a checkpoint path (default: every bundled one + rig).")
     parser.add_argument("--no-gate", action="store_true", help="Animate without the articulatory gate (kmtalk_cli.face.gate).")
     args = parser.parse_args()
 
@@ -92,9 +92,12 @@ def main() -> None:
         audio = load_audio(args.clips / f"{name}.wav")
         alignment = align(audio, text)
         for model in models:
-            backbone, km = (model[:-3], True) if model.endswith("-km") else (model, False)
-            anim = animate(audio, backbone=backbone, key_motions=km if backbone != "rig" else None, alignment=alignment,
-                           gate=not args.no_gate, liveliness=False)
+            if Path(model).exists():  # a checkpoint file or run folder of your own
+                anim = animate(audio, checkpoint=model, alignment=alignment, gate=not args.no_gate, liveliness=False)
+            else:
+                backbone, km = (model[:-3], True) if model.endswith("-km") else (model, False)
+                anim = animate(audio, backbone=backbone, key_motions=km if backbone != "rig" else None, alignment=alignment,
+                               gate=not args.no_gate, liveliness=False)
             r, share, n = check_clip(anim, audio, alignment, rest_gap)
             totals[model].append((r, share, n))
             print(f"| {name:<44} | {audio.duration:>4.1f} | {model:<15} | {r:>10.2f} | {share:>7.0%} of {n:<2} |")
