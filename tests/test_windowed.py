@@ -153,13 +153,6 @@ def test_one_pass_backbones_never_hold_the_whole_output(name, sizes, owner, meth
     assert torch.allclose(torch.cat(pieces), whole, atol=1e-5)
 
 
-def clip_with_keys(n: int) -> tuple[torch.Tensor, KeyMotions]:
-    """Random speech of ``n`` frames and random key motions every ~6 frames."""
-    audio = torch.randn(int(n / 30 * 16000)) * 0.1
-    frames = key_frames(n, 6)
-    return audio, KeyMotions(frames, np.random.default_rng(1).normal(0, 0.01, (len(frames.indices), V * 3)).astype(np.float32))
-
-
 @pytest.mark.parametrize(
     ("name", "sizes"),
     [("selftalk", {"d_model": 16, "attention_window": 12, "chunk_frames": 50}), ("faceformer", {"d_model": 16}), ("codetalker", {"prior_window": 48, "prior_context": 8})],
