@@ -86,11 +86,10 @@ def rig_motion(
     (or, with a prebuilt ``rig``, on another identity ``rest`` of the same topology).
     ``upper_face`` False leaves out the corpus's random blinks and brow raises (the liveliness
     layer adds its own)."""
-    from .face.coarticulation import SpokenPhone, animate_phones
+    from .face.coarticulation import animate_alignment
     from .face.rig import build_rig
 
-    phones = [SpokenPhone(p.label, p.start, p.end) for p in alignment.phones]
-    params = animate_phones(phones, n_frames, fps, upper_face=upper_face)
+    params = animate_alignment(alignment, n_frames, fps, upper_face=upper_face)
     return (rig or build_rig(template)).pose(params, rest=rest).astype(np.float32)
 
 
@@ -334,13 +333,13 @@ class GateLayer:
 
     @classmethod
     def of(cls, alignment: Any, n_frames: int, fps: float, template: Any) -> GateLayer:
-        from .face.coarticulation import SpokenPhone, animate_phones
+        from .face.coarticulation import animate_alignment
         from .face.gate import gate_weights, lower_face_mask
 
         if alignment is None:
             raise ModelError("The articulatory gate needs the speech's alignment.")
         rig = _rig_of(template)
-        params = animate_phones([SpokenPhone(p.label, p.start, p.end) for p in alignment.phones], n_frames, fps, upper_face=False)
+        params = animate_alignment(alignment, n_frames, fps, upper_face=False)
         return cls(rig, params, gate_weights(alignment.phones, n_frames, fps), lower_face_mask(rig), template.vertices)
 
     def __call__(self, vertices: np.ndarray, start: int) -> np.ndarray:

@@ -38,11 +38,10 @@ def n_parameters() -> int:
 def _rig_parameters(alignment: Any, n_frames: int, fps: float) -> np.ndarray:
     """(T, P) rig parameters, with mouthClose replaced by jawOpen × mouthClose: the closed-lip hold
     acts only through the jaw's rotation, so the product is what moves the face linearly."""
-    from .face.coarticulation import SpokenPhone, animate_phones
+    from .face.coarticulation import animate_alignment
     from .face.rig import INDEX
 
-    phones = [SpokenPhone(p.label, p.start, p.end) for p in alignment.phones]
-    params = animate_phones(phones, n_frames, fps, upper_face=False).astype(np.float32)
+    params = animate_alignment(alignment, n_frames, fps, upper_face=False).astype(np.float32)
     params[:, INDEX["mouthClose"]] *= params[:, INDEX["jawOpen"]]
     params.setflags(write=False)
     return params

@@ -14,6 +14,7 @@ speech", 1993 (dominance D = α·exp(-θ·|τ|^c), value = Σ D·T / Σ D).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 from dataclasses import dataclass
 
 import numpy as np
@@ -371,3 +372,10 @@ def animate_phones(
     events = upper_face_events(phones, duration, style, rng, prosody)
     upper = upper_face_params(events, times, style, rng)
     return np.clip(lower + upper, 0.0, 1.0)
+
+
+def animate_alignment(alignment: Any, n_frames: int, fps: float, *, upper_face: bool = True) -> np.ndarray:
+    """:func:`animate_phones` for the phones of an alignment (anything with ``.phones`` of
+    label/start/end): the rig driven by an aligner, as the rig baseline, the gate and the rig prior use it."""
+    phones = [SpokenPhone(p.label, p.start, p.end) for p in alignment.phones]
+    return animate_phones(phones, n_frames, fps, upper_face=upper_face)
