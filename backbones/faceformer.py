@@ -237,25 +237,26 @@ class FaceFormer(Backbone):
         With ``target`` the decoder is teacher-forced in one parallel pass, unless the model is
         training with ``autoregressive_training`` set; without it, it runs free (cached).
         """
+        hidden = self._hidden(features, condition, style, target)
+        return self._offsets(hidden).masked_fill_(~frame_mask(frame_lengths, features.shape[1])[..., None], 0.0)
+
+    def decode_pieces(self, features: Tensor, condition: Tensor | None, style: Tensor | None, piece: int) -> Iterator[Tensor]:
+        """Free-running decoding into the small hidden states (B, T, d) (the key/value cache is
+        bounded by the attention window), the (large) offsets mapped from them a piece at a time."""
+        hidden = self._hidden(features, condition, style, None)
+        for start in range(0, hidden.shape[1], max(1, piece)):
+            yield self._offsets(hidden[:, start : start + piece])
+
+    def _hidden(self, features: Tensor, condition: Tensor | None, style: Tensor | None, target: Tensor | None) -> Tensor:
+        """The decoder's per-frame states (B, T, d): teacher-forced in one pass with ``target``
+        (unless training with ``autoregressive_training``), else free-running (cached)."""
         batch, n_frames, _ = features.shape
         memory = self.audio_feature_map(features)
         cross = [layer.cross_attn(memory) for layer in self.layers]
         inputs = self._frame_inputs(batch, n_frames, memory, condition, style)
         if target is not None and not (self.training and self.config.autoregressive_training):
-            hidden = self._teacher_forced(inputs, cross, target)
-        else:
-            hidden = self._free_running(inputs, cross)
-        return self._offsets(hidden).masked_fill_(~frame_mask(frame_lengths, n_frames)[..., None], 0.0)
-
-    def decode_pieces(self, features: Tensor, condition: Tensor | None, style: Tensor | None, piece: int) -> Iterator[Tensor]:
-        """Free-running decoding into the small hidden states (B, T, d) (the key/value cache is
-        bounded by the attention window), the (large) offsets mapped from them a piece at a time."""
-        batch, n_frames, _ = features.shape
-        memory = self.audio_feature_map(features)
-        cross = [layer.cross_attn(memory) for layer in self.layers]
-        hidden = self._free_running(self._frame_inputs(batch, n_frames, memory, condition, style), cross)
-        for start in range(0, n_frames, max(1, piece)):
-            yield self._offsets(hidden[:, start : start + piece])
+            return self._teacher_forced(inputs, cross, target)
+        return self._free_running(inputs, cross)
 
     def _offsets(self, hidden: Tensor) -> Tensor:
         """Hidden states → offsets in metres, the scale folded into the map: one pass over the (large) output."""
