@@ -237,11 +237,8 @@ class Backbone(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            device = next(self.parameters()).device
-            audio = audio.reshape(1, -1).to(device)
-            audio_lengths = torch.tensor([audio.shape[1]], device=device)
-            frame_lengths = torch.tensor([n_frames], device=device)
-            features = self.encode_audio(audio, audio_lengths, frame_lengths)
+            features, frame_lengths = self.encode_clip(audio, n_frames)
+            device = features.device
             style_t = None if style is None else torch.tensor([style], device=device)
             cond = None if condition is None else condition.reshape(1, n_frames, -1).to(device)
             return self.decode(features, frame_lengths, condition=cond, style=style_t)[0]
@@ -253,11 +250,8 @@ class Backbone(nn.Module):
         frames: in windows with :meth:`exact_context` frames of context each side when that is
         bounded, else through :meth:`decode_pieces`; the (T, V·3) output is never whole."""
         self.eval()
-        device = next(self.parameters()).device
-        audio = audio.reshape(1, -1).to(device)
-        frame_lengths = torch.tensor([n_frames], device=device)
-        features = self.encode_audio(audio, torch.tensor([audio.shape[1]], device=device), frame_lengths)
-        style_t = None if style is None else torch.tensor([style], device=device)
+        features, _ = self.encode_clip(audio, n_frames)
+        style_t = None if style is None else torch.tensor([style], device=features.device)
         context = self.exact_context()
         if context is None:
             for part in self.decode_pieces(features, None, style_t, piece):
@@ -267,6 +261,13 @@ class Backbone(nn.Module):
             stop = min(n_frames, start + piece)
             lo, hi = max(0, start - context), min(n_frames, stop + context)
             yield self.decode_window(features[:, lo:hi], None, style_t, slice(start - lo, stop - lo))[0]
+
+    def encode_clip(self, audio: Tensor, n_frames: int) -> tuple[Tensor, Tensor]:
+        """One clip's audio (N,) → its features (1, n_frames, F) and frame lengths (1,), on the model's device."""
+        device = next(self.parameters()).device
+        audio = audio.reshape(1, -1).to(device)
+        frame_lengths = torch.tensor([n_frames], device=device)
+        return self.encode_audio(audio, torch.tensor([audio.shape[1]], device=device), frame_lengths), frame_lengths
 
     # -- helpers for subclasses ---------------------------------------------------------------
     def mapped_condition(self, condition: Tensor, batch: int, n_frames: int, dtype: torch.dtype) -> Tensor:

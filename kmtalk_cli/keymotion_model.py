@@ -358,13 +358,8 @@ class KeyMotionModel(nn.Module):
     def encode(self, audio: Tensor, n_frames: int) -> Tensor:
         """(1, n_frames, F) audio features of one clip, shared by key motions and completion (inference: eval mode)."""
         self.eval()
-        return self._encode_one(audio, n_frames)[0]
+        return self.backbone.encode_clip(audio, n_frames)[0]
 
-    def _encode_one(self, audio: Tensor, n_frames: int) -> tuple[Tensor, Tensor]:
-        device = next(self.parameters()).device
-        audio = audio.reshape(1, -1).to(device)
-        frame_lengths = torch.tensor([n_frames], device=device)
-        return self.backbone.encode_audio(audio, torch.tensor([audio.shape[1]], device=device), frame_lengths), frame_lengths
 
     @torch.no_grad()
     def predict_keys(
@@ -415,7 +410,7 @@ class KeyMotionModel(nn.Module):
     ) -> Tensor:
         """:meth:`complete` in one pass over the whole clip, as in training (the reference the windows are checked against)."""
         self.eval()
-        features, frame_lengths = self._encode_one(audio, n_frames)
+        features, frame_lengths = self.backbone.encode_clip(audio, n_frames)
         if keys.frames.n_frames != n_frames or (len(keys.frames.indices) and keys.frames.indices.max() >= n_frames):
             raise ModelError(f"The key motions are for {keys.frames.n_frames} frames but the speech has {n_frames}.")
         device = features.device
