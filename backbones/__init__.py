@@ -15,7 +15,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from ..errors import KmtalkWarning, ModelError
-from .base import Backbone, BackboneConfig, Batch
+from .base import Backbone, BackboneConfig, Batch, check_field_types
 
 ENTRY_POINT_GROUP = "kmtalk.backbones"
 # Imported even when the package metadata is missing (a plain source checkout).
@@ -121,11 +121,12 @@ def create_backbone(name: str, config: BackboneConfig | dict[str, Any] | None = 
     cls = get_backbone(name)
     if config is None:
         config = make_config(name, preset, **overrides)
-    elif isinstance(config, dict):
-        try:
+    try:
+        if isinstance(config, dict):
             config = cls.config_class.from_dict(config)
-        except (TypeError, ValueError) as exc:
-            raise ModelError(f"Bad configuration for backbone '{name}': {exc}.") from None
+        check_field_types(config)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"Bad configuration for backbone '{name}': {exc}.") from None
     return cls(config)
 
 

@@ -81,6 +81,26 @@ class BackboneConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
 
+def check_field_types(config: Any) -> None:
+    """Raise ValueError naming the first field of the config dataclass ``config`` whose value is
+    not of its default's kind (a user's JSON saying ``"d_model": "big"`` or ``"rig_prior": "yes"``):
+    otherwise the mistake surfaces later as an unrelated error deep inside a layer."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        if default is None:
+            continue
+        if dataclasses.is_dataclass(default):
+            check_field_types(value)
+            continue
+        kinds: tuple[type, ...] = {bool: (bool,), int: (int,), float: (int, float), str: (str,), tuple: (tuple, list)}.get(type(default), ())
+        wrong_bool = isinstance(value, bool) and type(default) is not bool
+        if kinds and (not isinstance(value, kinds) or wrong_bool):
+            kind = {bool: "true or false", int: "a whole number", float: "a number", str: "a string", tuple: "a list"}[type(default)]
+            raise ValueError(f"{f.name} must be {kind}, got {value!r}")
+
+
 @dataclass
 class Batch:
     """A padded training/evaluation batch. Everything is a tensor except names and alignments.

@@ -57,7 +57,7 @@ from torch import Tensor, nn
 
 from . import rig_prior
 from .alignment.phones import LABELS
-from .backbones.base import Backbone, Batch, masked_mse
+from .backbones.base import Backbone, Batch, check_field_types, masked_mse
 from .errors import ModelError
 from .keymotions import KeyFrames, KeyMotions, select_key_frames
 
@@ -94,6 +94,10 @@ class KeyMotionConfig:
         if unknown:
             raise ModelError(f"Unknown key-motion option(s): {', '.join(unknown)}.")
         config = cls(**dict(data))
+        try:
+            check_field_types(config)
+        except ValueError as exc:
+            raise ModelError(f"Bad key-motion option: {exc}.") from None
         if config.decoder not in KEY_DECODERS:
             raise ModelError(f"Unknown key-motion decoder '{config.decoder}'; choose from {', '.join(KEY_DECODERS)}.")
         return config

@@ -90,6 +90,20 @@ def test_unknown_names_and_presets_are_errors_listing_what_exists() -> None:
         create_backbone("faceformer", {"n_vertices": 10, "no_such_field": 1})
 
 
+@pytest.mark.parametrize("name", ["faceformer", "codetalker", "selftalk"])
+@pytest.mark.parametrize(("field", "value", "said"), [
+    ("n_styles", "two", "n_styles must be a whole number, got 'two'"),
+    ("fps", True, "fps must be a number, got True"),
+    ("audio", {"dim": "wide"}, "dim must be a whole number, got 'wide'"),
+])
+def test_values_of_the_wrong_kind_are_named(name: str, field: str, value, said: str) -> None:
+    """A user's JSON with a string or a flag where a number goes fails with one sentence naming
+    the field, not later inside a layer."""
+    with pytest.raises(ModelError, match=f"Bad configuration for backbone '{name}': {said}"):
+        create_backbone(name, **{field: value})
+    assert create_backbone(name, n_styles=2, fps=25, audio={"dim": 16, "layers": 1}) is not None  # ints pass where floats go
+
+
 def tiny(name: str) -> Backbone:
     torch.manual_seed(0)
     model = create_backbone(name, n_vertices=40, n_styles=2, condition_dim=4, lip_vertices=tuple(range(10)), audio={"dim": 16, "layers": 2})

@@ -80,3 +80,11 @@ def test_key_codes_carry_the_prior_and_survive_a_checkpoint(corpus, item, tmp_pa
 def test_the_prior_needs_the_rigs_topology() -> None:
     with pytest.raises(ModelError, match="bundled face topology"):
         rig_prior.linear_rig_basis(30)
+
+
+def test_a_rig_prior_that_is_not_a_flag_is_refused() -> None:
+    from kmtalk_cli.keymotion_model import KeyMotionConfig
+
+    with pytest.raises(ModelError, match="rig_prior must be true or false, got 'yes'"):
+        KeyMotionConfig.from_dict({"rig_prior": "yes"})
+    assert KeyMotionConfig.from_dict({"rig_prior": True, "key_noise": 0}).rig_prior  # a whole number is a number
