@@ -91,6 +91,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "km-rig-rec": {"phone_context": False, "key_noise": 0.3, "rig_prior": True},
     "km-no-audio": {"phone_context": False, "audio_guidance": False, "key_noise": 0.3},
     "km-true-keys": {"phone_context": False, "key_noise": 0.0},
+    "km-joint": {"phone_context": False, "schedule": "joint", "completion_keys": "predicted", "completion_trains_encoder": True},
+    "km-joint-true": {"phone_context": False, "schedule": "joint", "completion_trains_encoder": True},
 }
 
 
@@ -115,10 +117,12 @@ def recognised_items(items: list) -> list:
     return out
 
 
-def km_stage_epochs(epochs: int) -> dict[str, int]:
+def km_stage_epochs(epochs: int, schedule: str = "staged") -> dict[str, int]:
     """The plain model's E final-stage epochs split over the key-motion stages (same total)."""
-    keys = max(1, round(0.4 * epochs))
     refine = max(1, round(0.1 * epochs))
+    if schedule == "joint":
+        return {"joint": max(1, epochs - refine), "refine": refine}
+    keys = max(1, round(0.4 * epochs))
     return {"keys": keys, "complete": max(1, epochs - keys - refine), "refine": refine}
 
 
@@ -143,7 +147,7 @@ def train_one(dataset: Any, items: tuple[list, list], preset: Preset, backbone: 
     model, description, lips = build_run(
         backbone, dataset, overrides=preset.sizes.get(backbone, {}), key_motions=km is not None, key_motion_overrides=km or {}
     )
-    stage_epochs = km_stage_epochs(preset.epochs) if km is not None else {}
+    stage_epochs = km_stage_epochs(preset.epochs, km.get("schedule", "staged")) if km is not None else {}
     options = TrainOptions(
         epochs=preset.epochs, stage_epochs=stage_epochs, batch_size=preset.batch_size, seed=seed, val_predict_items=2, lr_schedule="cosine"
     )

@@ -62,6 +62,8 @@ from .errors import ModelError
 from .keymotions import KeyFrames, KeyMotions, select_key_frames
 
 KEY_DECODERS = ("transformer", "linear")
+SCHEDULES = ("staged", "joint")
+COMPLETION_KEYS = ("true", "predicted")
 RETIRED_OPTIONS = frozenset({"key_weight"})  # read from older checkpoints, no longer used
 
 
@@ -82,6 +84,8 @@ class KeyMotionConfig:
     completion_trains_encoder: bool = False  # False: the audio encoder learns in ``keys`` only (see notes)
     offset_scale: float = 100.0  # the decoder predicts centimetres
     rig_prior: bool = False  # the keys add to a linear map of the rig's parameters there (:mod:`kmtalk_cli.rig_prior`)
+    schedule: str = "staged"  # "joint": keys and completion learn in the same steps (one ``joint`` stage, see notes)
+    completion_keys: str = "true"  # "predicted": ``joint`` completion learns from the decoder's own keys
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -100,6 +104,12 @@ class KeyMotionConfig:
             raise ModelError(f"Bad key-motion option: {exc}.") from None
         if config.decoder not in KEY_DECODERS:
             raise ModelError(f"Unknown key-motion decoder '{config.decoder}'; choose from {', '.join(KEY_DECODERS)}.")
+        if config.schedule not in SCHEDULES:
+            raise ModelError(f"Unknown key-motion schedule '{config.schedule}'; choose from {', '.join(SCHEDULES)}.")
+        if config.completion_keys not in COMPLETION_KEYS:
+            raise ModelError(f"Unknown completion_keys '{config.completion_keys}'; choose from {', '.join(COMPLETION_KEYS)}.")
+        if config.completion_keys == "predicted" and config.schedule != "joint":
+            raise ModelError("completion_keys 'predicted' needs schedule 'joint' (staged completion trains before the key decoder is final).")
         return config
 
 
@@ -247,7 +257,8 @@ class KeyMotionModel(nn.Module):
         n_vertices, n_styles = backbone.config.n_vertices, backbone.config.n_styles
         self.key_decoder = KeyMotionDecoder(config, backbone.feature_dim, n_vertices, n_styles)
         self.embedding = KeyMotionEmbedding(config, n_vertices)
-        self.stages = (*backbone.stages[:-1], "keys", "complete", "refine")
+        own = ("keys", "complete") if config.schedule == "staged" else ("joint",)
+        self.stages = (*backbone.stages[:-1], *own, "refine")
 
     @property
     def config(self):  # noqa: ANN201 - the backbone's config (fps, vertices, regions)
@@ -317,13 +328,16 @@ class KeyMotionModel(nn.Module):
         if stage == "refine":
             return list(self.key_decoder.parameters())
         params = [*self.embedding.parameters(), *self.backbone.trainable_parameters(self.backbone.stages[-1])]
+        if stage == "joint":
+            params = [*self.key_decoder.parameters(), *self.backbone.audio_encoder.parameters(), *params]
+            return list({id(p): p for p in params}.values())
         if self.km_config.completion_trains_encoder:
             return params
         encoder = {id(p) for p in self.backbone.audio_encoder.parameters()}
         return [p for p in params if id(p) not in encoder]
 
     def _encoder_learns(self, stage: str) -> bool:
-        return stage == "keys" or (stage == "complete" and self.km_config.completion_trains_encoder)
+        return stage in ("keys", "joint") or (stage == "complete" and self.km_config.completion_trains_encoder)
 
     def loss(self, batch: Batch, stage: str = "keys", features: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
         keys = self.key_frames(batch.alignments, batch.frame_lengths)
@@ -335,14 +349,24 @@ class KeyMotionModel(nn.Module):
         if features is None:
             with torch.set_grad_enabled(torch.is_grad_enabled() and self._encoder_learns(stage)):
                 features = self.backbone.encode_audio(batch.audio, batch.audio_lengths, batch.frame_lengths)
-        if stage in ("keys", "refine"):
+        if stage in ("keys", "refine", "joint"):
             scale = self.km_config.offset_scale
             predicted, _, _ = self.predict_key_offsets(features, keys, batch.style, batch.alignments)
             key_loss = masked_mse(predicted * scale, target_keys * scale, valid)
-            return key_loss, {"key": float(key_loss.detach())}
+            if stage != "joint":
+                return key_loss, {"key": float(key_loss.detach())}
+            source = predicted.detach() if self.km_config.completion_keys == "predicted" else target_keys
+            encoder_grads = self.km_config.completion_trains_encoder
+            completion, parts = self._completion_loss(batch, source, frames, valid, features if encoder_grads else features.detach())
+            return key_loss + completion, {**parts, "key": float(key_loss.detach())}
+        completion, parts = self._completion_loss(batch, target_keys, frames, valid, features)
+        return completion, parts
+
+    def _completion_loss(self, batch: Batch, keys: Tensor, frames: Tensor, valid: Tensor, features: Tensor) -> tuple[Tensor, dict[str, float]]:
+        """The backbone's loss for completing ``keys`` (B, K, V·3) at ``frames`` into the whole sequence."""
         drop = torch.rand(valid.shape, device=valid.device) < self.km_config.key_dropout
         ends = (frames == 0) | (frames == (batch.frame_lengths[:, None] - 1))
-        cond, base = self.condition(self._completion_keys(target_keys, valid), frames, valid & (~drop | ends), batch.offsets.shape[1])
+        cond, base = self.condition(self._completion_keys(keys, valid), frames, valid & (~drop | ends), batch.offsets.shape[1])
         completion, backbone_parts = self.backbone.loss(
             self._residual_batch(batch, base, cond), self.backbone.stages[-1], features=self._guided(features)
         )

@@ -192,3 +192,50 @@ def test_complete_teacher_forced_reads_the_true_residual_of_earlier_frames(corpu
     torch.testing.assert_close(moved[: k + 1], forced[: k + 1], atol=0, rtol=0)
     assert not torch.allclose(moved[k + 1 :], forced[k + 1 :])
     assert not torch.allclose(model.complete(audio, n, keys), forced)  # free-running reads its own frames
+
+
+def test_joint_schedule_trains_keys_and_completion_in_the_same_steps(corpus) -> None:
+    config = KeyMotionConfig(**{**KM.to_dict(), "schedule": "joint", "completion_keys": "predicted", "completion_trains_encoder": True})
+    model = KeyMotionModel(tiny_backbone("selftalk", corpus), config)
+    assert model.stages == ("joint", "refine")
+    params = model.trainable_parameters("joint")
+    assert len({id(p) for p in params}) == len(params)  # the encoder is shared: each parameter once
+    learnt = {id(p) for p in params}
+    for part in (model.key_decoder, model.embedding, model.backbone.audio_encoder):
+        assert all(id(p) in learnt for p in part.parameters())
+    batch = collate(load_items(corpus, corpus.split("train")[:2], [corpus.split("train")[0].subject]))
+    torch.nn.init.normal_(model.key_decoder.out.weight, std=0.01)  # zero-initialised: no gradient would reach the encoder
+    loss, parts = model.loss(batch, "joint")
+    assert float(loss) == pytest.approx(parts["key"] + parts["completion"], rel=1e-5)
+    loss.backward()
+    assert all(p.grad is not None for p in model.key_decoder.out.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.backbone.audio_encoder.parameters())
+
+
+def test_joint_completion_learns_from_the_decoders_keys_when_asked(corpus, monkeypatch) -> None:
+    """With ``completion_keys: predicted`` completion is conditioned on the decoder's (detached) keys,
+    not the truth: what it will be given at test time."""
+    batch = collate(load_items(corpus, corpus.split("train")[:1], [corpus.split("train")[0].subject]))
+    seen = {}
+    for source in ("true", "predicted"):
+        torch.manual_seed(0)
+        config = KeyMotionConfig(**{**KM.to_dict(), "schedule": "joint", "completion_keys": source})
+        model = KeyMotionModel(tiny_backbone("selftalk", corpus), config).eval()
+        torch.nn.init.normal_(model.key_decoder.out.weight, std=0.01)  # zero-initialised keys would be 0 either way
+        original = model.condition
+        monkeypatch.setattr(model, "condition", lambda keys, *a: (seen.__setitem__(source, keys), original(keys, *a))[1])
+        model.loss(batch, "joint")
+        assert not seen[source].requires_grad
+    keys = model.key_frames(batch.alignments, batch.frame_lengths)
+    frames = torch.from_numpy(keys[0].indices)
+    torch.testing.assert_close(seen["true"][0], batch.offsets[0, frames])
+    assert not torch.allclose(seen["predicted"][0], batch.offsets[0, frames])
+
+
+def test_unknown_schedules_and_predicted_keys_without_joint_are_refused() -> None:
+    with pytest.raises(ModelError, match="schedule"):
+        KeyMotionConfig.from_dict({"schedule": "together"})
+    with pytest.raises(ModelError, match="completion_keys"):
+        KeyMotionConfig.from_dict({"completion_keys": "guessed"})
+    with pytest.raises(ModelError, match="joint"):
+        KeyMotionConfig.from_dict({"completion_keys": "predicted"})
