@@ -29,11 +29,17 @@ on a corpus with hidden prosody (loudness and rate change the amplitude) the aud
 repairs them. ``key_noise`` 0 (the default until a full-size run shows the gain) is the old form;
 ``benchmarks/paper_protocol.py`` trains both.
 
-Nothing here knows which backbone it wraps. Training is progressive (``stages``): the backbone's
-own pre-stages (CodeTalker's motion prior), ``keys`` (decoder and audio encoder on ground-truth
-key frames), ``complete`` (completion from ground-truth key motions, on the audio features as
-``keys`` left them; ``key_dropout`` hides some) and ``refine`` (the key decoder alone, everything
-else frozen, selected by the free-running lip error of the whole model).
+Nothing here knows which backbone it wraps. Training goes in ``stages``: the backbone's own
+pre-stages (CodeTalker's motion prior), then with ``schedule: staged`` ``keys`` (decoder and
+audio encoder on ground-truth key frames) and ``complete`` (completion from ground-truth key
+motions, on the audio features as ``keys`` left them; ``key_dropout`` hides some), or with
+``schedule: joint`` one ``joint`` stage in which every step learns both (the sum of the two
+losses, the audio encoder shared), and last ``refine`` (the key decoder alone, everything else
+frozen, selected by the free-running lip error of the whole model). Given as many optimiser
+steps as a plain backbone, the staged form leaves completion half of them and the key decoder
+less than half; the joint form gives each all of them, for a dearer step. With ``joint``,
+``completion_keys: predicted`` conditions completion on the decoder's own (detached) keys
+instead of the true ones: the keys it will be given at test time.
 
 ``key_dropout`` is 0 and ``refine`` trains the key decoder alone: hiding keys taught completion
 to "repair" keys that are really there, and refining the backbone on the decoder's over-fitted
