@@ -97,23 +97,41 @@ def score(dataset: Any, predict: Any) -> dict[str, float]:
     return {"lve_paper": p.lve_paper, "lve_mm": p.lve_mm, "fdd": p.fdd, "mve_mm": p.mve_mm, "frames": p.frames}
 
 
+def aligned(seq: Any) -> Any:
+    """The aligner's phones for a test recording (given its text), shared with the models' rows."""
+    from kmtalk_cli.alignment import align, find_transcript
+
+    key = f"aligner:{seq.name}"
+    if key not in CachedAlignments.cache:
+        CachedAlignments.cache[key] = align(seq.audio, find_transcript(seq.audio.source))
+    return CachedAlignments.cache[key]
+
+
 def rig_floor(dataset: Any) -> dict[str, float]:
     """The rig (no learning) driven by the aligner's phones, on each test subject's own face."""
-    from kmtalk_cli.alignment import align, find_transcript
     from kmtalk_cli.face.rig import build_rig
     from kmtalk_cli.face.template import bundled_template
     from kmtalk_cli.pipeline import rig_motion
 
     head = bundled_template()
     rig = build_rig(head)
+    return score(dataset, lambda seq: rig_motion(aligned(seq), head, len(seq.vertices), seq.fps, rig=rig, rest=seq.template))
 
-    def predict(seq: Any) -> np.ndarray:
-        key = f"aligner:{seq.name}"
-        if key not in CachedAlignments.cache:
-            CachedAlignments.cache[key] = align(seq.audio, find_transcript(seq.audio.source))
-        return rig_motion(CachedAlignments.cache[key], head, len(seq.vertices), seq.fps, rig=rig, rest=seq.template)
 
-    return score(dataset, predict)
+def true_keys_interpolated(seq: Any, alignment: Any) -> np.ndarray:
+    """The *true* face at the key frames of ``alignment``, linearly interpolated (V, 3 per frame):
+    what is left between the keys is all a completion could add to perfect key motions."""
+    import torch
+
+    from kmtalk_cli.keymotion_model import interpolate_keys
+    from kmtalk_cli.keymotions import select_key_frames
+
+    n = len(seq.vertices)
+    frames = select_key_frames(alignment, n, float(seq.fps)).indices
+    offsets = torch.from_numpy((seq.vertices - seq.template[None]).reshape(n, -1).astype(np.float32))
+    mask = torch.zeros(1, n, dtype=torch.bool)
+    mask[0, frames] = True
+    return interpolate_keys(offsets[None] * mask[..., None], mask)[0][0].numpy().reshape(n, -1, 3) + seq.template
 
 
 def model_score(dataset: Any, path: Path, alignments: str = "aligner") -> dict[str, float]:
@@ -231,6 +249,9 @@ def main() -> None:
     floor = rig_floor(dataset)
     results["rows"]["rig (aligner timings, no learning)"] = {"mean": floor}
     lines.append(row("rig (aligner timings, no learning)", floor))
+    between = score(dataset, lambda seq: true_keys_interpolated(seq, aligned(seq)))
+    results["rows"]["true key motions, interpolated"] = {"mean": between}
+    lines.append(row("true key motions, interpolated (what completion can add between keys)", between))
     if args.ablations:
         b = args.ablations
         full = args.runs / f"{b}-km-s{seeds[0]}" / "best.safetensors"

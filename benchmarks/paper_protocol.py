@@ -44,7 +44,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from keymotion_gain import CachedAlignments  # noqa: E402
+from keymotion_gain import CachedAlignments, true_keys_interpolated  # noqa: E402
 
 from kmtalk_cli.trainable import build_run  # noqa: E402
 from kmtalk_cli.data.dataset import open_dataset  # noqa: E402
@@ -189,27 +189,6 @@ def keys_only(helper: Recognised) -> Any:
     return predict
 
 
-def true_keys_interpolated(dataset: Any) -> Any:
-    """The *true* face at the key frames of the recognised phones, linearly interpolated: what is
-    left between the keys is all a completion could add to perfect key motions."""
-    import torch
-
-    from kmtalk_cli.keymotion_model import interpolate_keys
-    from kmtalk_cli.keymotions import select_key_frames
-
-    helper = Recognised.__new__(Recognised)  # only its alignment cache is used
-
-    def predict(seq: Any) -> np.ndarray:
-        n = len(seq.vertices)
-        frames = select_key_frames(Recognised._alignment(helper, seq), n, float(seq.fps)).indices
-        offsets = torch.from_numpy((seq.vertices - seq.template[None]).reshape(n, -1).astype(np.float32))
-        mask = torch.zeros(1, n, dtype=torch.bool)
-        mask[0, frames] = True
-        return interpolate_keys(offsets[None] * mask[..., None], mask)[0][0].numpy().reshape(n, -1, 3) + seq.template
-
-    return predict
-
-
 def rig_by_aligner(dataset: Any) -> Any:
     """The rig, no learning, driven by the phones of the recognised words, on each subject's face."""
     from kmtalk_cli.face.rig import build_rig
@@ -299,7 +278,9 @@ def main() -> None:
                                ("km-staged", "… staged: keys, then completion on noisy true keys (the earlier form)")):
             path = train_one(dataset, items, preset, backbone, variant, preset.seeds[0], args.work / f"{backbone}-{variant}-s{preset.seeds[0]}")
             rows[f"{label}, seed {preset.seeds[0]}"] = {**evaluate_model(path), "seeds": 1, "minutes": minutes(path), "base": backbone}
-    rows["true key motions, interpolated (no learning)"] = {split: score(dataset, split, true_keys_interpolated(dataset)) for split in splits}
+    recognised = Recognised.__new__(Recognised)  # only its alignment cache is used
+    between = lambda seq: true_keys_interpolated(seq, recognised._alignment(seq))  # noqa: E731
+    rows["true key motions, interpolated (no learning)"] = {split: score(dataset, split, between) for split in splits}
     rows["rig driven by the aligner (no learning)"] = {split: score(dataset, split, rig_by_aligner(dataset)) for split in splits}
     rows["template (no motion)"] = {split: score(dataset, split, lambda seq: np.repeat(seq.template[None], len(seq.vertices), axis=0)) for split in splits}
     header = (f"Preset `{args.preset}`: corpus {corpus} ({len(items[0])} training sequences; held-out family "
