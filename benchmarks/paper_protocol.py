@@ -88,7 +88,7 @@ PRESETS: dict[str, Preset] = {
 }
 #: Key-motion variants: the paper's decoder, the extensions and the ablations. Every one but
 #: ``km-staged`` learns keys and completion in the same steps (``schedule: joint``).
-JOINT: dict[str, Any] = {"phone_context": False, "schedule": "joint", "completion_trains_encoder": True}
+JOINT: dict[str, Any] = {"phone_context": False, "schedule": "joint"}
 VARIANTS: dict[str, dict[str, Any]] = {
     "km": JOINT,
     "km-phones": {**JOINT, "phone_context": True},

@@ -34,7 +34,7 @@ pre-stages (CodeTalker's motion prior), then with ``schedule: staged`` ``keys`` 
 audio encoder on ground-truth key frames) and ``complete`` (completion from ground-truth key
 motions, on the audio features as ``keys`` left them; ``key_dropout`` hides some), or with
 ``schedule: joint`` one ``joint`` stage in which every step learns both (the sum of the two
-losses, the audio encoder shared), and last ``refine`` (the key decoder alone, everything else
+losses, the audio encoder learning from both), and last ``refine`` (the key decoder alone, everything else
 frozen, selected by the free-running lip error of the whole model). Given as many optimiser
 steps as a plain backbone, the staged form leaves completion half of them and the key decoder
 less than half; the joint form gives each all of them, for a dearer step. With ``joint``,
@@ -87,7 +87,7 @@ class KeyMotionConfig:
     key_dropout: float = 0.0  # share of key frames hidden in the ``complete`` stage (see the module notes)
     key_noise: float = 0.0  # > 0: completion learns from keys carrying a key decoder's kind of error (:func:`corrupt_keys`)
     residual: bool = True  # the backbone adds to the interpolated key motions instead of replacing them
-    completion_trains_encoder: bool = False  # False: the audio encoder learns in ``keys`` only (see notes)
+    completion_trains_encoder: bool = False  # staged: False lets the audio encoder learn in ``keys`` only (see notes); joint: both always
     offset_scale: float = 100.0  # the decoder predicts centimetres
     rig_prior: bool = False  # the keys add to a linear map of the rig's parameters there (:mod:`kmtalk_cli.rig_prior`)
     schedule: str = "staged"  # "joint": keys and completion learn in the same steps (one ``joint`` stage, see notes)
@@ -362,8 +362,7 @@ class KeyMotionModel(nn.Module):
             if stage != "joint":
                 return key_loss, {"key": float(key_loss.detach())}
             source = predicted.detach() if self.km_config.completion_keys == "predicted" else target_keys
-            encoder_grads = self.km_config.completion_trains_encoder
-            completion, parts = self._completion_loss(batch, source, frames, valid, features if encoder_grads else features.detach())
+            completion, parts = self._completion_loss(batch, source, frames, valid, features)
             return key_loss + completion, {**parts, "key": float(key_loss.detach())}
         completion, parts = self._completion_loss(batch, target_keys, frames, valid, features)
         return completion, parts

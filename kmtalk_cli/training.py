@@ -370,9 +370,14 @@ def resume_state(model: nn.Module, out_dir: Path, stages: Sequence[str]) -> RunS
         raise ModelError(f"Nothing to resume in {out_dir}: it has no last.safetensors and last.state.safetensors.")
     from .backbones.checkpoint import load_state
 
-    load_state(run.last, model)
     tensors, meta = _read_state(run.state)
     p = meta["progress"]
+    if p["stage"] not in stages:
+        raise ModelError(
+            f"The run in {out_dir} stopped in stage '{p['stage']}', which this model does not have (its stages are "
+            f"{', '.join(stages)}); resume it with the config it started with."
+        )
+    load_state(run.last, model)
     run.start_stage, run.start_epoch, run.best_metric = list(stages).index(p["stage"]), p["epoch"] + 1, p["best_metric"]
     run.history = [EpochLog(**h) for h in p["history"]]
     run.resumed = (tensors, meta)

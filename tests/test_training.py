@@ -205,3 +205,16 @@ def test_the_cli_refuses_absurd_rates_and_leaves_no_run_folder(tiny_corpus, tmp_
         result = CliRunner().invoke(app, ["train", "--data", str(tiny_corpus), "--out", str(tmp_path / "run"), "--lr", lr])
         assert result.exit_code == 2 and "--lr" in result.output and "Traceback" not in result.output
         assert not (tmp_path / "run").exists()
+
+
+def test_resuming_with_a_model_that_lacks_the_stopped_stage_is_refused(corpus, tmp_path) -> None:
+    """A key-motion run started staged (keys, complete) cannot resume as joint: one sentence, not a traceback."""
+    from kmtalk_cli.errors import ModelError
+
+    _, description, _ = build_run("faceformer", corpus, overrides=SMALL)
+    items = [item(f"a{i}", 3 + i) for i in range(2)]
+    train(_SixColumns(), items, [], tmp_path, description, TrainOptions(epochs=1, batch_size=1))
+    other = _SixColumns()
+    other.stages = ("joint", "refine")
+    with pytest.raises(ModelError, match="stopped in stage 'main'.*config it started with"):
+        train(other, items, [], tmp_path, description, TrainOptions(epochs=1, batch_size=1), resume=True)
