@@ -45,8 +45,12 @@ def synth(
     with running("synth", progress, quiet=quiet) as rep:
         from dataclasses import replace
 
+        from ..alignment.espeak import ESPEAK_MISSING, EspeakError
+        from ..alignment.lexicon import espeak_installed
         from ..data.synth import PRESETS, build_corpus
 
+        if not espeak_installed():  # every voice's word timings come from espeak-ng's phonemes
+            raise EspeakError(ESPEAK_MISSING)
         options = PRESETS[preset.value]
         options = replace(
             options,

@@ -1,0 +1,168 @@
+"""Letter-to-sound accuracy: kmtalk's learnt model against espeak-ng, on CMUdict and in alignment.
+
+Table 1 holds out a random share of CMUdict's plain-letter words, learns the model from the rest
+(as ``tools/build_g2p_table.py`` does from all of it) and scores both engines on the held-out
+words: word accuracy (the prediction equals one of the word's CMUdict pronunciations) and phone
+error rate (edit distance to the nearest of them, over the reference length).
+
+Table 2 asks what matters to the aligner: real LibriVox speech (and the example clip), with one
+word at a time made unknown to the aligner and pronounced by an engine instead. The reference is
+the alignment with every word from CMUdict; the table gives how far that word's start and end,
+and all word boundaries of the clip, move. espeak-ng columns need the ``synth`` extra.
+
+    python benchmarks/g2p_accuracy.py [--holdout 0.05] [--seed 0] [--no-align]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from kmtalk_cli.alignment import g2p, lexicon
+from kmtalk_cli.alignment.lexicon import Pronunciation
+
+CLIPS = Path("/usr/share/pocketsphinx/test/data/librivox")
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "amiable.wav"
+
+
+def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
+    """Levenshtein distance between two phone sequences."""
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
+    return row[-1]
+
+
+def score(predict: Callable[[str], tuple[str, ...]], words: Sequence[str], entries) -> tuple[float, float, float]:
+    """(word accuracy, phone error rate, ms per word) of ``predict`` against CMUdict."""
+    correct = errors = length = 0
+    start = time.perf_counter()
+    for word in words:
+        references = [tuple(p.rstrip("012") for p in ref) for ref in entries[word]]
+        guess = predict(word)
+        best = min(edit_distance(guess, ref) for ref in references)
+        correct += best == 0
+        errors += best
+        length += len(references[0])
+    return correct / len(words), errors / length, 1000 * (time.perf_counter() - start) / len(words)
+
+
+def dictionary_table(holdout: float, seed: int, also_held: set[str]) -> g2p.LetterToSound:
+    """Table 1: held-out CMUdict words. Returns the model, learnt without them and ``also_held``."""
+    entries = lexicon._cmudict()
+    words = sorted(word for word, _ in g2p.training_pairs(entries))
+    random.Random(seed).shuffle(words)
+    held = set(words[: round(holdout * len(words))])
+    start = time.perf_counter()
+    model = g2p.learn({w: p for w, p in entries.items() if w not in held | also_held})
+    learnt_in = time.perf_counter() - start
+    held_words = sorted(held)
+    print(f"\nHeld-out CMUdict words: {len(held_words)} of {len(words)} (seed {seed}); model learnt from the rest in {learnt_in:.1f} s, {len(model.table)} windows\n")
+    print("| engine | word accuracy | phone error rate | ms/word |")
+    print("|---|---|---|---|")
+    rows = [("kmtalk g2p (learnt)", model.pronounce)]
+    if lexicon.espeak_installed():
+        rows.append(("espeak-ng en-us", lambda w: lexicon.espeak_g2p(w)))
+    for name, predict in rows:
+        accuracy, per, ms = score(predict, held_words, entries)
+        print(f"| {name} | {accuracy:.1%} | {per:.1%} | {ms:.2f} |")
+    return model
+
+
+def clips() -> list[tuple[Path, str]]:
+    """Real speech with transcripts: the LibriVox test clips and the example clip."""
+    found = []
+    if (CLIPS / "transcription").exists():
+        for line in (CLIPS / "transcription").read_text().splitlines():
+            text, _, name = line.replace("<s>", "").replace("</s>", "").rpartition("(")
+            found.append((CLIPS / f"{name.strip(') ')}.wav", text.strip()))
+    if EXAMPLE.exists():
+        found.append((EXAMPLE, EXAMPLE.with_suffix(".txt").read_text().strip()))
+    return [(path, text) for path, text in found if path.exists()]
+
+
+def alignment_table(model: g2p.LetterToSound, min_letters: int = 4) -> None:
+    """Table 2: one word at a time pronounced by an engine instead of CMUdict, on real speech.
+
+    ``model`` must have been learnt without the clips' words, so they are new to it.
+    """
+    from kmtalk_cli.alignment import align
+    from kmtalk_cli.alignment import pocketsphinx as ps
+
+    engines: list[tuple[str, Callable[[str], tuple[str, ...]]]] = [("kmtalk g2p (learnt without these words)", model.pronounce)]
+    if lexicon.espeak_installed():
+        engines.append(("espeak-ng en-us", lambda w: lexicon.espeak_g2p(w)))
+    original = ps.pronounce
+    results: dict[str, list[tuple[float, float, float, int]]] = {name: [] for name, _ in engines}
+    trials = 0
+    stand_ins: list[str] = []
+    for path, text in clips():
+        words = text.split()
+        reference = align(path, text, backend="pocketsphinx")
+        ref_words = [w for w in reference.words if w.label != "SIL"]
+        if [w.label for w in ref_words] != words:
+            continue
+        for k, word in enumerate(words):
+            if len(word) < min_letters:
+                continue
+            trials += 1
+            for name, engine in engines:
+                phones = engine(word)
+                # A fresh spelling neither dictionary holds (the aligner's decoders keep words they learnt).
+                stand_in = "qqoov" + "".join(chr(97 + int(d)) for d in str(len(stand_ins)))
+                stand_ins.append(stand_in)
+                ps.pronounce = lambda w, _p=phones: Pronunciation(w, _p, "bench") if w == stand_in else original(w)
+                try:
+                    result = align(path, " ".join(words[:k] + [stand_in] + words[k + 1:]), backend="pocketsphinx")
+                finally:
+                    ps.pronounce = original
+                got = [w for w in result.words if w.label != "SIL"]
+                if len(got) != len(ref_words) or not result.forced:
+                    results[name].append((np.nan, np.nan, np.nan, 1))
+                    continue
+                starts = np.abs([a.start - b.start for a, b in zip(got, ref_words)])
+                ends = np.abs([a.end - b.end for a, b in zip(got, ref_words)])
+                phone_errors = edit_distance(phones, lexicon.cmudict_pronunciations(word)[0])
+                results[name].append((1000 * starts[k], 1000 * ends[k], 1000 * float(np.mean(np.r_[starts, ends])), phone_errors))
+    print(f"\nAlignment of real speech with one word treated as unknown ({trials} words of {min_letters}+ letters; reference: the all-CMUdict alignment)\n")
+    print("| engine | word start shift, ms (mean / max) | word end shift, ms (mean / max) | all word boundaries, mean ms | words with phone errors |")
+    print("|---|---|---|---|---|")
+    for name, rows in results.items():
+        data = np.array(rows, dtype=float)
+        failed = int(np.isnan(data[:, 0]).sum())
+        ok = data[~np.isnan(data[:, 0])]
+        note = f" ({failed} not forced)" if failed else ""
+        print(
+            f"| {name} | {ok[:, 0].mean():.1f} / {ok[:, 0].max():.0f} | {ok[:, 1].mean():.1f} / {ok[:, 1].max():.0f} | "
+            f"{ok[:, 2].mean():.1f} | {int((data[:, 3] > 0).sum())} of {len(data)}{note} |"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--holdout", type=float, default=0.05, help="Share of CMUdict words held out (default 0.05).")
+    parser.add_argument("--seed", type=int, default=0, help="Which words are held out.")
+    parser.add_argument("--no-align", action="store_true", help="Skip the alignment table.")
+    args = parser.parse_args(argv)
+    if not lexicon._cmudict():
+        print("pocketsphinx's CMUdict was not found.", file=sys.stderr)
+        return 1
+    if not lexicon.espeak_installed():
+        print("espeak-ng is not installed (pip install \"kmtalk[synth]\"): only the learnt model is measured.")
+    speech = [] if args.no_align else clips()
+    model = dictionary_table(args.holdout, args.seed, {w for _, text in speech for w in text.split()})
+    if speech:
+        alignment_table(model)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
