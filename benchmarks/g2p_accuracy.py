@@ -8,7 +8,9 @@ error rate (edit distance to the nearest of them, over the reference length).
 Table 2 asks what matters to the aligner: real LibriVox speech (and the example clip), with one
 word at a time made unknown to the aligner and pronounced by an engine instead. The reference is
 the alignment with every word from CMUdict; the table gives how far that word's start and end,
-and all word boundaries of the clip, move. espeak-ng columns need the ``synth`` extra.
+and all word boundaries of the clip, move. Table 3 aligns espeak-ng speech of sentences full of
+made-up names against its exact phone times, with either lexicon. espeak-ng rows and table 3
+need the ``synth`` extra.
 
     python benchmarks/g2p_accuracy.py [--holdout 0.05] [--seed 0] [--no-align]
 """
@@ -74,6 +76,13 @@ def dictionary_table(holdout: float, seed: int, also_held: set[str]) -> g2p.Lett
     for name, predict in rows:
         accuracy, per, ms = score(predict, held_words, entries)
         print(f"| {name} | {accuracy:.1%} | {per:.1%} | {ms:.2f} |")
+    g2p.bundled.cache_clear()
+    start = time.perf_counter()
+    bundled = g2p.bundled()
+    print(
+        f"\nBundled table (learnt from all of CMUdict): {len(bundled.table)} windows, "
+        f"{g2p.TABLE_PATH.stat().st_size / 1e6:.2f} MB, read on first use in {time.perf_counter() - start:.2f} s"
+    )
     return model
 
 
@@ -146,6 +155,76 @@ def alignment_table(model: g2p.LetterToSound, min_letters: int = 4) -> None:
         )
 
 
+#: Sentences whose names and coinages CMUdict lacks (two or three each).
+OOV_SENTENCES = (
+    "Kmtalk moves the lips of a virtual zorblax with ease.",
+    "Our friend Brontavia flew to Quenzelburg on Tuesday.",
+    "The startup Flimberly sold its grottaplex to Vantrish.",
+    "Doctor Ashwendle prescribed florminade for the cough.",
+    "Yesterday the glorptastic gadget broke near Tremblowe.",
+    "Marisqua and Delphonte painted the shed bright blue.",
+    "The chef served crendolini with a spoon of barvish sauce.",
+    "Please ask Jorvanek about the snedrick contract.",
+    "Tamzorin Street floods whenever the Blathwick river rises.",
+    "A spindlewort grew beside the old Kelverton mill.",
+)
+
+
+def synthetic_table(voices: Sequence[str] = ("en-us", "en-us+f3", "en-us+m3")) -> None:
+    """Table 3: espeak-ng speech of sentences with unknown words, exact phone times, either lexicon.
+
+    espeak-ng speaks each unknown word as its own rules spell it, so this favours the espeak-ng
+    lexicon; the question is only whether the learnt one is clearly worse.
+    """
+    import warnings
+
+    from kmtalk_cli.alignment import align
+    from kmtalk_cli.alignment.espeak import synthesize
+    from kmtalk_cli.alignment.evaluate import boundary_errors, reference_from_espeak
+    from kmtalk_cli.alignment.pocketsphinx import POOL
+    from kmtalk_cli.audio import from_array
+
+    speech = [(v, t, synthesize(t, v)) for v in voices for t in OOV_SENTENCES]
+    installed = lexicon.espeak_installed
+    print(f"\nespeak-ng speech of {len(OOV_SENTENCES)} sentences with unknown words × {len(voices)} voices (exact phone starts)\n")
+    print("| lexicon for unknown words | forced | phone boundary error, ms (mean / p90) | phones matched | word start error, ms (mean / p90) |")
+    print("|---|---|---|---|---|")
+    for name, use_espeak in (("kmtalk g2p (learnt)", False), ("espeak-ng en-us", True)):
+        lexicon.espeak_installed = installed if use_espeak else (lambda: False)
+        lexicon.pronounce.cache_clear()
+        POOL.clear()  # decoders remember the words they were taught
+        phone_errors, word_errors, matched, total, forced = [], [], 0, 0, 0
+        try:
+            for _, text, syn in speech:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    result = align(from_array(syn.samples, syn.sample_rate), text, backend="pocketsphinx")
+                forced += result.forced
+                reference = reference_from_espeak(syn)
+                errors = boundary_errors(reference, result)
+                phone_errors.append(errors)
+                matched += len(errors)
+                total += sum(p.label != "SIL" for p in reference) - 1
+                starts: dict[int, float] = {}
+                for event in syn.phonemes:
+                    if event.name != "_:" and event.name != "_":
+                        starts.setdefault(event.word, event.start)
+                ref_words = [starts[k] for k in sorted(starts)]
+                hyp_words = [w.start for w in result.words if w.label != "SIL"]
+                if len(ref_words) == len(hyp_words):
+                    word_errors.append(np.abs(np.subtract(hyp_words[1:], ref_words[1:])))
+        finally:
+            lexicon.espeak_installed = installed
+            lexicon.pronounce.cache_clear()
+            POOL.clear()
+        e = 1000 * np.abs(np.concatenate(phone_errors))
+        w = 1000 * np.concatenate(word_errors) if word_errors else np.array([np.nan])
+        print(
+            f"| {name} | {forced}/{len(speech)} | {e.mean():.1f} / {np.percentile(e, 90):.0f} | {matched / total:.0%} | "
+            f"{np.nanmean(w):.1f} / {np.nanpercentile(w, 90):.0f} ({len(word_errors)} sentences) |"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--holdout", type=float, default=0.05, help="Share of CMUdict words held out (default 0.05).")
@@ -161,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     model = dictionary_table(args.holdout, args.seed, {w for _, text in speech for w in text.split()})
     if speech:
         alignment_table(model)
+    if not args.no_align and lexicon.espeak_installed():
+        synthetic_table()
     return 0
 
 
