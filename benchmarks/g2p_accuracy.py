@@ -75,7 +75,7 @@ def dictionary_table(holdout: float, seed: int, also_held: set[str]) -> g2p.Lett
         rows.append(("espeak-ng en-us", lambda w: lexicon.espeak_g2p(w)))
     for name, predict in rows:
         accuracy, per, ms = score(predict, held_words, entries)
-        print(f"| {name} | {accuracy:.1%} | {per:.1%} | {ms:.2f} |")
+        print(f"| {name} | {accuracy:.2%} | {per:.2%} | {ms:.2f} |")
     g2p.bundled.cache_clear()
     start = time.perf_counter()
     bundled = g2p.bundled()

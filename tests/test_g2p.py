@@ -107,6 +107,7 @@ def test_bundled_table_pronounces_words_cmudict_lacks() -> None:
         assert set(phones) <= set(PHONES)
         assert _in_order(must, phones), (word, phones)
     assert model.pronounce("made") == ("M", "EY", "D")
+    assert model.pronounce("johnn") == ("JH", "AA", "N")  # a doubled consonant is never wholly silent
 
 
 def test_bundled_table_knows_the_dictionary_it_was_learnt_from() -> None:

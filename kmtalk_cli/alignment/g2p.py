@@ -79,12 +79,18 @@ class LetterToSound:
         return found
 
     def pronounce(self, word: str) -> tuple[str, ...]:
-        """ARPAbet phones (no stress) for any spelling; empty if it has no letters."""
+        """ARPAbet phones (no stress) for any spelling; empty if it has no letters.
+
+        Letters are pronounced one by one, so both of a doubled consonant can come out silent
+        ("johnn"), which CMUdict almost never does (under 1% of its doubled consonants): then the
+        second one takes the letter's own sound.
+        """
         letters = spellable(word)
-        phones: list[str] = []
-        for i in range(len(letters)):
-            phones.extend(self.letter_phones(letters, i))
-        return tuple(phones)
+        each = [self.letter_phones(letters, i) for i in range(len(letters))]
+        for i in range(1, len(letters)):
+            if letters[i] == letters[i - 1] and letters[i] not in "aeiou" and not each[i] and not each[i - 1]:
+                each[i] = self.table.get(letters[i], ())
+        return tuple(phone for phones in each for phone in phones)
 
 
 def spellable(word: str) -> str:
