@@ -27,7 +27,7 @@ TOY = {
 def _aligned(pairs) -> dict[str, list[tuple[str, ...]]]:
     return {
         "".join(g2p.LETTERS[i] for i in letters): [g2p._chunk_phones(int(c)) for c in chunks]
-        for group, chunk_rows in g2p.align(pairs)
+        for group, chunk_rows in g2p.align_letters(pairs)
         for letters, chunks in zip(group, chunk_rows)
     }
 
@@ -136,3 +136,7 @@ def _distance(a: tuple[str, ...], b: tuple[str, ...]) -> int:
 def _in_order(needles: tuple[str, ...], haystack: tuple[str, ...]) -> bool:
     it = iter(haystack)
     return all(any(p == n for p in it) for n in needles)
+
+
+def test_an_empty_dictionary_learns_a_model_that_says_nothing() -> None:
+    assert g2p.learn({}).pronounce("anything") == ()

@@ -192,7 +192,7 @@ def _initial_cost(groups: Sequence[_Group]) -> np.ndarray:
     return -np.log(prob / prob.sum(axis=1, keepdims=True))
 
 
-def align(pairs: Sequence[tuple[str, tuple[str, ...]]], iterations: int = 4) -> list[tuple[np.ndarray, np.ndarray]]:
+def align_letters(pairs: Sequence[tuple[str, tuple[str, ...]]], iterations: int = 4) -> list[tuple[np.ndarray, np.ndarray]]:
     """Hard-EM letter → phones alignment: (letters, chunks) arrays per word group, same shapes."""
     groups = _groups(pairs)
     cost = _initial_cost(groups)
@@ -258,7 +258,8 @@ def learn_table(
 
 def learn(entries: Mapping[str, Sequence[Sequence[str]]], windows: tuple[tuple[int, int], ...] = WINDOWS) -> LetterToSound:
     """A letter-to-sound model learnt from a pronouncing dictionary (word → pronunciations)."""
-    return learn_table(align(training_pairs(entries)), windows)
+    pairs = training_pairs(entries)
+    return learn_table(align_letters(pairs), windows) if pairs else LetterToSound({}, windows)
 
 
 def dump_table(model: LetterToSound) -> str:
