@@ -9,6 +9,10 @@ import textwrap
 import pytest
 
 HEAVY = ("torch", "transformers", "scipy.signal")
+#: espeak-ng is GPL and only in the optional ``synth`` extra; the learnt G2P loads only for words
+#: CMUdict lacks. No core command may load either just to start.
+OPTIONAL = ("espeakng_loader", "kmtalk_cli.alignment.espeak", "kmtalk_cli.alignment.g2p")
+CORE_COMMANDS = ("align", "keymotions", "complete", "animate", "render", "export", "view", "train", "evaluate", "backbones")
 #: The exporters' writers, the renderer and the trainer (``kmtalk_cli.export.fit``, the rig fit,
 #: is used by the liveliness layer).
 MODEL_STAGE_NEVER = (
@@ -47,6 +51,47 @@ def test_align_imports_no_torch(speech_wav, tmp_path) -> None:
     loaded = loaded_after(["align", str(speech), "--text", "hello there", "-q"], tmp_path)
     assert (tmp_path / "speech.align.json").exists()
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+    assert not loaded & set(OPTIONAL), sorted(loaded & set(OPTIONAL))
+
+
+def test_core_commands_start_without_espeak(tmp_path) -> None:
+    """One interpreter asks every core command for its help (each imports its module then)."""
+    code = textwrap.dedent(
+        f"""
+        import sys
+        from kmtalk_cli.cli import app
+        for command in {CORE_COMMANDS!r}:
+            try:
+                app([command, "--help"])
+            except SystemExit:
+                pass
+        print("MODULES", " ".join(sorted(sys.modules)))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("MODULES ")), None)
+    assert line is not None, done.stdout + done.stderr
+    loaded = set(line.split()[1:])
+    assert {f"kmtalk_cli.commands.{c}" for c in ("align", "animate", "render", "export", "view", "train", "evaluate")} <= loaded
+    assert not loaded & set(OPTIONAL), sorted(loaded & set(OPTIONAL))
+
+
+def test_synth_without_espeak_says_how_to_install_it(tmp_path) -> None:
+    """Without the ``synth`` extra, ``kmtalk synth`` stops before any work with one sentence."""
+    code = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["espeakng_loader"] = None  # as if the synth extra were not installed
+        from kmtalk_cli.cli import app
+        app(["synth", {str(tmp_path / "corpus")!r}, "--preset", "tiny"])
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode != 0
+    message = done.stderr.strip()
+    assert 'pip install "kmtalk[synth]"' in message and "Traceback" not in message
+    assert len(message.splitlines()) == 1
+    assert not (tmp_path / "corpus").exists()
 
 
 def test_animate_imports_neither_exporters_renderer_nor_trainer(speech_wav, tmp_path) -> None:
@@ -54,6 +99,7 @@ def test_animate_imports_neither_exporters_renderer_nor_trainer(speech_wav, tmp_
     loaded = loaded_after(["animate", str(speech), "--text", "hello there", "-q"], tmp_path)
     assert (tmp_path / "speech.npy").exists() and "torch" in loaded
     assert not {m for m in loaded if m.startswith(MODEL_STAGE_NEVER)}, sorted(m for m in loaded if m.startswith(MODEL_STAGE_NEVER))
+    assert not loaded & set(OPTIONAL), sorted(loaded & set(OPTIONAL))
 
 
 def test_a_checkpoints_description_is_read_without_torch(tmp_path) -> None:

@@ -1,9 +1,11 @@
 """espeak-ng through ctypes: phonemes for any word, and speech with exact phoneme timings.
 
-Two consumers need espeak-ng: the lexicon (G2P for words CMUdict lacks) and the synthetic
-corpus / aligner tests (audio whose phoneme boundaries are known). The library comes from the
-``espeakng-loader`` wheel, which bundles libespeak-ng and its data, so nothing is fetched or
-installed system-wide. libespeak-ng keeps global state, so every call holds one lock.
+The synthetic corpus and the aligner tests need audio whose phoneme boundaries are known; the
+lexicon also prefers espeak-ng's rules for words CMUdict lacks when it is installed. The library
+comes from the ``espeakng-loader`` wheel (GPL-3.0, so only in the optional ``synth`` extra),
+which bundles libespeak-ng and its data; nothing is fetched or installed system-wide, and
+nothing here loads it until a phoneme or a sample is asked for. libespeak-ng keeps global
+state, so every call holds one lock.
 """
 
 from __future__ import annotations
@@ -89,6 +91,13 @@ class Synthesis:
         return self.samples.shape[0] / self.sample_rate
 
 
+#: What to tell a user whose install lacks the optional ``synth`` extra.
+ESPEAK_MISSING = (
+    "espeak-ng is not installed; `kmtalk synth` needs it to synthesise speech, so install the "
+    'optional extra with `pip install "kmtalk[synth]"` (GPL-3.0).'
+)
+
+
 class EspeakError(KmtalkError):
     """libespeak-ng could not be loaded or refused a request."""
 
@@ -124,10 +133,7 @@ class _Engine:
         try:
             import espeakng_loader
         except ImportError:
-            raise EspeakError(
-                "espeak-ng is needed to pronounce words missing from CMUdict; "
-                "install it with `pip install espeakng-loader`."
-            ) from None
+            raise EspeakError(ESPEAK_MISSING) from None
         lib = ctypes.CDLL(espeakng_loader.get_library_path())
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         lib.espeak_Initialize.restype = ctypes.c_int

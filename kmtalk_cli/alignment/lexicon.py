@@ -1,10 +1,12 @@
-"""Pronunciations: CMUdict for known words, espeak-ng letter-to-sound rules for the rest.
+"""Pronunciations: CMUdict for known words, letter-to-sound rules for the rest.
 
 A forced aligner can only align words it can pronounce; names, brands and new words
 ("kmtalk") are exactly what users type. CMUdict covers 126k English words offline, read from
 the copy pocketsphinx ships with its acoustic model (``cmudict-en-us.dict``, stress already
-removed, BSD-licensed); espeak-ng's rules cover everything else, mapped to the same ARPAbet set
-so one acoustic model handles both.
+removed, BSD-licensed). Other words go to espeak-ng's hand-written rules when the optional
+``synth`` extra (GPL) is installed, else to kmtalk's own model learnt from CMUdict
+(:mod:`.g2p`); both speak the same ARPAbet set, so one acoustic model handles either.
+Neither is loaded until a word CMUdict lacks turns up.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .espeak import EspeakError, text_to_phonemes
 from .phones import espeak_to_arpabet, strip_stress
 
 
 @dataclass(frozen=True)
 class Pronunciation:
-    """A word's phones (ARPAbet, no stress) and where they came from (``cmudict``/``espeak``)."""
+    """A word's phones (ARPAbet, no stress) and where they came from.
+
+    ``source`` is ``cmudict``, ``espeak`` (espeak-ng's rules), ``g2p`` (kmtalk's learnt rules)
+    or ``none`` (nothing pronounceable in the spelling).
+    """
 
     word: str
     phones: tuple[str, ...]
@@ -68,9 +73,23 @@ def cmudict_pronunciations(word: str) -> tuple[tuple[str, ...], ...]:
     return tuple(seen)
 
 
+def espeak_installed() -> bool:
+    """True when espeak-ng's library (the optional ``synth`` extra) can be imported."""
+    try:
+        import espeakng_loader  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 @functools.lru_cache(maxsize=65_536)
-def g2p(word: str, voice: str = "en-us") -> tuple[str, ...]:
-    """espeak-ng's pronunciation of any spelling, in ARPAbet (empty if it has none)."""
+def espeak_g2p(word: str, voice: str = "en-us") -> tuple[str, ...]:
+    """espeak-ng's pronunciation of any spelling, in ARPAbet (empty if it has none).
+
+    Raises :class:`~.espeak.EspeakError` when espeak-ng is not installed or fails to load.
+    """
+    from .espeak import text_to_phonemes
+
     phones: list[str] = []
     for espeak_word in text_to_phonemes(word, voice):
         for mnemonic in espeak_word:
@@ -78,12 +97,34 @@ def g2p(word: str, voice: str = "en-us") -> tuple[str, ...]:
     return tuple(phones)
 
 
+def learnt_g2p(word: str) -> tuple[str, ...]:
+    """kmtalk's own letter-to-sound model (learnt from CMUdict) for any spelling."""
+    from .g2p import bundled
+
+    return bundled().pronounce(word)
+
+
+def letter_to_sound(word: str) -> tuple[tuple[str, ...], str]:
+    """Phones for a spelling CMUdict lacks and their source: espeak-ng if installed, else ``g2p``."""
+    if espeak_installed():
+        from .espeak import EspeakError
+
+        try:
+            phones = espeak_g2p(word)
+        except EspeakError:
+            phones = ()
+        if phones:
+            return phones, "espeak"
+    phones = learnt_g2p(word)
+    return phones, "g2p" if phones else "none"
+
+
 @functools.lru_cache(maxsize=65_536)
 def pronounce(word: str) -> Pronunciation:
-    """The pronunciation kmtalk uses for ``word``: CMUdict first, espeak-ng otherwise.
+    """The pronunciation kmtalk uses for ``word``: CMUdict first, letter-to-sound rules otherwise.
 
     Possessives and contractions missing from CMUdict ("kmtalk's") reuse the stem's
-    pronunciation plus the suffix, which is what espeak-ng would do less reliably.
+    pronunciation plus the suffix, which letter-to-sound rules get right less reliably.
     """
     word = word.lower()
     known = cmudict_pronunciations(word)
@@ -95,8 +136,5 @@ def pronounce(word: str) -> Pronunciation:
         suffix = {"s": ("Z",), "d": ("D",), "ll": ("L",), "re": ("ER",), "ve": ("V",)}[match.group(2)]
         if stem.phones:
             return Pronunciation(word, stem.phones + suffix, stem.source)
-    try:
-        phones = g2p(word.replace("'", ""))
-    except EspeakError:
-        phones = ()
-    return Pronunciation(word, phones, "espeak" if phones else "none")
+    phones, source = letter_to_sound(word.replace("'", ""))
+    return Pronunciation(word, phones, source)

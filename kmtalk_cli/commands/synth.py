@@ -32,7 +32,7 @@ def synth(
     sentences: Annotated[int | None, typer.Option("--sentences", help="Sentences per subject (default: the preset's).", min=1, max=500)] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives a byte-identical corpus.", min=0, max=2**31 - 1)] = 0,
     fps: Annotated[float, typer.Option("--fps", help="Frames per second of the motion.", min=1.0, max=240.0, callback=finite)] = 30.0,
-    voices: Annotated[VoiceChoice, typer.Option("--voices", help="espeak (built in), mbrola (needs the espeak-ng and mbrola programs and an MBROLA voice such as Debian's mbrola-us1; not for commercial use) or both (subjects alternate); festival / espeak+festival: Festival's kal, ked and slt voices (Debian festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts, free; an optional extra).")] = VoiceChoice.espeak,
+    voices: Annotated[VoiceChoice, typer.Option("--voices", help="espeak (espeak-ng, from the synth extra that every voice set needs), mbrola (needs the espeak-ng and mbrola programs and an MBROLA voice such as Debian's mbrola-us1; not for commercial use) or both (subjects alternate); festival / espeak+festival: Festival's kal, ked and slt voices (Debian festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts, free; an optional extra).")] = VoiceChoice.espeak,
     prosody: Annotated[bool, typer.Option("--prosody/--no-prosody", help="Hidden per-utterance and per-word effort, accents, rate and phrasing that shape both the speech (SSML) and the motion (espeak-ng voices).")] = True,
     voice_warp: Annotated[bool, typer.Option("--voice-warp/--no-voice-warp", help="Give each subject its own vocal-tract length (resampling warp, timings stay exact).")] = True,
     held_out_family: Annotated[str, typer.Option("--held-out-family", help="Keep this voice family (espeak-male, espeak-female, espeak-named, mbrola) out of train/val/test, as an 'unseen' split.")] = "",
@@ -45,8 +45,12 @@ def synth(
     with running("synth", progress, quiet=quiet) as rep:
         from dataclasses import replace
 
+        from ..alignment.espeak import ESPEAK_MISSING, EspeakError
+        from ..alignment.lexicon import espeak_installed
         from ..data.synth import PRESETS, build_corpus
 
+        if not espeak_installed():  # every voice's word timings come from espeak-ng's phonemes
+            raise EspeakError(ESPEAK_MISSING)
         options = PRESETS[preset.value]
         options = replace(
             options,
