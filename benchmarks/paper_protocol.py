@@ -87,16 +87,16 @@ PRESETS: dict[str, Preset] = {
     ),
 }
 #: Key-motion variants: the paper's decoder, the extensions and the ablations. Every one but
-#: ``km-staged`` learns keys and completion in the same steps (``schedule: joint``).
-JOINT: dict[str, Any] = {"phone_context": False, "schedule": "joint"}
+#: ``km-staged`` learns keys and completion in the same steps (``schedule: joint``, the default).
+PAPER_DECODER: dict[str, Any] = {"phone_context": False}  # audio features only; ``schedule: joint`` (the default)
 VARIANTS: dict[str, dict[str, Any]] = {
-    "km": JOINT,
-    "km-phones": {**JOINT, "phone_context": True},
-    "km-rig": {**JOINT, "rig_prior": True},
-    "km-rig-rec": {**JOINT, "rig_prior": True},
-    "km-no-audio": {**JOINT, "audio_guidance": False},
-    "km-predicted": {**JOINT, "completion_keys": "predicted"},
-    "km-staged": {"phone_context": False, "key_noise": 0.3},
+    "km": PAPER_DECODER,
+    "km-phones": {**PAPER_DECODER, "phone_context": True},
+    "km-rig": {**PAPER_DECODER, "rig_prior": True},
+    "km-rig-rec": {**PAPER_DECODER, "rig_prior": True},
+    "km-no-audio": {**PAPER_DECODER, "audio_guidance": False},
+    "km-predicted": {**PAPER_DECODER, "completion_keys": "predicted"},
+    "km-staged": {"phone_context": False, "key_noise": 0.3, "schedule": "staged"},
 }
 
 
@@ -151,7 +151,7 @@ def train_one(dataset: Any, items: tuple[list, list], preset: Preset, backbone: 
     model, description, lips = build_run(
         backbone, dataset, overrides=preset.sizes.get(backbone, {}), key_motions=km is not None, key_motion_overrides=km or {}
     )
-    stage_epochs = km_stage_epochs(preset.epochs, km.get("schedule", "staged")) if km is not None else {}
+    stage_epochs = km_stage_epochs(preset.epochs, km.get("schedule", "joint")) if km is not None else {}
     options = TrainOptions(
         epochs=preset.epochs, stage_epochs=stage_epochs, batch_size=preset.batch_size, seed=seed, val_predict_items=2, lr_schedule="cosine"
     )

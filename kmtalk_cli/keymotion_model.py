@@ -90,7 +90,7 @@ class KeyMotionConfig:
     completion_trains_encoder: bool = False  # staged: False lets the audio encoder learn in ``keys`` only (see notes); joint: both always
     offset_scale: float = 100.0  # the decoder predicts centimetres
     rig_prior: bool = False  # the keys add to a linear map of the rig's parameters there (:mod:`kmtalk_cli.rig_prior`)
-    schedule: str = "staged"  # "joint": keys and completion learn in the same steps (one ``joint`` stage, see notes)
+    schedule: str = "joint"  # keys and completion learn in the same steps; "staged": keys first, then completion (see notes)
     completion_keys: str = "true"  # "predicted": ``joint`` completion learns from the decoder's own keys
 
     def to_dict(self) -> dict[str, Any]:
@@ -473,7 +473,8 @@ def load_keymotion_model(path: Path | str) -> tuple[KeyMotionModel, dict[str, An
     if info.get("kind") != "key-motion":
         raise ModelError(f"Checkpoint {path} holds a plain backbone, not a key-motion model; use it without key motions.")
     backbone = create_backbone(info["backbone"], info["config"])
-    model = KeyMotionModel(backbone, KeyMotionConfig.from_dict(info["key_motions"]))
+    # Checkpoints written before ``schedule`` existed were all trained staged.
+    model = KeyMotionModel(backbone, KeyMotionConfig.from_dict({"schedule": "staged", **info["key_motions"]}))
     load_state(path, model)
     model.eval()
     return model, info

@@ -14,7 +14,7 @@ from kmtalk_cli.keymotion_model import KeyMotionConfig, KeyMotionModel, interpol
 from kmtalk_cli.keymotions import KeyMotions, select_key_frames
 from kmtalk_cli.training import collate, load_items
 
-KM = KeyMotionConfig(embed_dim=16, decoder_dim=32, decoder_layers=1, phone_dim=8)
+KM = KeyMotionConfig(embed_dim=16, decoder_dim=32, decoder_layers=1, phone_dim=8, schedule="staged")
 
 
 def test_interpolation_between_keys_with_distances() -> None:
@@ -80,35 +80,29 @@ def test_padding_keys_do_not_overwrite_real_ones(corpus) -> None:
 
 @pytest.mark.parametrize("name", [b.name for b in list_backbones()])
 def test_each_backbone_with_key_motions_learns_its_key_frames(name: str, corpus, tmp_path) -> None:
+    """The default (joint) schedule on every backbone: key motions are learnt while completion trains."""
     torch.manual_seed(0)
     items = load_items(corpus, corpus.split("train")[:2], [corpus.split("train")[0].subject])
     batch = collate(items)
-    model = KeyMotionModel(tiny_backbone(name, corpus), KM)
-    assert model.stages[-3:] == ("keys", "complete", "refine")
-    for stage in model.stages[:-3]:  # the backbone's own pre-stages (CodeTalker's motion prior)
+    model = KeyMotionModel(tiny_backbone(name, corpus), KeyMotionConfig(**{**KM.to_dict(), "schedule": "joint"}))
+    assert model.stages[-2:] == ("joint", "refine")
+    for stage in model.stages[:-2]:  # the backbone's own pre-stages (CodeTalker's motion prior)
         optimizer = torch.optim.Adam(model.trainable_parameters(stage), lr=3e-3)
         for _ in range(40):
             loss, _ = model.loss(batch, stage)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-    optimizer = torch.optim.Adam(model.trainable_parameters("keys"), lr=3e-3)
-    losses = []
+    optimizer = torch.optim.Adam(model.trainable_parameters("joint"), lr=3e-3)
+    key_losses = []
     for _ in range(25):
-        loss, _ = model.loss(batch, "keys")
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
-    assert losses[-1] < 0.5 * losses[0]
-
-    optimizer = torch.optim.Adam(model.trainable_parameters("complete"), lr=3e-3)
-    for _ in range(5):  # the completion stage runs (its effect is tested below)
-        loss, _ = model.loss(batch, "complete")
+        loss, parts = model.loss(batch, "joint")
         assert torch.isfinite(loss)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        key_losses.append(parts["key"])
+    assert key_losses[-1] < 0.5 * key_losses[0]
     it = items[0]
     n = len(it.offsets)
     audio = torch.from_numpy(it.audio)
@@ -195,7 +189,7 @@ def test_complete_teacher_forced_reads_the_true_residual_of_earlier_frames(corpu
 
 
 def test_joint_schedule_trains_keys_and_completion_in_the_same_steps(corpus) -> None:
-    config = KeyMotionConfig(**{**KM.to_dict(), "schedule": "joint", "completion_keys": "predicted", "completion_trains_encoder": True})
+    config = KeyMotionConfig(**{**KM.to_dict(), "schedule": "joint", "completion_keys": "predicted"})
     model = KeyMotionModel(tiny_backbone("selftalk", corpus), config)
     assert model.stages == ("joint", "refine")
     params = model.trainable_parameters("joint")
@@ -232,10 +226,37 @@ def test_joint_completion_learns_from_the_decoders_keys_when_asked(corpus, monke
     assert not torch.allclose(seen["predicted"][0], batch.offsets[0, frames])
 
 
+def test_the_staged_schedule_trains_keys_then_completion(corpus) -> None:
+    """Staged: ``keys`` moves the key decoder and not the backbone's motion decoder, ``complete`` the reverse."""
+    torch.manual_seed(0)
+    model = KeyMotionModel(tiny_backbone("faceformer", corpus), KM)
+    assert model.stages == ("keys", "complete", "refine")
+    batch = collate(load_items(corpus, corpus.split("train")[:1], [corpus.split("train")[0].subject]))
+    parts = {"keys": model.key_decoder.out.weight, "complete": model.backbone.motion_decoder.weight}
+    for stage, other in (("keys", "complete"), ("complete", "keys")):
+        before = {name: w.detach().clone() for name, w in parts.items()}
+        optimizer = torch.optim.Adam(model.trainable_parameters(stage), lr=3e-3)
+        for _ in range(3):
+            loss, _ = model.loss(batch, stage)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        assert not torch.equal(parts[stage], before[stage]) and torch.equal(parts[other], before[other])
+
+
+def test_checkpoints_from_before_schedules_load_as_staged(corpus, tmp_path) -> None:
+    model = KeyMotionModel(tiny_backbone("faceformer", corpus), KM)
+    old = {k: v for k, v in model.km_config.to_dict().items() if k not in ("schedule", "completion_keys")}
+    path = tmp_path / "old.safetensors"
+    save_checkpoint(model, path, {"kind": "key-motion", "backbone": "faceformer", "config": model.backbone.config.to_dict(), "key_motions": old})
+    assert load_keymotion_model(path)[0].stages == ("keys", "complete", "refine")
+    assert KeyMotionConfig.from_dict({}).schedule == "joint"  # what a new run gets
+
+
 def test_unknown_schedules_and_predicted_keys_without_joint_are_refused() -> None:
     with pytest.raises(ModelError, match="schedule"):
         KeyMotionConfig.from_dict({"schedule": "together"})
     with pytest.raises(ModelError, match="completion_keys"):
         KeyMotionConfig.from_dict({"completion_keys": "guessed"})
     with pytest.raises(ModelError, match="joint"):
-        KeyMotionConfig.from_dict({"completion_keys": "predicted"})
+        KeyMotionConfig.from_dict({"completion_keys": "predicted", "schedule": "staged"})
