@@ -364,7 +364,11 @@ class RunState:
 
 
 def resume_state(model: nn.Module, out_dir: Path, stages: Sequence[str]) -> RunState:
-    """Load ``last.safetensors`` into ``model`` and read where the run stopped."""
+    """Load ``last.safetensors`` into ``model`` and read where the run stopped.
+
+    A run resumed with a later ``stages`` selection (``--stage complete`` after ``--stage keys``)
+    starts the first selected stage after the one it stopped in, on the weights it left.
+    """
     run = RunState(out_dir)
     if not (run.last.is_file() and run.state.is_file()):
         raise ModelError(f"Nothing to resume in {out_dir}: it has no last.safetensors and last.state.safetensors.")
@@ -372,15 +376,22 @@ def resume_state(model: nn.Module, out_dir: Path, stages: Sequence[str]) -> RunS
 
     tensors, meta = _read_state(run.state)
     p = meta["progress"]
-    if p["stage"] not in stages:
+    order = list(getattr(model, "stages", stages))
+    if p["stage"] not in order:
         raise ModelError(
             f"The run in {out_dir} stopped in stage '{p['stage']}', which this model does not have (its stages are "
-            f"{', '.join(stages)}); resume it with the config it started with."
+            f"{', '.join(order)}); resume it with the config it started with."
         )
+    later = [i for i, s in enumerate(stages) if order.index(s) > order.index(p["stage"])]
+    if p["stage"] not in stages and not later:
+        raise ModelError(f"The run in {out_dir} is past the stages asked for ({', '.join(stages)}): it stopped in '{p['stage']}'.")
     load_state(run.last, model)
-    run.start_stage, run.start_epoch, run.best_metric = list(stages).index(p["stage"]), p["epoch"] + 1, p["best_metric"]
     run.history = [EpochLog(**h) for h in p["history"]]
-    run.resumed = (tensors, meta)
+    if p["stage"] in stages:
+        run.start_stage, run.start_epoch, run.best_metric = list(stages).index(p["stage"]), p["epoch"] + 1, p["best_metric"]
+        run.resumed = (tensors, meta)
+    else:
+        run.start_stage = later[0]
     return run
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -218,3 +219,23 @@ def test_resuming_with_a_model_that_lacks_the_stopped_stage_is_refused(corpus, t
     other.stages = ("joint", "refine")
     with pytest.raises(ModelError, match="stopped in stage 'main'.*config it started with"):
         train(other, items, [], tmp_path, description, TrainOptions(epochs=1, batch_size=1), resume=True)
+
+
+def test_a_staged_key_motion_run_resumes_staged_without_saying_so_again(tiny_corpus, tmp_path) -> None:
+    """Runs from before ``schedule`` existed (staged) resume with the config they started with."""
+    from typer.testing import CliRunner
+
+    from kmtalk_cli.cli import app
+
+    sizes = '"audio": {"dim": 16, "layers": 1}, "d_model": 16'
+    staged, plain = tmp_path / "staged.json", tmp_path / "plain.json"
+    staged.write_text('{%s, "key_motions": {"embed_dim": 16, "decoder_dim": 16, "decoder_layers": 1, "schedule": "staged"}}' % sizes)
+    plain.write_text('{%s, "key_motions": {"embed_dim": 16, "decoder_dim": 16, "decoder_layers": 1}}' % sizes)
+    base = ["train", "--data", str(tiny_corpus), "--out", str(tmp_path / "run"), "--key-motions", "--epochs", "1", "-q"]
+    assert CliRunner().invoke(app, [*base, "--config", str(staged), "--stage", "keys"]).exit_code == 0
+    done = CliRunner().invoke(app, [*base, "--config", str(plain), "--stage", "complete", "--resume"])
+    assert done.exit_code == 0, done.output
+    stages = [json.loads(line)["stage"] for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert stages == ["keys", "complete"]
+    back = CliRunner().invoke(app, [*base, "--config", str(plain), "--stage", "keys", "--resume"])
+    assert back.exit_code == 1 and "past the stages asked for" in back.output
