@@ -96,6 +96,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "km-rig-rec": {**PAPER_DECODER, "rig_prior": True},
     "km-no-audio": {**PAPER_DECODER, "audio_guidance": False},
     "km-predicted": {**PAPER_DECODER, "completion_keys": "predicted"},
+    "km-window": {**PAPER_DECODER, "key_window": 2},
     "km-staged": {"phone_context": False, "key_noise": 0.3, "schedule": "staged"},
 }
 

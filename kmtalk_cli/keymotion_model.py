@@ -92,6 +92,7 @@ class KeyMotionConfig:
     rig_prior: bool = False  # the keys add to a linear map of the rig's parameters there (:mod:`kmtalk_cli.rig_prior`)
     schedule: str = "joint"  # keys and completion learn in the same steps; "staged": keys first, then completion (see notes)
     completion_keys: str = "true"  # "predicted": ``joint`` completion learns from the decoder's own keys
+    key_window: int = 0  # > 0: the decoder reads the audio features this many frames either side of a key too
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -132,7 +133,7 @@ class KeyMotionDecoder(nn.Module):
         super().__init__()
         self.config = config
         d = config.decoder_dim
-        self.inp = nn.Linear(feature_dim, d)
+        self.inp = nn.Linear((2 * config.key_window + 1) * feature_dim, d)
         self.phones = nn.Embedding(len(LABELS), config.phone_dim) if config.phone_context else None
         self.phone_map = nn.Linear(2 * config.phone_dim, d) if config.phone_context else None
         self.style = nn.Embedding(n_styles, d) if n_styles > 0 else None
@@ -221,6 +222,16 @@ def corrupt_keys(keys: Tensor, valid: Tensor, noise: float, generator: torch.Gen
     return gain * ((1 - blend) * keys + blend * partner)
 
 
+def key_features(features: Tensor, frames: Tensor, window: int = 0) -> Tensor:
+    """The (B, K, (2·window + 1)·F) audio features at key frames (B, K) of (B, T, F) ``features``:
+    each key's own frame, and with ``window`` the frames either side (held at the clip's ends)."""
+    b, k = frames.shape
+    n, f = features.shape[1], features.shape[2]
+    shifts = torch.arange(-window, window + 1, device=frames.device)
+    at = (frames[..., None] + shifts).clamp(0, n - 1).reshape(b, -1)
+    return torch.gather(features, 1, at[..., None].expand(-1, -1, f)).reshape(b, k, -1)
+
+
 def interpolate_keys(key_offsets: Tensor, key_mask_t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Linear interpolation of key rows between the previous and next key frame of every frame.
 
@@ -303,7 +314,7 @@ class KeyMotionModel(nn.Module):
     ) -> tuple[Tensor, Tensor, Tensor]:
         """(B, K, V·3) key offsets, with the (B, K) frames and validity they belong to."""
         frames, context, valid = self._key_tensors(keys, features.device)
-        gathered = torch.gather(features, 1, frames[..., None].expand(-1, -1, features.shape[-1]))
+        gathered = key_features(features, frames, self.km_config.key_window)
         prior = self.rig_parameters(alignments, keys, features.device) if alignments is not None else None
         return self.key_decoder(gathered, frames, context, valid, style, prior), frames, valid
 

@@ -93,6 +93,8 @@ def decode_key_motions(model: Any, features: Tensor, frames: KeyFrames, style: T
     """Key motions of one clip (``features`` (1, T, F)) as codes and the decoder's output map, in
     windows of keys; with a rig prior, ``prior`` (K, P) holds the rig's parameters at the keys,
     which join the codes (the prior map joins the basis)."""
+    from .keymotion_model import key_features
+
     decoder = model.key_decoder
     n = len(frames.indices)
     index = torch.from_numpy(frames.indices).to(features.device)
@@ -103,7 +105,7 @@ def decode_key_motions(model: Any, features: Tensor, frames: KeyFrames, style: T
         lo, hi = max(0, start - KEY_CONTEXT), min(n, stop + KEY_CONTEXT)
         at = index[lo:hi][None]
         valid = torch.ones_like(at, dtype=torch.bool)
-        hidden = decoder.hidden(features[:, index[lo:hi]], at, context[lo:hi][None], valid, style)
+        hidden = decoder.hidden(key_features(features, at, decoder.config.key_window), at, context[lo:hi][None], valid, style)
         codes[start:stop] = hidden[0, start - lo : stop - lo]
     scale = decoder.config.offset_scale
     basis = (decoder.out.weight.detach().T / scale).contiguous()

@@ -10,7 +10,7 @@ from kmtalk_cli.backbones import create_backbone, list_backbones
 from kmtalk_cli.backbones.checkpoint import save_checkpoint
 from kmtalk_cli.data.dataset import open_dataset
 from kmtalk_cli.errors import ModelError
-from kmtalk_cli.keymotion_model import KeyMotionConfig, KeyMotionModel, interpolate_keys, load_keymotion_model
+from kmtalk_cli.keymotion_model import KeyMotionConfig, KeyMotionModel, interpolate_keys, key_features, load_keymotion_model
 from kmtalk_cli.keymotions import KeyMotions, select_key_frames
 from kmtalk_cli.training import collate, load_items
 
@@ -24,6 +24,16 @@ def test_interpolation_between_keys_with_distances() -> None:
     interp, d_prev, d_next = interpolate_keys(keys, mask)
     assert interp[0, :, 0].tolist() == pytest.approx([3.0, 3.0, 4.0, 5.0, 6.0])  # held before the first key
     assert d_prev[0].tolist() == [60, 0, 1, 2, 0] and d_next[0].tolist() == [1, 0, 2, 1, 0]
+
+
+def test_key_features_read_the_frames_around_each_key_held_at_the_ends() -> None:
+    features = torch.arange(2 * 5 * 3, dtype=torch.float32).view(2, 5, 3)
+    frames = torch.tensor([[0, 2], [4, 1]])
+    assert torch.equal(key_features(features, frames), features[torch.arange(2)[:, None], frames])
+    wide = key_features(features, frames, 1)
+    assert wide.shape == (2, 2, 9)
+    assert torch.equal(wide[0, 0], torch.cat([features[0, 0], features[0, 0], features[0, 1]]))  # frame -1 held at 0
+    assert torch.equal(wide[1, 1], features[1, 0:3].flatten())
 
 
 @pytest.fixture(scope="module")

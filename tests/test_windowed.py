@@ -15,12 +15,12 @@ V = 30  # vertices of a toy mesh: the code paths are the same as at 5,080
 KM = KeyMotionConfig(embed_dim=16, decoder_dim=24, decoder_layers=2, decoder_heads=4, phone_dim=8)
 
 
-def toy_model(name: str, **sizes) -> KeyMotionModel:
+def toy_model(name: str, km: KeyMotionConfig = KM, **sizes) -> KeyMotionModel:
     """A key-motion model with random weights everywhere (the zero-initialised output layers too,
     or every prediction would be zero and nothing could fail)."""
     torch.manual_seed(0)
-    backbone = create_backbone(name, preset="default", n_vertices=V, n_styles=1, condition_dim=KM.embed_dim, audio={"dim": 16, "layers": 1}, **sizes)
-    model = KeyMotionModel(backbone, KM).eval()
+    backbone = create_backbone(name, preset="default", n_vertices=V, n_styles=1, condition_dim=km.embed_dim, audio={"dim": 16, "layers": 1}, **sizes)
+    model = KeyMotionModel(backbone, km).eval()
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0.0, 0.2)
@@ -59,8 +59,10 @@ def test_no_keys_interpolate_to_zeros() -> None:
     assert (near.distances == windowed.MAX_DISTANCE).all() and not near.is_key.any()
 
 
-def test_codes_expand_to_the_decoders_offsets() -> None:
-    model = toy_model("selftalk", d_model=16, attention_window=20, chunk_frames=40)
+@pytest.mark.parametrize("key_window", [0, 2])
+def test_codes_expand_to_the_decoders_offsets(key_window: int) -> None:
+    km = KeyMotionConfig(**{**KM.to_dict(), "key_window": key_window})
+    model = toy_model("selftalk", km, d_model=16, attention_window=20, chunk_frames=40)
     features = torch.randn(1, 90, model.backbone.feature_dim)
     frames = key_frames(90, 5)
     keys = windowed.decode_key_motions(model, features, frames, None)
