@@ -69,6 +69,7 @@ from torch.func import functional_call
 
 from ..alignment.phones import PHONES, SIL, normalize_arpabet
 from ..errors import AlignmentError, ModelError
+from ..metrics import edit_distance
 from . import register_backbone
 from .base import Backbone, BackboneConfig, Batch, frame_mask, masked_mse, masked_velocity_mse
 
@@ -188,14 +189,6 @@ def _ctc_fits(targets: Sequence[int], n_frames: int) -> bool:
     return len(targets) + repeats <= n_frames
 
 
-def _edit_distance(a: Sequence[int], b: Sequence[int]) -> int:
-    row = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        diagonal, row[0] = row[0], i
-        for j, y in enumerate(b, 1):
-            diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (x != y))
-    return row[-1]
-
 
 def greedy_phones(logits: Tensor, n_frames: int) -> list[int]:
     """Best-path CTC decoding of one item's (T, C) logits: collapse repeats, drop blanks."""
@@ -205,7 +198,7 @@ def greedy_phones(logits: Tensor, n_frames: int) -> list[int]:
 
 def phone_error_rate(logits: Tensor, lengths: Tensor, targets: Sequence[Sequence[int]]) -> float:
     """Edits between greedy decodes and targets over the total target length (batch-pooled PER)."""
-    edits = sum(_edit_distance(greedy_phones(lg, int(n)), t) for lg, n, t in zip(logits, lengths, targets))
+    edits = sum(edit_distance(greedy_phones(lg, int(n)), t) for lg, n, t in zip(logits, lengths, targets))
     return edits / max(1, sum(len(t) for t in targets))
 
 

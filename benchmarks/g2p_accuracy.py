@@ -28,19 +28,11 @@ import numpy as np
 
 from kmtalk_cli.alignment import g2p, lexicon
 from kmtalk_cli.alignment.lexicon import Pronunciation
+from kmtalk_cli.metrics import edit_distance
 
 CLIPS = Path("/usr/share/pocketsphinx/test/data/librivox")
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "amiable.wav"
 
-
-def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
-    """Levenshtein distance between two phone sequences."""
-    row = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, y in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
-    return row[-1]
 
 
 def score(predict: Callable[[str], tuple[str, ...]], words: Sequence[str], entries) -> tuple[float, float, float]:

@@ -12,6 +12,8 @@ sequences, as the reference does; a mean of per-sequence means weights short seq
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
+
 import numpy as np
 
 from .errors import MotionError
@@ -82,3 +84,13 @@ def fdd(pred: np.ndarray, gt: np.ndarray, template: np.ndarray, upper_idx: np.nd
     """Signed dyn(GT) − dyn(pred) for one sequence, in m²: positive when the prediction moves less."""
     pred, gt = _paired(pred, gt)
     return dynamics(gt, template, upper_idx) - dynamics(pred, template, upper_idx)
+
+
+def edit_distance(a: Sequence[Hashable], b: Sequence[Hashable]) -> int:
+    """Levenshtein distance between two label sequences (phones): the numerator of a phone error rate."""
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        diagonal, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (x != y))
+    return row[-1]

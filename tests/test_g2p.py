@@ -10,6 +10,7 @@ import pytest
 from kmtalk_cli.alignment import g2p
 from kmtalk_cli.alignment.lexicon import _cmudict
 from kmtalk_cli.alignment.phones import PHONES
+from kmtalk_cli.metrics import edit_distance
 
 # A toy dictionary whose spelling rules are regular enough to learn from a handful of words.
 TOY = {
@@ -93,7 +94,7 @@ def test_learnt_from_most_of_cmudict_it_pronounces_held_out_words() -> None:
     for word in words[25_000:25_400]:
         reference = tuple(p.rstrip("012") for p in entries[word][0])
         guess = model.pronounce(word)
-        errors += _distance(guess, reference)
+        errors += edit_distance(guess, reference)
         length += len(reference)
     assert errors / length < 0.2
 
@@ -123,14 +124,6 @@ def test_bundled_table_is_what_the_build_tool_learns() -> None:
     learnt = g2p.dump_table(g2p.learn(_cmudict()))
     assert gzip.decompress(g2p.TABLE_PATH.read_bytes()).decode("ascii") == learnt
 
-
-def _distance(a: tuple[str, ...], b: tuple[str, ...]) -> int:
-    row = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, y in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
-    return row[-1]
 
 
 def _in_order(needles: tuple[str, ...], haystack: tuple[str, ...]) -> bool:

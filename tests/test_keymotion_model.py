@@ -88,6 +88,21 @@ def test_padding_keys_do_not_overwrite_real_ones(corpus) -> None:
     assert torch.allclose(base_a[0], torch.ones(6, 5080 * 3))  # interpolating constant keys
 
 
+def train_steps(model: KeyMotionModel, batch, stage: str, steps: int, lr: float = 3e-3) -> list[dict[str, float]]:
+    """``steps`` optimiser steps of one stage on one batch; the loss parts of each step."""
+    optimizer = torch.optim.Adam(model.trainable_parameters(stage), lr=lr)
+    parts = []
+    for _ in range(steps):
+        model.train()
+        loss, step_parts = model.loss(batch, stage)
+        assert torch.isfinite(loss)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        parts.append(step_parts)
+    return parts
+
+
 @pytest.mark.parametrize("name", [b.name for b in list_backbones()])
 def test_each_backbone_with_key_motions_learns_its_key_frames(name: str, corpus, tmp_path) -> None:
     """The default (joint) schedule on every backbone: key motions are learnt while completion trains."""
@@ -97,21 +112,8 @@ def test_each_backbone_with_key_motions_learns_its_key_frames(name: str, corpus,
     model = KeyMotionModel(tiny_backbone(name, corpus), KeyMotionConfig(**{**KM.to_dict(), "schedule": "joint"}))
     assert model.stages[-2:] == ("joint", "refine")
     for stage in model.stages[:-2]:  # the backbone's own pre-stages (CodeTalker's motion prior)
-        optimizer = torch.optim.Adam(model.trainable_parameters(stage), lr=3e-3)
-        for _ in range(40):
-            loss, _ = model.loss(batch, stage)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    optimizer = torch.optim.Adam(model.trainable_parameters("joint"), lr=3e-3)
-    key_losses = []
-    for _ in range(25):
-        loss, parts = model.loss(batch, "joint")
-        assert torch.isfinite(loss)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        key_losses.append(parts["key"])
+        train_steps(model, batch, stage, 40)
+    key_losses = [parts["key"] for parts in train_steps(model, batch, "joint", 25)]
     assert key_losses[-1] < 0.5 * key_losses[0]
     it = items[0]
     n = len(it.offsets)
@@ -150,13 +152,7 @@ def test_completion_repairs_keys_that_are_off(corpus) -> None:
     batch = collate(items)
     model = KeyMotionModel(tiny_backbone("selftalk", corpus), KeyMotionConfig(**{**KM.to_dict(), "key_noise": 0.3}))
     assert repair_ratio(model, items[0], 0.7) == pytest.approx(1.0, abs=1e-6)
-    optimizer = torch.optim.Adam(model.trainable_parameters("complete"), lr=1e-3)
-    for _ in range(200):
-        model.train()
-        loss, _ = model.loss(batch, "complete")
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    train_steps(model, batch, "complete", 200, lr=1e-3)
     assert repair_ratio(model, items[0], 0.7) < 0.85  # measured 0.68-0.80 from 120 steps on (3 × 4 sentences)
 
 
@@ -245,12 +241,7 @@ def test_the_staged_schedule_trains_keys_then_completion(corpus) -> None:
     parts = {"keys": model.key_decoder.out.weight, "complete": model.backbone.motion_decoder.weight}
     for stage, other in (("keys", "complete"), ("complete", "keys")):
         before = {name: w.detach().clone() for name, w in parts.items()}
-        optimizer = torch.optim.Adam(model.trainable_parameters(stage), lr=3e-3)
-        for _ in range(3):
-            loss, _ = model.loss(batch, stage)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+        train_steps(model, batch, stage, 3)
         assert not torch.equal(parts[stage], before[stage]) and torch.equal(parts[other], before[other])
 
 

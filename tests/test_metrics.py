@@ -123,3 +123,11 @@ def test_parity_with_a_loop_over_frames_and_vertices():
     np.testing.assert_allclose(metrics.lve_mm(pred, gt, lips), np.sqrt(lve) * 1000)
     np.testing.assert_allclose(metrics.mve_mm(pred, gt), mve)
     assert metrics.fdd(pred, gt, template, upper) == pytest.approx(dyn(gt) - dyn(pred[: len(gt)]))
+
+
+def test_edit_distance_counts_substitutions_insertions_and_deletions() -> None:
+    from kmtalk_cli.metrics import edit_distance
+
+    assert edit_distance(("K", "AE", "T"), ("K", "AE", "T")) == 0
+    assert edit_distance(("K", "AE", "T"), ("B", "AE", "T", "S")) == 2
+    assert edit_distance((), ("AH",)) == 1 and edit_distance(("AH", "AH"), ()) == 2
