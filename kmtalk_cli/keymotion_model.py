@@ -34,8 +34,8 @@ pre-stages (CodeTalker's motion prior), then with ``schedule: staged`` ``keys`` 
 audio encoder on ground-truth key frames) and ``complete`` (completion from ground-truth key
 motions, on the audio features as ``keys`` left them; ``key_dropout`` hides some), or with
 ``schedule: joint`` one ``joint`` stage in which every step learns both (the sum of the two
-losses, the audio encoder learning from both), and last ``refine`` (the key decoder alone, everything else
-frozen, selected by the free-running lip error of the whole model). Given as many optimiser
+losses, the audio encoder learning from both), and last ``refine`` (the key decoder alone,
+everything else frozen, selected by the free-running lip error of the whole model). Given as many optimiser
 steps as a plain backbone, the staged form leaves completion half of them and the key decoder
 less than half; the joint form gives each all of them, for a dearer step. With ``joint``,
 ``completion_keys: predicted`` conditions completion on the decoder's own (detached) keys
@@ -375,8 +375,7 @@ class KeyMotionModel(nn.Module):
             source = predicted.detach() if self.km_config.completion_keys == "predicted" else target_keys
             completion, parts = self._completion_loss(batch, source, frames, valid, features)
             return key_loss + completion, {**parts, "key": float(key_loss.detach())}
-        completion, parts = self._completion_loss(batch, target_keys, frames, valid, features)
-        return completion, parts
+        return self._completion_loss(batch, target_keys, frames, valid, features)
 
     def _completion_loss(self, batch: Batch, keys: Tensor, frames: Tensor, valid: Tensor, features: Tensor) -> tuple[Tensor, dict[str, float]]:
         """The backbone's loss for completing ``keys`` (B, K, V·3) at ``frames`` into the whole sequence."""
