@@ -16,7 +16,7 @@ One command builds the corpus, trains every model and prints every table:
 - **Seeds**: plain and +KM rows over ``--seeds`` (≥ 3 by default), mean ± s.d.
 - **Ablations** (first seed): keys only (the predicted key motions linearly interpolated, no
   completion), no audio guidance in completion, completion learnt from the decoder's own keys
-  (``completion_keys: predicted``), the staged schedule (keys, then completion on noisy true
+  (``completion_keys: predicted``), ±2 frames of audio at each key (``key_window``), the staged schedule (keys, then completion on noisy true
   keys: E split 40/50/10); floors: the true key motions interpolated (how much there is
   between the keys for completion to add), the rig driven by the aligner (no learning) and the
   motionless template.
@@ -276,6 +276,7 @@ def main() -> None:
         rows[f"… keys only, interpolated (no completion), seed {preset.seeds[0]}"] = {**evaluate_model(first, keys_only), "seeds": 1, "base": backbone}
         for variant, label in (("km-no-audio", "… no audio guidance in completion"),
                                ("km-predicted", "… completion learnt from the decoder's own keys"),
+                               ("km-window", "… ±2 frames of audio at each key (key_window 2)"),
                                ("km-staged", "… staged: keys, then completion on noisy true keys (the earlier form)")):
             path = train_one(dataset, items, preset, backbone, variant, preset.seeds[0], args.work / f"{backbone}-{variant}-s{preset.seeds[0]}")
             rows[f"{label}, seed {preset.seeds[0]}"] = {**evaluate_model(path), "seeds": 1, "minutes": minutes(path), "base": backbone}
