@@ -23,14 +23,20 @@ MODEL_STAGE_NEVER = (
 
 def loaded_after(args: list[str], cwd) -> set[str]:
     """The modules a fresh interpreter holds after running ``kmtalk ARGS``."""
+    return loaded_after_all([args], cwd)
+
+
+def loaded_after_all(runs: list[list[str]], cwd) -> set[str]:
+    """The modules a fresh interpreter holds after running ``kmtalk ARGS`` for each ARGS in turn."""
     code = textwrap.dedent(
         f"""
         import sys
         from kmtalk_cli.cli import app
-        try:
-            app({args!r})
-        except SystemExit:
-            pass
+        for args in {runs!r}:
+            try:
+                app(args)
+            except SystemExit:
+                pass
         print("MODULES", " ".join(sorted(sys.modules)))
         """
     )
@@ -56,22 +62,7 @@ def test_align_imports_no_torch(speech_wav, tmp_path) -> None:
 
 def test_core_commands_start_without_espeak(tmp_path) -> None:
     """One interpreter asks every core command for its help (each imports its module then)."""
-    code = textwrap.dedent(
-        f"""
-        import sys
-        from kmtalk_cli.cli import app
-        for command in {CORE_COMMANDS!r}:
-            try:
-                app([command, "--help"])
-            except SystemExit:
-                pass
-        print("MODULES", " ".join(sorted(sys.modules)))
-        """
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
-    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("MODULES ")), None)
-    assert line is not None, done.stdout + done.stderr
-    loaded = set(line.split()[1:])
+    loaded = loaded_after_all([[command, "--help"] for command in CORE_COMMANDS], tmp_path)
     assert {f"kmtalk_cli.commands.{c}" for c in ("align", "animate", "render", "export", "view", "train", "evaluate")} <= loaded
     assert not loaded & set(OPTIONAL), sorted(loaded & set(OPTIONAL))
 
