@@ -189,7 +189,6 @@ def _ctc_fits(targets: Sequence[int], n_frames: int) -> bool:
     return len(targets) + repeats <= n_frames
 
 
-
 def greedy_phones(logits: Tensor, n_frames: int) -> list[int]:
     """Best-path CTC decoding of one item's (T, C) logits: collapse repeats, drop blanks."""
     best = logits[:n_frames].argmax(-1).tolist()

@@ -118,20 +118,37 @@ def rig_floor(dataset: Any) -> dict[str, float]:
     return score(dataset, lambda seq: rig_motion(aligned(seq), head, len(seq.vertices), seq.fps, rig=rig, rest=seq.template))
 
 
-def true_keys_interpolated(seq: Any, alignment: Any) -> np.ndarray:
-    """The *true* face at the key frames of ``alignment``, linearly interpolated (V, 3 per frame):
-    what is left between the keys is all a completion could add to perfect key motions."""
-    import torch
+def interpolated_face(seq: Any, indices: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Offsets ``rows`` (K, V·3) at key frames ``indices``, linearly interpolated over the whole
+    sequence and put on its template: (T, V, 3) vertices, as a model would predict them."""
+    from kmtalk_cli.windowed import interpolate_rows, neighbours
 
-    from kmtalk_cli.keymotion_model import interpolate_keys
+    n = len(seq.vertices)
+    return interpolate_rows(np.asarray(rows, dtype=np.float32), neighbours(indices, 0, n)).numpy().reshape(n, -1, 3) + seq.template
+
+
+def true_keys_interpolated(seq: Any, alignment: Any) -> np.ndarray:
+    """The *true* face at the key frames of ``alignment``, linearly interpolated: what is left
+    between the keys is all a completion could add to perfect key motions."""
     from kmtalk_cli.keymotions import select_key_frames
 
     n = len(seq.vertices)
-    frames = select_key_frames(alignment, n, float(seq.fps)).indices
-    offsets = torch.from_numpy((seq.vertices - seq.template[None]).reshape(n, -1).astype(np.float32))
-    mask = torch.zeros(1, n, dtype=torch.bool)
-    mask[0, frames] = True
-    return interpolate_keys(offsets[None] * mask[..., None], mask)[0][0].numpy().reshape(n, -1, 3) + seq.template
+    indices = select_key_frames(alignment, n, float(seq.fps)).indices
+    return interpolated_face(seq, indices, (seq.vertices[indices] - seq.template[None]).reshape(len(indices), -1))
+
+
+def keys_only(helper: Any) -> Any:
+    """Predictions of a key-motion model (``helper``: its :class:`ModelPredictions`) made of its key
+    motions alone, linearly interpolated: completion left out."""
+    import torch
+
+    def predict(seq: Any) -> np.ndarray:
+        audio = torch.from_numpy(seq.audio.samples.astype(np.float32))
+        style = helper.model.style_index(helper.style_for(seq.subject))
+        keys = helper.model.model.predict_keys(audio, len(seq.vertices), alignment=helper._alignment(seq), style=style)
+        return interpolated_face(seq, keys.frames.indices, keys.offsets)
+
+    return predict
 
 
 def model_score(dataset: Any, path: Path, alignments: str = "aligner") -> dict[str, float]:
@@ -144,24 +161,7 @@ def model_score(dataset: Any, path: Path, alignments: str = "aligner") -> dict[s
 
 def keys_only_score(dataset: Any, path: Path) -> dict[str, float]:
     """A key-motion model's predicted key motions, linearly interpolated: completion left out."""
-    import torch
-
-    from kmtalk_cli.keymotion_model import interpolate_keys
-
-    helper = CachedAlignments(load_model(path), dataset)
-
-    def predict(seq: Any) -> np.ndarray:
-        n = len(seq.vertices)
-        audio = torch.from_numpy(seq.audio.samples.astype(np.float32))
-        style = helper.style_for(seq.subject)
-        keys = helper.model.model.predict_keys(audio, n, alignment=helper._alignment(seq), style=helper.model.style_index(style))
-        mask = torch.zeros(1, n, dtype=torch.bool)
-        mask[0, keys.frames.indices] = True
-        timeline = torch.zeros(1, n, keys.offsets.shape[1])
-        timeline[0, keys.frames.indices] = torch.from_numpy(keys.offsets)
-        return interpolate_keys(timeline, mask)[0][0].numpy().reshape(n, -1, 3) + seq.template
-
-    return score(dataset, predict)
+    return score(dataset, keys_only(CachedAlignments(load_model(path), dataset)))
 
 
 def row(label: str, m: dict[str, float], base: dict[str, float] | None = None, seeds: list[dict[str, float]] | None = None) -> str:

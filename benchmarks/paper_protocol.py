@@ -44,7 +44,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from keymotion_gain import CachedAlignments, true_keys_interpolated  # noqa: E402
+from keymotion_gain import CachedAlignments, keys_only, true_keys_interpolated  # noqa: E402
 
 from kmtalk_cli.trainable import build_run  # noqa: E402
 from kmtalk_cli.data.dataset import open_dataset  # noqa: E402
@@ -168,26 +168,6 @@ def score(dataset: Any, split: str, predict: Any) -> dict[str, float]:
     regions = resolve_regions(dataset)
     pooled = evaluate(dataset, split, predict, lip_idx=regions.lips, upper_idx=regions.upper_face).pooled
     return {"lve_mm": pooled.lve_mm, "lve_paper": pooled.lve_paper, "fdd": pooled.fdd, "mve_mm": pooled.mve_mm}
-
-
-def keys_only(helper: Recognised) -> Any:
-    """Predictions of a key-motion model's key motions, linearly interpolated (completion left out)."""
-    import torch
-
-    from kmtalk_cli.keymotion_model import interpolate_keys
-
-    def predict(seq: Any) -> np.ndarray:
-        n = len(seq.vertices)
-        audio = torch.from_numpy(seq.audio.samples.astype(np.float32))
-        style = helper.model.style_index(helper.style_for(seq.subject))
-        keys = helper.model.model.predict_keys(audio, n, alignment=helper._alignment(seq), style=style)
-        mask = torch.zeros(1, n, dtype=torch.bool)
-        mask[0, keys.frames.indices] = True
-        timeline = torch.zeros(1, n, keys.offsets.shape[1])
-        timeline[0, keys.frames.indices] = torch.from_numpy(keys.offsets)
-        return interpolate_keys(timeline, mask)[0][0].numpy().reshape(n, -1, 3) + seq.template
-
-    return predict
 
 
 def rig_by_aligner(dataset: Any) -> Any:

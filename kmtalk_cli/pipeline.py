@@ -273,7 +273,6 @@ def _assemble(
     if path is None:
         return np.concatenate(list(vertex_pieces()), axis=0)
     from .npy_stream import NpyRowWriter
-
     from .overlap import ahead
 
     with NpyRowWriter(path, n_frames, (rest.size,)) as out:

@@ -30,8 +30,7 @@ SEED = 0
 # warp (synth defaults), 16 subjects of which the espeak-named family is never trained on.
 CORPUS_COMMAND = ["synth", "--preset", "vocaset-like", "--subjects", "16", "--held-out-family", "espeak-named", "--seed", str(SEED)]
 # The paper's key-motion decoder (audio features only), learning with completion in the same steps
-# (schedule "joint"). Add "key_noise": 0.3 if paper_protocol.py
-# (full) shows completion gains from it.
+# (schedule "joint"). Add "key_noise": 0.3 if paper_protocol.py (full) shows completion gains from it.
 KEY_MOTIONS = {"decoder_dim": 64, "embed_dim": 32, "phone_context": False, "schedule": "joint"}
 #: Equal optimiser steps: a key-motion model splits the plain model's 30 final-stage epochs over its
 #: stages as paper_protocol.km_stage_epochs does (10% refine, the rest keys and completion together).

@@ -14,8 +14,8 @@ speech", 1993 (dominance D = α·exp(-θ·|τ|^c), value = Σ D·T / Σ D).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
