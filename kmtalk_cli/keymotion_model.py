@@ -115,6 +115,8 @@ class KeyMotionConfig:
             raise ModelError(f"Unknown key-motion schedule '{config.schedule}'; choose from {', '.join(SCHEDULES)}.")
         if config.completion_keys not in COMPLETION_KEYS:
             raise ModelError(f"Unknown completion_keys '{config.completion_keys}'; choose from {', '.join(COMPLETION_KEYS)}.")
+        if config.key_window < 0:
+            raise ModelError(f"key_window counts frames either side of a key and cannot be negative; got {config.key_window}.")
         if config.completion_keys == "predicted" and config.schedule != "joint":
             raise ModelError("completion_keys 'predicted' needs schedule 'joint' (staged completion trains before the key decoder is final).")
         return config

@@ -261,3 +261,5 @@ def test_unknown_schedules_and_predicted_keys_without_joint_are_refused() -> Non
         KeyMotionConfig.from_dict({"completion_keys": "guessed"})
     with pytest.raises(ModelError, match="joint"):
         KeyMotionConfig.from_dict({"completion_keys": "predicted", "schedule": "staged"})
+    with pytest.raises(ModelError, match="key_window .* cannot be negative"):
+        KeyMotionConfig.from_dict({"key_window": -1})
