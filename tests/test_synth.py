@@ -455,3 +455,61 @@ def test_festival_voices_build_a_held_out_family_or_refuse(tmp_path):
     edges = [p.start for p in al.phones] + [al.phones[-1].end]
     for _, start, _ in speech.segments[1:]:
         assert min(abs(start / warp - e) for e in edges) < 1e-3  # Festival's own segment times, warped exactly
+
+
+#: A sentence and hidden prosody (from `kmtalk synth --seed 0`, subject 1) for which espeak-ng's
+#: SSML stack drops "the boy was woolen, but" when the volume changes from word to word.
+DROPPED_TEXT = "Hugh thought the boy was woolen, but the vase was tiny."
+DROPPED_WORDS = (  # word, loudness dB, emphasis, rate
+    ("hugh", 0.482, 0.0, 1.0773), ("thought", -2.43, 0.0, 1.2496), ("the", -2.851, 0.0, 1.2479),
+    ("boy", -1.082, 0.0, 1.158), ("was", 0.188, 0.0, 1.1254), ("woolen", 6.312, 0.8518, 0.9117),
+    ("but", -0.503, 0.0, 1.4281), ("the", -1.292, 0.0, 1.3533), ("vase", -4.73, 0.0, 1.1362),
+    ("was", -2.989, 0.0, 1.1733), ("tiny", -2.979, 0.0, 1.1388),
+)
+
+
+def _plan(words=DROPPED_WORDS):
+    from kmtalk_cli.data.prosody import UtteranceProsody, WordProsody
+
+    return UtteranceProsody(-0.2809, 0.1178, "bright", 1.0778, tuple(WordProsody(w, db, e, r) for w, db, e, r in words))
+
+
+def test_every_word_of_the_transcript_is_spoken_when_espeak_ng_drops_words_under_ssml():
+    """The audio, the true phones and the transcript must agree: an aligner given the text
+    otherwise fails on the sentence and the benchmark blames it for the corpus' fault."""
+    from kmtalk_cli.alignment.espeak import synthesize
+    from kmtalk_cli.data.prosody import to_ssml
+    from kmtalk_cli.data.synth import _speak, _spoken_words, make_subjects
+
+    subject = make_subjects(1, 0, warp=True)[0]
+    plan = _plan()
+    broken = synthesize(to_ssml(plan), subject.voice, rate=subject.rate, pitch=subject.pitch, ssml=True)
+    assert _spoken_words(broken) < len(plan.words)  # the espeak-ng fault this guards against
+    samples, phones, _ = _speak(DROPPED_TEXT, subject, plan)
+    labels = [p.label for p in phones]
+    assert "OY" in labels and "UH" in labels  # "boy", "woolen"
+    assert len(samples) / 16_000 > 2.5  # the whole sentence, not the 1.8 s left of it
+
+
+def test_a_sentence_espeak_ng_speaks_whole_keeps_its_ssml_volume():
+    """The re-speaking only happens when words are missing, so corpora without the fault keep their bytes."""
+    from kmtalk_cli.data.prosody import to_ssml
+    from kmtalk_cli.data.synth import _say_espeak, make_subjects
+
+    subject = make_subjects(1, 0, warp=True)[0]
+    plan = _plan(DROPPED_WORDS[:4])
+    assert _say_espeak("Hugh thought the boy.", subject, plan).text == to_ssml(plan)
+    assert "volume" not in _say_espeak(DROPPED_TEXT, subject, _plan()).text
+
+
+def test_word_loudness_on_the_samples_follows_each_word_without_clicks():
+    from kmtalk_cli.data.prosody import apply_word_loudness, ssml_word_positions, to_ssml
+
+    plan = _plan((("one", 0.0, 0.0, 1.0), ("two", 6.0206, 0.0, 1.0), ("three", -6.0206, 0.0, 1.0)))
+    x = np.full(3000, 0.25, dtype=np.float32)
+    y = apply_word_loudness(x, 1000, [0.0, 1.0, 2.0], plan)
+    assert np.allclose(y[[500, 1500, 2500]], [0.25, 0.5, 0.125], rtol=1e-4)
+    assert np.abs(np.diff(y)).max() < 0.1  # ramped, not stepped
+    quiet = to_ssml(plan, volume=False)
+    assert "volume" not in quiet and "volume" in to_ssml(plan)
+    assert [quiet[p - 1 : p - 1 + len(w.word)] for p, w in zip(ssml_word_positions(quiet), plan.words)] == ["one", "two", "three"]

@@ -19,6 +19,7 @@ high and slow. The drawn values are stored beside the TextGrids (``alignments/<n
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from xml.sax.saxutils import escape
@@ -108,22 +109,49 @@ def draw_prosody(words: Sequence[str], rng: np.random.Generator) -> UtterancePro
     return UtteranceProsody(effort, articulation, mood, rate, tuple(out))
 
 
-def to_ssml(prosody: UtteranceProsody) -> str:
+def to_ssml(prosody: UtteranceProsody, *, volume: bool = True) -> str:
     """SSML for espeak-ng: every word in its own ``<prosody>``, a ``<break>`` after phrase ends.
 
     Volume is a linear amplitude change in espeak-ng (+100% ≈ +6 dB), pitch and rate are relative.
+    ``volume`` False leaves loudness out, for :func:`apply_word_loudness` to put on the samples.
     """
     pitch0 = MOODS[prosody.mood][0]
     parts = []
     for w in prosody.words:
-        volume = round(100.0 * (10.0 ** (w.loudness_db / 20.0) - 1.0))
+        level = f'volume="{round(100.0 * (10.0 ** (w.loudness_db / 20.0) - 1.0)):+d}%" ' if volume else ""
         pitch = round(pitch0 + ACCENT_PITCH * w.emphasis)
-        parts.append(
-            f'<prosody volume="{volume:+d}%" pitch="{pitch:+d}%" rate="{round(100 * w.rate)}%">{escape(w.word)}</prosody>'
-        )
+        parts.append(f'<prosody {level}pitch="{pitch:+d}%" rate="{round(100 * w.rate)}%">{escape(w.word)}</prosody>')
         if w.phrase_end:
             parts.append('<break time="250ms"/>')
     return "<speak>" + " ".join(parts) + "</speak>"
+
+
+def ssml_word_positions(ssml: str) -> list[int]:
+    """Where each ``<prosody>`` word starts in ``ssml``, 1-based: the positions espeak-ng's
+    phoneme events name their word by (:attr:`~kmtalk_cli.alignment.espeak.PhonemeEvent.word`)."""
+    return [m.start(1) + 1 for m in re.finditer(r"<prosody[^>]*>([^<]*)</prosody>", ssml)]
+
+
+#: Seconds over which the gain moves from one word's loudness to the next (no clicks).
+LOUDNESS_RAMP = 0.005
+
+
+def apply_word_loudness(
+    samples: np.ndarray, rate: int, word_starts: Sequence[float], prosody: UtteranceProsody
+) -> np.ndarray:
+    """``samples`` with each word's loudness (dB) applied from its first phoneme (``word_starts``,
+    seconds, one per word of ``prosody``) to the next word's, as ``<prosody volume>`` would have."""
+    gain = np.ones(len(samples), dtype=np.float64)
+    ramp = max(1, int(LOUDNESS_RAMP * rate))
+    level = 1.0
+    for start, word in zip(word_starts, prosody.words):
+        i = min(len(samples), max(0, int(round(start * rate))))
+        target = 10.0 ** (word.loudness_db / 20.0)
+        gain[i:] = target
+        j = min(len(samples), i + ramp)
+        gain[i:j] = np.linspace(level, target, j - i, endpoint=False)
+        level = target
+    return np.clip(samples * gain, -1.0, 1.0).astype(np.float32)
 
 
 def _word_of(phones: Sequence[SpokenPhone], words: Sequence[Segment | None]) -> list[int | None]:

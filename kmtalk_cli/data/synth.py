@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,12 +34,15 @@ from ..alignment.mbrola import MBROLA_DIR, VOICE_GENDER, PhoPhone, installed_voi
 from ..alignment.phones import PHONES, SIL, VOWELS, espeak_to_arpabet, sampa_to_arpabet
 from ..alignment.types import Alignment, Segment, fill_silence
 from ..errors import OutputError
-from ..face.coarticulation import SpeakingStyle, SpokenPhone, animate_phones
+from ..face.coarticulation import ProsodyControls, SpeakingStyle, SpokenPhone, animate_phones
 from ..face.rig import PARAMETERS, RIG_VERSION, Rig, build_rig
 from ..face.template import FaceTemplate, bundled_template
 from ..version import __version__
 from .prosody import UtteranceProsody
 from .sentences import generate_sentences
+
+if TYPE_CHECKING:
+    from ..alignment.espeak import Synthesis
 
 #: espeak-ng's phoneme events run this far ahead of the acoustic boundaries (machine notes).
 ESPEAK_EVENT_LEAD = 0.013
@@ -448,10 +452,46 @@ def _warp_phones(phones: Sequence[SpokenPhone], warp: float) -> tuple[SpokenPhon
     return tuple(replace(p, start=p.start / warp, end=p.end / warp) for p in phones)
 
 
-def _speak(text: str, subject: SubjectSpec, ssml: str | None = None) -> tuple[np.ndarray, tuple[SpokenPhone, ...], str]:
+def _spoken_words(speech: Synthesis) -> int:
+    """How many words espeak-ng said: distinct word positions among its phoneme events, pauses aside."""
+    return len({e.word for e in speech.phonemes if e.word and not e.name.startswith("_")})
+
+
+def _say_espeak(text: str, subject: SubjectSpec, plan: UtteranceProsody | None) -> Synthesis:
+    """espeak-ng's speech of ``text``, marked up with ``plan`` (:func:`prosody.to_ssml`) when given.
+
+    espeak-ng's SSML stack sometimes skips words (their audio and their events) when the
+    ``<prosody volume>`` changes from word to word: a sentence came out as "Hugh thought the vase
+    was tiny", its middle clause gone, while its transcript and text kept all eleven words. Without
+    the volume attribute it says every word, so when words are missing the sentence is spoken
+    again without it and each word's loudness is put on the samples instead.
+    """
+    from ..alignment.espeak import synthesize
+    from . import prosody as pros
+
+    if plan is None:
+        return synthesize(text, subject.voice, rate=subject.rate, pitch=subject.pitch)
+    speech = synthesize(pros.to_ssml(plan), subject.voice, rate=subject.rate, pitch=subject.pitch, ssml=True)
+    if _spoken_words(speech) >= len(plan.words):
+        return speech
+    ssml = pros.to_ssml(plan, volume=False)
+    again = synthesize(ssml, subject.voice, rate=subject.rate, pitch=subject.pitch, ssml=True)
+    if _spoken_words(again) <= _spoken_words(speech):
+        return speech
+    first: dict[int, float] = {}
+    for event in again.phonemes:
+        if not event.name.startswith("_"):
+            first.setdefault(event.word, event.start)
+    starts = [first.get(pos, np.inf) for pos in pros.ssml_word_positions(ssml)]
+    starts = np.minimum.accumulate(np.asarray(starts)[::-1])[::-1]  # an unspoken word starts where the next does
+    samples = pros.apply_word_loudness(again.samples, again.sample_rate, starts, plan)
+    return replace(again, samples=samples)
+
+
+def _speak(text: str, subject: SubjectSpec, plan: UtteranceProsody | None = None) -> tuple[np.ndarray, tuple[SpokenPhone, ...], str]:
     """16 kHz samples, tiled true phones and a provenance note for one sentence in the subject's voice.
 
-    ``ssml`` (espeak-ng only): the same sentence marked up with its prosody (:func:`prosody.to_ssml`).
+    ``plan`` (espeak-ng only): the sentence's hidden prosody, spoken through SSML (:func:`_say_espeak`).
     """
     from ..audio import TARGET_RATE
 
@@ -474,9 +514,7 @@ def _speak(text: str, subject: SubjectSpec, ssml: str | None = None) -> tuple[np
         samples = warp_voice(mb.samples, mb.sample_rate, warp)
         phones = _stress_from_text(text, phones_from_pho(mb.phones, len(mb.samples) / mb.sample_rate))
         return samples, _tile(_warp_phones(phones, warp), len(samples) / TARGET_RATE), f"synthetic: MBROLA {voice} .pho durations (exact){warp_note}"
-    from ..alignment.espeak import synthesize
-
-    speech = synthesize(ssml or text, subject.voice, rate=subject.rate, pitch=subject.pitch, ssml=ssml is not None)
+    speech = _say_espeak(text, subject, plan)
     samples = warp_voice(speech.samples, speech.sample_rate, warp)
     phones = phones_from_events(
         [(e.name, e.start) for e in speech.phonemes], speech.duration, [e.word for e in speech.phonemes]
@@ -498,14 +536,26 @@ def _tier_by_word(tier: Sequence[Segment], words: Sequence[str]) -> list[Segment
     return out
 
 
-def make_utterance(
-    spec: UtteranceSpec, subject: SubjectSpec, rig: Rig, rest: np.ndarray, fps: float, seed: int, prosody: bool = False
-) -> Utterance:
-    """Speak one sentence, time its phones, animate the rig on the subject's face.
+@dataclass(frozen=True, eq=False)
+class Performance:
+    """What one utterance's motion is made of, before the rig: the speech, its true phones, the
+    subject's style (with the utterance's mood) and the hidden prosody's controls. Benchmarks
+    rebuild the motion from parts of it to see what each part is worth."""
 
-    With ``prosody`` the utterance draws hidden variables (:mod:`.prosody`) that shape its speech
-    through SSML and its motion through the rig's prosody controls and a head nod per accent.
-    """
+    samples: np.ndarray  # (N,) float32, 16 kHz
+    alignment: Alignment
+    phones: tuple[SpokenPhone, ...]
+    n_frames: int
+    style: SpeakingStyle
+    controls: ProsodyControls | None = None
+    plan: UtteranceProsody | None = None
+    head: np.ndarray | None = None  # (T, 3) head rotation (nods on accents), when drawn
+
+
+def perform(spec: UtteranceSpec, subject: SubjectSpec, fps: float, seed: int, prosody: bool = False) -> Performance:
+    """Speak one sentence and time its phones; with ``prosody`` draw its hidden variables
+    (:mod:`.prosody`), which shape the speech through SSML and the motion through the rig's
+    prosody controls and a head nod per accent."""
     from ..audio import TARGET_RATE
     from . import prosody as pros
 
@@ -513,7 +563,7 @@ def make_utterance(
     if prosody and subject.engine == "espeak":
         prng = np.random.default_rng(np.random.SeedSequence([seed, 0x9205, spec.subject, spec.sentence]))
         plan = pros.draw_prosody(transcript_words(spec.text), prng)
-    samples, phones, note = _speak(spec.text, subject, pros.to_ssml(plan) if plan else None)
+    samples, phones, note = _speak(spec.text, subject, plan)
     duration = len(samples) / TARGET_RATE
     alignment = Alignment(
         words=_word_tier(spec.text, phones),
@@ -526,16 +576,24 @@ def make_utterance(
         source=None,
     )
     n_frames = max(1, int(round(duration * fps)))
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xF4CE, spec.subject, spec.sentence]))
     style, controls, head = subject.style, None, None
     if plan is not None:
         words = _tier_by_word(alignment.words, [w.word for w in plan.words])
         controls = pros.controls(plan, phones, words)
         style = replace(style, rest_smile=style.rest_smile + pros.MOODS[plan.mood][1])
         head = pros.head_nods(controls.accents, n_frames, fps)
-    params = animate_phones(phones, n_frames, fps, style, rng, prosody=controls)
+    return Performance(samples, alignment, phones, n_frames, style, controls, plan, head)
+
+
+def make_utterance(
+    spec: UtteranceSpec, subject: SubjectSpec, rig: Rig, rest: np.ndarray, fps: float, seed: int, prosody: bool = False
+) -> Utterance:
+    """Speak one sentence (:func:`perform`), animate the rig on the subject's face."""
+    take = perform(spec, subject, fps, seed, prosody)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xF4CE, spec.subject, spec.sentence]))
+    params = animate_phones(take.phones, take.n_frames, fps, take.style, rng, prosody=take.controls)
     vertices = rig.pose(params, rest=rest).astype(np.float32)
-    return Utterance(spec.name, samples, alignment, phones, params.astype(np.float32), vertices, plan, head)
+    return Utterance(spec.name, take.samples, take.alignment, take.phones, params.astype(np.float32), vertices, take.plan, take.head)
 
 
 # --------------------------------------------------------------------------------------------
