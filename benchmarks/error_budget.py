@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import fields, replace
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from keymotion_gain import SPLIT, rig_floor, score
+from keymotion_gain import SPLIT, CachedAlignments, rig_floor, score
 from kmtalk_cli.data.dataset import open_dataset
 from kmtalk_cli.data.synth import Performance, SynthOptions, perform, plan_corpus
 from kmtalk_cli.face.coarticulation import SpeakingStyle, animate_phones
@@ -93,6 +94,7 @@ def main() -> None:
         rows[label] = score(dataset, rebuilt(choose))
         print(f"{label}: {rows[label]['lve_mm']:.3f} mm", flush=True)
     rows["rig driven by the aligner (the baseline)"] = rig_floor(dataset)
+    methods = Counter(a.method for key, a in CachedAlignments.cache.items() if key.startswith("aligner:"))
     rows["template (no motion)"] = score(dataset, lambda seq: np.broadcast_to(seq.template, seq.vertices.shape).copy())
 
     n = len(dataset.split(args.split))
@@ -105,6 +107,8 @@ def main() -> None:
     listener = rows[variants[1][0]]["lve_mm"]
     print(f"\nA model that recovers everything audible (phones, timings, prosody) but cannot know an unheard subject's style "
           f"scores about {listener:.3f} mm here: {100 * (1 - listener / rig_lve):.1f}% under the rig driven by the aligner.")
+    print(f"The aligner (given each sentence's text) found the forced path for {methods['forced']} of {sum(methods.values())} "
+          f"sentences ({', '.join(f'{m} {n}' for m, n in sorted(methods.items()) if m != 'forced') or 'no fallbacks'}).")
     if args.json:
         args.json.write_text(json.dumps({"corpus": str(args.corpus), "split": args.split, "rows": rows}, indent=1))
 

@@ -310,3 +310,29 @@ def test_no_nested_fan_out_inside_a_worker_process() -> None:
     assert ps.default_jobs() >= 1
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
         assert pool.submit(ps.default_jobs).result() == 1
+
+
+FAST_TEXT = "Please give the quiet helmet to Ruth and the monkey."
+
+
+def test_fast_speech_is_aligned_slowed_down_when_full_speed_finds_no_good_path() -> None:
+    """At 300 words a minute some phones are shorter than the acoustic models' 30 ms: at full
+    speed the forced path is poor (or missing), slowed to 60% it fits, and its times are right."""
+    syn = synthesize(FAST_TEXT, "en-us+Annie", rate=300)
+    audio = from_array(syn.samples, syn.sample_rate)
+    words = [w.strip(".").lower() for w in FAST_TEXT.split()]
+    with pytest.raises(ps.NoPath):  # Misfit is a NoPath: the fault this retry is for
+        ps.forced(words, ps.to_pcm(audio.samples), audio.duration)
+    al = align(audio, FAST_TEXT, backend="pocketsphinx")
+    assert al.method == "forced" and any("slowed" in n for n in al.notes)
+    assert [w.label.lower() for w in al.words] == words
+    usable(al)
+    errors = np.abs(boundary_errors(reference_from_espeak(syn), al))
+    assert len(errors) >= 25 and np.median(errors) < 0.035  # espeak-ng's events lead by ~15 ms
+
+
+def test_a_wrong_transcript_is_not_accepted_by_slowing_the_speech_down() -> None:
+    audio, _ = speech()
+    with pytest.warns(KmtalkWarning):
+        al = align(audio, "Seventeen purple elephants negotiated a mortgage", backend="pocketsphinx")
+    assert al.method != "forced" or [w.label for w in al.words] != ["seventeen", "purple", "elephants", "negotiated", "a", "mortgage"]

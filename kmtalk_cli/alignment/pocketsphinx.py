@@ -408,14 +408,43 @@ def _edge_retry(words: Sequence[str], pcm: bytes, samples: np.ndarray) -> ChunkR
     return replace(result, notes=(note,) + result.notes)
 
 
+#: Speed at which a chunk whose words found no path (or a poor one) is aligned again: at 60% a
+#: phone of 18 ms lasts the 30 ms the acoustic models need (:mod:`.tempo`).
+SLOWED_TEMPO = 0.6
+
+
+def _slowed_retry(words: Sequence[str], samples: np.ndarray, reason: str) -> ChunkResult | None:
+    """Forced alignment of the chunk played at :data:`SLOWED_TEMPO`, times scaled back; None if
+    that fails too (or ffmpeg is missing). The slowed path passes the same fit checks."""
+    from .tempo import slow_down
+
+    slow = slow_down(samples, SLOWED_TEMPO, SAMPLE_RATE)
+    if slow is None:
+        return None
+    try:
+        result = _forced_chunk(words, to_pcm(slow), slow, "forced")
+    except NoPath:
+        return None
+    duration = samples.shape[0] / SAMPLE_RATE
+
+    def back(segments: Sequence[Segment]) -> tuple[Segment, ...]:
+        return tuple(Segment(s.label, min(s.start * SLOWED_TEMPO, duration), min(s.end * SLOWED_TEMPO, duration)) for s in segments)
+
+    note = f"the speech was aligned slowed to {SLOWED_TEMPO:.0%} of its speed (at full speed {reason})"
+    return ChunkResult(back(result.words), back(result.phones), "forced", (note,) + result.notes)
+
+
 def align_chunk(samples: np.ndarray, words: Sequence[str] | None, *, recognised: bool = False,
                 edges: bool = False) -> ChunkResult:
-    """Forced alignment of one chunk with the fallback ladder: recognised words, allphone, energy.
+    """Forced alignment of one chunk with the fallback ladder: slowed speech, recognised words,
+    allphone, energy.
 
     ``words`` None means no transcript: recognise words first. A transcript that does not fit
-    the speech (:class:`Misfit`) is replaced by recognised words; a search that finds no path
-    falls to phone recognition, except that a chunk of long audio (``edges``) first retries with
-    its edge words optional. Each fallback is recorded in the result's notes.
+    the speech (:class:`Misfit`) or finds no path is first aligned again on the speech slowed
+    down (a fast talker's phones can be too short for the acoustic models); if that fails too, a
+    misfit is replaced by recognised words and a missing path falls to phone recognition, except
+    that a chunk of long audio (``edges``) first retries with its edge words optional. Each
+    fallback is recorded in the result's notes.
     """
     duration = samples.shape[0] / SAMPLE_RATE
     pcm = to_pcm(samples)
@@ -425,6 +454,9 @@ def align_chunk(samples: np.ndarray, words: Sequence[str] | None, *, recognised:
             result = _forced_chunk(words, pcm, samples, "forced")
             return replace(result, notes=tuple(notes) + result.notes)
         except Misfit as exc:
+            slowed = _slowed_retry(words, samples, str(exc))
+            if slowed is not None:
+                return slowed
             notes.append(f"the transcript does not fit the speech: {exc}; recognised the words instead")
             words = None
         except NoPath as exc:
@@ -433,6 +465,9 @@ def align_chunk(samples: np.ndarray, words: Sequence[str] | None, *, recognised:
                     return _edge_retry(words, pcm, samples)
                 except NoPath:
                     pass
+            slowed = _slowed_retry(words, samples, str(exc))
+            if slowed is not None:
+                return slowed
             notes.append(f"forced alignment to the transcript failed ({exc}); used phone recognition instead")
             words = ()
     if words is None:
