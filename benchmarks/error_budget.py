@@ -36,10 +36,6 @@ from kmtalk_cli.face.coarticulation import SpeakingStyle, animate_phones
 from kmtalk_cli.face.rig import build_rig
 from kmtalk_cli.face.template import bundled_template
 
-#: Style fields that move the lips (the rest shape blinks and brows).
-LIP_STYLE = ("jaw_gain", "round_gain", "spread_gain", "closure_gain", "lead", "asymmetry", "coarticulation", "rest_smile")
-
-
 def average_style(styles: list[SpeakingStyle]) -> SpeakingStyle:
     """The mean of every field: the best single guess at an unheard subject's style."""
     return SpeakingStyle(**{f.name: float(np.mean([getattr(s, f.name) for s in styles])) for f in fields(SpeakingStyle)})

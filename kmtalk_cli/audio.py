@@ -297,12 +297,12 @@ def _supported_formats() -> str:
         ("WAV", "WAV"), ("FLAC", "FLAC"), ("OGG", "OGG/Vorbis/Opus"), ("MP3", "MP3"), ("AIFF", "AIFF")
     )
     names = [label for key, label in known if key in available]
-    if _ffmpeg() is not None:
+    if ffmpeg_executable() is not None:
         names.append("anything ffmpeg decodes (M4A/AAC, the sound of MP4/MOV/MKV videos)")
     return ", ".join(names)
 
 
-def _ffmpeg() -> str | None:
+def ffmpeg_executable() -> str | None:
     """The ffmpeg executable shipped with imageio-ffmpeg (or ``$IMAGEIO_FFMPEG_EXE``), if any."""
     try:
         import imageio_ffmpeg
@@ -327,7 +327,7 @@ def decode_with_ffmpeg(path: Path, libsndfile_reason: str = "") -> tuple[np.ndar
     endless or absurd stream is refused after a bounded amount of work. ``libsndfile_reason``
     goes into the error message when ffmpeg cannot decode it either.
     """
-    exe = _ffmpeg()
+    exe = ffmpeg_executable()
     if exe is None:
         raise AudioError(f"Audio file {path} is not a format libsndfile reads, and ffmpeg (imageio-ffmpeg) is not installed.")
     with tempfile.TemporaryDirectory(prefix="kmtalk-decode-") as scratch:

@@ -35,9 +35,9 @@ audio encoder on ground-truth key frames) and ``complete`` (completion from grou
 motions, on the audio features as ``keys`` left them; ``key_dropout`` hides some), or with
 ``schedule: joint`` one ``joint`` stage in which every step learns both (the sum of the two
 losses, the audio encoder learning from both), and last ``refine`` (the key decoder alone,
-everything else frozen, selected by the free-running lip error of the whole model). Given as many optimiser
-steps as a plain backbone, the staged form leaves completion half of them and the key decoder
-less than half; the joint form gives each all of them, for a dearer step. With ``joint``,
+everything else frozen, selected by the free-running lip error of the whole model). Given as
+many optimiser steps as a plain backbone, the staged form leaves completion half of them and the
+key decoder less than half; the joint form gives each all of them, for a dearer step. With ``joint``,
 ``completion_keys: predicted`` conditions completion on the decoder's own (detached) keys
 instead of the true ones: the keys it will be given at test time.
 
@@ -476,6 +476,11 @@ class KeyMotionModel(nn.Module):
         return torch.cat(list(self.complete_pieces(audio, n_frames, keys, style=style, features=features)), dim=0)
 
 
+def recorded_key_motions(info: Mapping[str, Any]) -> dict[str, Any]:
+    """A checkpoint's key-motion options; those written before ``schedule`` existed were all trained staged."""
+    return {"schedule": "staged", **(info.get("key_motions") or {})}
+
+
 def load_keymotion_model(path: Path | str) -> tuple[KeyMotionModel, dict[str, Any]]:
     from .backbones import create_backbone
     from .backbones.checkpoint import load_state, read_checkpoint_info, resolve_checkpoint_path
@@ -485,8 +490,7 @@ def load_keymotion_model(path: Path | str) -> tuple[KeyMotionModel, dict[str, An
     if info.get("kind") != "key-motion":
         raise ModelError(f"Checkpoint {path} holds a plain backbone, not a key-motion model; use it without key motions.")
     backbone = create_backbone(info["backbone"], info["config"])
-    # Checkpoints written before ``schedule`` existed were all trained staged.
-    model = KeyMotionModel(backbone, KeyMotionConfig.from_dict({"schedule": "staged", **info["key_motions"]}))
+    model = KeyMotionModel(backbone, KeyMotionConfig.from_dict(recorded_key_motions(info)))
     load_state(path, model)
     model.eval()
     return model, info

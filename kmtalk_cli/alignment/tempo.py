@@ -22,11 +22,10 @@ def slow_down(samples: np.ndarray, tempo: float, rate: int = 16_000) -> np.ndarr
     ``atempo``), or None where ffmpeg (imageio-ffmpeg) is missing or fails."""
     if not 0.5 <= tempo <= 1.0:
         raise ValueError(f"tempo must lie in [0.5, 1], got {tempo}")
-    try:
-        import imageio_ffmpeg
+    from ..audio import ffmpeg_executable
 
-        exe = imageio_ffmpeg.get_ffmpeg_exe()
-    except (ImportError, RuntimeError, OSError):
+    exe = ffmpeg_executable()
+    if exe is None:
         return None
     raw = ["-f", "f32le", "-ar", str(rate), "-ac", "1"]
     command = [exe, "-nostdin", "-hide_banner", "-loglevel", "error", *raw, "-i", "pipe:0",

@@ -80,11 +80,11 @@ def train(
             raise KmtalkError(f"Run directory {out} already has checkpoints; pass --resume to continue it or choose another --out.")
         if lr_schedule not in LR_SCHEDULES:
             raise KmtalkError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}; got '{lr_schedule}'.")
-        if resume and key_motions:  # a run keeps its schedule (runs from before ``schedule`` existed were staged)
+        if resume and key_motions:  # a run keeps its schedule
             from ..backbones.checkpoint import read_checkpoint_info
+            from ..keymotion_model import recorded_key_motions
 
-            recorded = read_checkpoint_info(out / "last.safetensors").get("key_motions") or {}
-            km_overrides.setdefault("schedule", recorded.get("schedule", "staged"))
+            km_overrides.setdefault("schedule", recorded_key_motions(read_checkpoint_info(out / "last.safetensors"))["schedule"])
         dataset = open_dataset(data)
         seed_everything(seed)  # the initial weights too, not only the batches
         model, description, lips = build_run(

@@ -482,8 +482,8 @@ def _say_espeak(text: str, subject: SubjectSpec, plan: UtteranceProsody | None) 
     for event in again.phonemes:
         if not event.name.startswith("_"):
             first.setdefault(event.word, event.start)
-    starts = [first.get(pos, np.inf) for pos in pros.ssml_word_positions(ssml)]
-    starts = np.minimum.accumulate(np.asarray(starts)[::-1])[::-1]  # an unspoken word starts where the next does
+    starts = [first.get(pos, again.duration) for pos in pros.ssml_word_positions(ssml)]
+    starts = np.minimum.accumulate(np.asarray(starts)[::-1])[::-1]  # an unspoken word starts where the next does (or the end)
     samples = pros.apply_word_loudness(again.samples, again.sample_rate, starts, plan)
     return replace(again, samples=samples)
 
