@@ -18,6 +18,7 @@ from kmtalk_cli.errors import AlignmentError, KmtalkWarning
 
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 TEXT = "The quick brown fox jumps over the lazy dog."
+SECOND_TEXT = "Hugh thought the boy was woolen, but the vase was tiny."
 
 
 @functools.lru_cache(maxsize=None)
@@ -272,13 +273,22 @@ def test_chunks_in_worker_processes_match_one_process(monkeypatch: pytest.Monkey
     parallel = align(audio, text, backend="pocketsphinx", max_chunk=3.5, jobs=2)
     assert started == [2] and len(parallel.chunks) >= 3
     assert not ps.POOL._decoders  # every chunk was decoded in a worker process
-    # Labels must agree; a decoder taught other words earlier can break a Viterbi tie one 10 ms
-    # frame differently, so times agree to a frame.
-    for got, want in ((parallel.phones, serial.phones), (parallel.words, serial.words)):
-        assert [s.label for s in got] == [s.label for s in want]
-        assert np.allclose([s.start for s in got], [s.start for s in want], atol=0.0101)
-        assert np.allclose([s.end for s in got], [s.end for s in want], atol=0.0101)
+    # Each chunk decodes from a fresh front end, so which process saw which chunk first is moot.
+    assert parallel.phones == serial.phones and parallel.words == serial.words
     assert parallel.method == "forced"
+
+
+def test_a_sentence_aligns_the_same_whatever_the_decoder_aligned_before() -> None:
+    """The decoders are reused; their front end's noise estimate must not carry over, or a batch's
+    alignments depend on its order (and a forced path can vanish)."""
+
+    def forced(text: str, voice: str) -> object:
+        audio, _ = speech(text, voice)
+        return ps.forced([w.strip(".,").lower() for w in text.split()], ps.to_pcm(audio.samples), audio.duration)
+
+    first = forced(SECOND_TEXT, "en-us+f3")
+    forced(TEXT, "en-us")
+    assert forced(SECOND_TEXT, "en-us+f3") == first
 
 
 def test_edge_grammar_lets_only_edge_words_go() -> None:
