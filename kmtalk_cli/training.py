@@ -94,15 +94,20 @@ class TrainResult:
 
 
 # -- data ---------------------------------------------------------------------------------------
-def load_items(dataset: Any, refs: Sequence[Any], styles: Sequence[str], progress: Progress | None = None) -> list[TrainingItem]:
-    """Load sequences as offsets from each subject's template; style index if the subject trains."""
+def load_items(
+    dataset: Any, refs: Sequence[Any], styles: Sequence[str], progress: Progress | None = None, *, alignments: str = "true"
+) -> list[TrainingItem]:
+    """Load sequences as offsets from each subject's template; style index if the subject trains.
+
+    ``alignments``: the phones key motions train on, the corpus' TextGrids (``true``) or the
+    built-in aligner's on each sequence's speech (``aligner``, see :meth:`Dataset.phones`)."""
     items = []
     for i, ref in enumerate(refs):
         seq = dataset.load(ref)
         if seq.audio is None:
             raise DatasetError(f"Sequence {ref.name} has no speech; training needs wav/{ref.name}.wav.")
         offsets = (seq.vertices - seq.template[None]).reshape(len(seq.vertices), -1).astype(np.float32)
-        alignment = dataset.alignment(ref) if ref.textgrid_path is not None else None
+        alignment = dataset.phones(ref, seq.audio, alignments)
         style = styles.index(ref.subject) if ref.subject in styles else None
         items.append(TrainingItem(ref.name, ref.subject, seq.audio.samples.astype(np.float32), offsets, style, alignment))
         if progress:

@@ -235,6 +235,7 @@ CASES: list[Case] = [
     Case("train-batch-huge", lambda w: ["train", "--data", w.folder("data"), "--out", w.p("run"), "--batch-size", "10000000"], r"--batch-size", 2),
     Case("train-max-minutes-nan", lambda w: ["train", "--data", w.folder("data"), "--out", w.p("run"), "--max-minutes", "nan"], r"--max-minutes", 2),
     Case("train-out-is-a-file", lambda w: ["train", "--data", w.folder("data"), "--out", w.file("run", b"old")], r"is a file"),
+    Case("train-aligner-phones-without-key-motions", lambda w: ["train", "--data", w.folder("data"), "--out", w.p("run"), "--alignments", "aligner"], r"--key-motions"),
     Case("train-data-missing", lambda w: ["train", "--data", w.p("nodata"), "--out", w.p("run")], r"(?i)does not exist|not a"),
     Case("evaluate-missing-source", lambda w: ["evaluate", w.p("none.safetensors"), "--data", w.folder("data")], r"does not exist"),
     Case("evaluate-style-and-mode", lambda w: ["evaluate", w.checkpoint(), "--data", w.folder("data"), "--style", "a", "--style-mode", "own"], r"not both"),

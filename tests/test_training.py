@@ -63,6 +63,21 @@ def test_training_writes_checkpoints_that_describe_themselves_and_resume(corpus,
     assert [(h.stage, h.epoch) for h in resumed.history] == [("main", 0), ("main", 1)]
 
 
+def test_key_motions_can_train_on_the_aligners_phones(corpus) -> None:
+    """``alignments="aligner"`` gives each sequence the built-in aligner's phones on its speech
+    and transcript (what inference gets), not the corpus' true TextGrid."""
+    refs = corpus.split("train")[:2]
+    true = load_items(corpus, refs, [])
+    aligned = load_items(corpus, refs, [], alignments="aligner")
+    for t, a in zip(true, aligned):
+        assert t.alignment.backend != "pocketsphinx" and a.alignment.backend == "pocketsphinx"
+        assert a.alignment.method == "forced"
+        assert [w.label.lower() for w in a.alignment.words] == [w.label.lower() for w in t.alignment.words]
+        assert [p.label for p in a.alignment.phones] != [p.label for p in t.alignment.phones] or [
+            p.start for p in a.alignment.phones
+        ] != [p.start for p in t.alignment.phones]
+
+
 def test_unknown_stage_is_refused(corpus, tmp_path) -> None:
     from kmtalk_cli.errors import ModelError
 

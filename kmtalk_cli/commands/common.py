@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Callable, Iterator
+from enum import Enum
 from typing import Annotated, Any
 
 import typer
@@ -18,6 +19,15 @@ from ..errors import KmtalkError, KmtalkWarning, os_problem
 from ..progress import ProgressMode, Reporter, current, reporting
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class AlignmentSource(str, Enum):
+    """Where a key-motion model's phones come from: the built-in aligner, as at inference, or the
+    corpus' own TextGrids (the true timings of a synthetic corpus)."""
+
+    aligner = "aligner"
+    true = "true"
+
 
 ProgressOpt = Annotated[
     ProgressMode, typer.Option("--progress", help="bar (default), json (one event per line on stderr, for programs) or none.")

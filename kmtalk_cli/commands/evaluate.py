@@ -9,17 +9,12 @@ from typing import Annotated
 import typer
 
 from ..progress import ProgressMode
-from .common import ProgressOpt, QuietOpt, fail, info, progress_bar, running
+from .common import AlignmentSource, ProgressOpt, QuietOpt, fail, info, progress_bar, running
 
 
 class StyleMode(str, Enum):
     own = "own"
     average = "average"
-
-
-class AlignmentSource(str, Enum):
-    aligner = "aligner"
-    true = "true"
 
 
 def default_stem(source: Path, split: str) -> Path:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from ..progress import ProgressMode
-from .common import ProgressOpt, QuietOpt, finite, info, progress_bar, running
+from .common import AlignmentSource, ProgressOpt, QuietOpt, finite, info, progress_bar, running
 
 
 def learning_rate(value: float) -> float:
@@ -49,6 +49,10 @@ def train(
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
     stage: Annotated[list[str] | None, typer.Option("--stage", help="Train only these stages (repeatable).")] = None,
     max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="Time budget per stage (minutes).", min=0.01, max=1e6, callback=finite)] = None,
+    alignments: Annotated[
+        AlignmentSource,
+        typer.Option("--alignments", help="Phones key motions train on: true (the corpus' TextGrids) or aligner (the built-in aligner on each sequence's speech and transcript, as at inference)."),
+    ] = AlignmentSource.true,
     augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Degrade the training speech at random (reverb, band-limit, noise, gain) for real-world robustness.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from RUN_DIR/last.safetensors.")] = False,
     quiet: QuietOpt = False,
@@ -85,15 +89,19 @@ def train(
             from ..keymotion_model import recorded_key_motions
 
             km_overrides.setdefault("schedule", recorded_key_motions(read_checkpoint_info(out / "last.safetensors"))["schedule"])
+        if alignments is AlignmentSource.aligner and not key_motions:
+            raise KmtalkError("--alignments aligner is for key-motion training; add --key-motions or drop it (a plain model uses no phones).")
         dataset = open_dataset(data)
         seed_everything(seed)  # the initial weights too, not only the batches
         model, description, lips = build_run(
             backbone, dataset, preset=preset, overrides=overrides, key_motions=key_motions, key_motion_overrides=km_overrides
         )
         with progress_bar("Loading the corpus", enabled=not quiet) as update:
-            train_items = load_items(dataset, dataset.split("train"), description["styles"], update)
-        val_items = load_items(dataset, dataset.split("val"), description["styles"]) if "val" in dataset.splits else []
+            train_items = load_items(dataset, dataset.split("train"), description["styles"], update, alignments=alignments.value)
+        val_items = load_items(dataset, dataset.split("val"), description["styles"], alignments=alignments.value) if "val" in dataset.splits else []
         description["training"].update({"train_sequences": len(train_items), "val_sequences": len(val_items)})
+        if key_motions:
+            description["training"]["alignments"] = alignments.value
         options = TrainOptions(
             epochs=epochs, stage_epochs=_stage_epochs(stage_epochs or [], model.stages), batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, seed=seed, device=device,
             stages=tuple(stage) if stage else None, max_minutes=max_minutes, augment=augment,

@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -118,6 +119,18 @@ class Dataset:
         from ..alignment.textgrid import read_textgrid
 
         return read_textgrid(ref.textgrid_path)
+
+    def phones(self, ref: SequenceRef, audio: Any, source: str = "true"):  # noqa: ANN201 - Alignment or None
+        """The phones a key-motion model gets for a sequence: the corpus' TextGrid (``true``; None
+        when there is none) or the built-in aligner on its speech and transcript (``aligner``),
+        which is what the model is given at inference, timing errors and fallbacks included."""
+        if source == "true":
+            return self.alignment(ref) if ref.textgrid_path is not None else None
+        if source != "aligner":
+            raise ValueError(f"source must be 'true' or 'aligner', not {source!r}")
+        from ..alignment import align, find_transcript
+
+        return align(audio, find_transcript(ref.wav_path) if ref.wav_path is not None else None)
 
 
 def open_dataset(
