@@ -30,8 +30,9 @@ SEED = 0
 # warp (synth defaults), 16 subjects of which the espeak-named family is never trained on.
 CORPUS_COMMAND = ["synth", "--preset", "vocaset-like", "--subjects", "16", "--held-out-family", "espeak-named", "--seed", str(SEED)]
 # The paper's key-motion decoder (audio features only), learning with completion in the same steps
-# (schedule "joint"). Add "key_noise": 0.3 if paper_protocol.py (full) shows completion gains from it.
-KEY_MOTIONS = {"decoder_dim": 64, "embed_dim": 32, "phone_context": False, "schedule": "joint"}
+# (schedule "joint"), on the rig's face at the key frames (``rig_prior``: the decoder corrects it from
+# the audio). The phones come from the built-in aligner in training as at inference.
+KEY_MOTIONS = {"decoder_dim": 64, "embed_dim": 32, "phone_context": False, "schedule": "joint", "rig_prior": True}
 #: Equal optimiser steps: a key-motion model splits the plain model's 30 final-stage epochs over its
 #: stages as paper_protocol.km_stage_epochs does (10% refine, the rest keys and completion together).
 KM_EPOCHS = {"joint": 27, "refine": 3}
@@ -45,11 +46,12 @@ class Recipe:
     config: dict
     stage_epochs: dict[str, int] = field(default_factory=dict)
     lr_schedule: str = "cosine"  # the same schedule for every bundled model
+    alignments: str = "aligner"  # phones for key motions (kmtalk train --alignments); unused by plain models
 
     def train_args(self, corpus: Path, out: Path, config_path: Path) -> list[str]:
         args = ["train", "--data", str(corpus), "--out", str(out), "--backbone", self.backbone, "--config", str(config_path),
                 "--seed", str(SEED), "--augment", "--device", "cpu", "--quiet", "--lr-schedule", self.lr_schedule]
-        args += ["--key-motions"] if self.key_motions else []
+        args += ["--key-motions", "--alignments", self.alignments] if self.key_motions else []
         for stage, n in self.stage_epochs.items():
             args += ["--stage-epochs", f"{stage}={n}"]
         return args

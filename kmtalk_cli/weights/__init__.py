@@ -101,9 +101,14 @@ def card_text(file_name: str, info: dict[str, Any], n_params: int, n_bytes: int,
     title = _BACKBONE_TITLES.get(facts["backbone"], facts["backbone"]) + (" + key motions" if facts["kind"] == "key-motion" else "")
     training = facts["training"]
     stages = ", ".join(f"{name} {n}" for name, n in (training.get("options", {}).get("stage_epochs") or {}).items())
+    km = facts["key_motions"] or {}
+    method = " with KMTalk key motions (key-motion decoder + completion)" if facts["kind"] == "key-motion" else ""
+    if km.get("rig_prior"):
+        method = " with KMTalk key motions (the rig's face at each key frame, corrected from the audio by the key-motion decoder; completion)"
+    phones = {"aligner": "the built-in aligner's, as at inference", "true": "the corpus' true TextGrids"}.get(training.get("alignments", ""), "")
     return f"""# {title} — kmtalk bundled default (`{file_name}`)
 
-A {_BACKBONE_TITLES.get(facts['backbone'], facts['backbone'])} backbone{' with KMTalk key motions (key-motion decoder + completion)' if facts['kind'] == 'key-motion' else ''},
+A {_BACKBONE_TITLES.get(facts['backbone'], facts['backbone'])} backbone{method},
 {n_params / 1e6:.2f} M parameters stored in float16 ({n_bytes / 1e6:.1f} MB), for the bundled head
 ({facts['config']['n_vertices']} vertices) at {facts['config']['fps']:g} fps. Speech goes in through the
 log-mel encoder trained with it; no pretrained speech model and no download is involved.
@@ -114,7 +119,7 @@ log-mel encoder trained with it; no pretrained speech model and no download is i
 - Command: `{training.get('command', '?')}`, where `config.json` holds `{json.dumps(training.get('config_file', {}))}` (seed {training.get('seed', '?')}; epochs per stage: {stages or 'see the command'});
   all six defaults: `{training.get('regenerate', 'python tools/train_defaults.py')}`.
 - Speech augmentation during training: room reverberation, band-limiting, coloured noise, gain.
-- Time: {training.get('minutes', '?')} min on {training.get('threads', '?')} CPU thread(s).
+{f"- Phones for the key motions in training: {phones}." + chr(10) if phones else ""}- Time: {training.get('minutes', '?')} min on {training.get('threads', '?')} CPU thread(s).
 - Styles (`--style`): {', '.join(facts['styles'])}.
 
 ## Results on held-out splits{' (phones from the built-in aligner)' if facts['kind'] == 'key-motion' else ''}
