@@ -21,7 +21,7 @@ def test_every_backbone_is_bundled_with_and_without_key_motions():
     for backbone in BACKBONES:
         for km in (False, True):
             assert find_bundled(backbone, km) is not None, f"no bundled {backbone}{' + KM' if km else ''}"
-    assert sum(c.path.stat().st_size for c in BUNDLED) <= 40e6
+    assert sum(c.path.stat().st_size for c in BUNDLED) <= 42e6  # 40.8 MB: the + KM models carry the rig prior's basis
 
 
 @pytest.mark.parametrize("bundled", BUNDLED, ids=lambda c: c.path.stem)

@@ -1,14 +1,14 @@
 """Regenerate the bundled default weights: corpus → six trainings → test-split evaluation → fp16
 checkpoints and model cards in ``kmtalk_cli/weights/``.
 
-    python tools/train_defaults.py --work /tmp/defaults            # everything (about 1 h 30 min on 2 busy cores)
+    python tools/train_defaults.py --work /tmp/defaults            # everything (about 2 h on 2 busy cores)
     python tools/train_defaults.py --work /tmp/defaults --only faceformer-km --jobs 1
 
 Every step is a ``kmtalk`` command (printed, and written into the cards), so each checkpoint can
 be rebuilt by hand. Finished steps are skipped when run again with the same ``--work``.
 The sizes are chosen for the bundled head (5,080 vertices): every vertex-sized layer is 32–96
-wide, so the six files stay under 40 MB in fp16 together (38.98 MB), and each trains on one
-CPU thread in 20–38 minutes.
+wide, so the six files stay near 40 MB in fp16 together (40.78 MB, of which about 0.6 MB per
+key-motion model is the rig prior's basis), and each trains on one CPU thread in 20–41 minutes.
 """
 
 from __future__ import annotations
@@ -141,6 +141,7 @@ def install_checkpoint(recipe: Recipe, summary: dict, work: Path, weights: Path,
         "seed": SEED,
         "minutes": round(summary["train_seconds"] / 60, 1),
         "threads": summary["threads"],
+        **({"alignments": recipe.alignments} if recipe.key_motions else {}),
     }
     info["metrics"] = {**info.get("metrics", {}), **{k: summary[k] for k in ("test", "unseen") if k in summary}}
     target = weights / f"{recipe.name}.safetensors"
