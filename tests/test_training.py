@@ -78,6 +78,24 @@ def test_key_motions_can_train_on_the_aligners_phones(corpus) -> None:
         ] != [p.start for p in t.alignment.phones]
 
 
+def test_aligner_warnings_in_training_name_their_sequence(corpus, monkeypatch) -> None:
+    import kmtalk_cli.alignment as alignment
+    from kmtalk_cli.errors import KmtalkWarning
+
+    real = alignment.align
+
+    def warning_align(audio, text=None, **kw):
+        import warnings
+
+        warnings.warn(KmtalkWarning("Alignment: used phone recognition instead."), stacklevel=2)
+        return real(audio, text, **kw)
+
+    monkeypatch.setattr(alignment, "align", warning_align)
+    ref = corpus.split("train")[0]
+    with pytest.warns(KmtalkWarning, match=rf"^{ref.name}: Alignment: used phone recognition"):
+        load_items(corpus, [ref], [], alignments="aligner")
+
+
 def test_unknown_stage_is_refused(corpus, tmp_path) -> None:
     from kmtalk_cli.errors import ModelError
 

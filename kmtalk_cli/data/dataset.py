@@ -128,9 +128,16 @@ class Dataset:
             return self.alignment(ref) if ref.textgrid_path is not None else None
         if source != "aligner":
             raise ValueError(f"source must be 'true' or 'aligner', not {source!r}")
+        import warnings
+
         from ..alignment import align, find_transcript
 
-        return align(audio, find_transcript(ref.wav_path) if ref.wav_path is not None else None)
+        with warnings.catch_warnings(record=True) as caught:  # said again with the sequence's name
+            warnings.simplefilter("always")
+            alignment = align(audio, find_transcript(ref.wav_path) if ref.wav_path is not None else None)
+        for w in caught:
+            warnings.warn(w.category(f"{ref.name}: {w.message}"), stacklevel=2)
+        return alignment
 
 
 def open_dataset(
