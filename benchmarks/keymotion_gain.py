@@ -97,13 +97,11 @@ def score(dataset: Any, predict: Any) -> dict[str, float]:
     return {"lve_paper": p.lve_paper, "lve_mm": p.lve_mm, "fdd": p.fdd, "mve_mm": p.mve_mm, "frames": p.frames}
 
 
-def aligned(seq: Any) -> Any:
+def aligned(dataset: Any, seq: Any) -> Any:
     """The aligner's phones for a test recording (given its text), shared with the models' rows."""
-    from kmtalk_cli.alignment import align, find_transcript
-
     key = f"aligner:{seq.name}"
     if key not in CachedAlignments.cache:
-        CachedAlignments.cache[key] = align(seq.audio, find_transcript(seq.audio.source))
+        CachedAlignments.cache[key] = dataset.phones(dataset.ref(seq.name), seq.audio, "aligner")
     return CachedAlignments.cache[key]
 
 
@@ -115,7 +113,7 @@ def rig_floor(dataset: Any) -> dict[str, float]:
 
     head = bundled_template()
     rig = build_rig(head)
-    return score(dataset, lambda seq: rig_motion(aligned(seq), head, len(seq.vertices), seq.fps, rig=rig, rest=seq.template))
+    return score(dataset, lambda seq: rig_motion(aligned(dataset, seq), head, len(seq.vertices), seq.fps, rig=rig, rest=seq.template))
 
 
 def interpolated_face(seq: Any, indices: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -249,7 +247,7 @@ def main() -> None:
     floor = rig_floor(dataset)
     results["rows"]["rig (aligner timings, no learning)"] = {"mean": floor}
     lines.append(row("rig (aligner timings, no learning)", floor))
-    between = score(dataset, lambda seq: true_keys_interpolated(seq, aligned(seq)))
+    between = score(dataset, lambda seq: true_keys_interpolated(seq, aligned(dataset, seq)))
     results["rows"]["true key motions, interpolated"] = {"mean": between}
     lines.append(row("true key motions, interpolated (what completion can add between keys)", between))
     if args.ablations:

@@ -477,7 +477,7 @@ class ModelPredictions:
         return subject if self.style_mode == "own" and subject in self.model.styles else None
 
     def _alignment(self, seq: Sequence) -> Any:
-        ref = next(r for r in self.dataset.sequences if r.name == seq.name)
+        ref = self.dataset.ref(seq.name)
         if self.alignments == "true":
             return self.dataset.alignment(ref)  # says so when the corpus has no TextGrid
         return self.dataset.phones(ref, seq.audio, "aligner")

@@ -84,13 +84,17 @@ class Dataset:
         wanted = set(self.splits[name])
         return tuple(s for s in self.sequences if s.name in wanted)
 
+    def ref(self, name: str) -> SequenceRef:
+        """The sequence called ``name``."""
+        for s in self.sequences:
+            if s.name == name:
+                return s
+        raise DatasetError(f"Dataset {self.root} has no sequence '{name}'.")
+
     def load(self, ref: SequenceRef | str, *, with_audio: bool = True) -> Sequence:
         """Read one sequence's vertices (downsampled to ``fps``) and, if asked, its speech."""
         if isinstance(ref, str):
-            found = [s for s in self.sequences if s.name == ref]
-            if not found:
-                raise DatasetError(f"Dataset {self.root} has no sequence '{ref}'.")
-            ref = found[0]
+            ref = self.ref(ref)
         template = self.templates[ref.subject]
         try:
             raw = np.load(ref.vertices_path, allow_pickle=False)
