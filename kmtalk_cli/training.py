@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .alignment.phones import SIL
 from .augment import augment_speech
 from .backbones.base import Batch
 from .backbones.checkpoint import save_checkpoint
@@ -108,6 +109,8 @@ def load_items(
             raise DatasetError(f"Sequence {ref.name} has no speech; training needs wav/{ref.name}.wav.")
         offsets = (seq.vertices - seq.template[None]).reshape(len(seq.vertices), -1).astype(np.float32)
         alignment = dataset.phones(ref, seq.audio, alignments)
+        if alignments == "aligner" and all(p.label == SIL for p in alignment.phones):
+            raise DatasetError(f"Sequence {ref.name}: the aligner heard no speech in {ref.wav_path}, so it has no phones for key motions; fix or remove it.")
         style = styles.index(ref.subject) if ref.subject in styles else None
         items.append(TrainingItem(ref.name, ref.subject, seq.audio.samples.astype(np.float32), offsets, style, alignment))
         if progress:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 import subprocess
 import sys
 
@@ -93,6 +94,21 @@ def test_aligner_warnings_in_training_name_their_sequence(corpus, monkeypatch) -
     monkeypatch.setattr(alignment, "align", warning_align)
     ref = corpus.split("train")[0]
     with pytest.warns(KmtalkWarning, match=rf"^{ref.name}: Alignment: used phone recognition"):
+        load_items(corpus, [ref], [], alignments="aligner")
+
+
+def test_a_sequence_the_aligner_hears_no_speech_in_is_named(corpus, monkeypatch) -> None:
+    from kmtalk_cli.errors import DatasetError
+
+    ref = corpus.split("train")[0]
+    real_load = type(corpus).load
+
+    def silent_load(self, r, **kw):
+        seq = real_load(self, r, **kw)
+        return replace(seq, audio=replace(seq.audio, samples=np.zeros_like(seq.audio.samples)))
+
+    monkeypatch.setattr(type(corpus), "load", silent_load)  # the dataset is frozen
+    with pytest.warns(UserWarning), pytest.raises(DatasetError, match=rf"{ref.name}: the aligner heard no speech"):
         load_items(corpus, [ref], [], alignments="aligner")
 
 
