@@ -26,6 +26,12 @@ Prints Markdown tables and writes ``RUNS/results.json``. Finished runs are reuse
 
 scores the bundled default weights instead (trained by ``tools/train_defaults.py`` on that
 corpus with their own, larger budgets; no training here, no ablations).
+
+    python benchmarks/keymotion_gain.py --corpus /tmp/defaults/corpus --runs /tmp/scored --split unseen \
+        --checkpoints /tmp/seed1/runs/selftalk-km/model/best.safetensors,...
+
+scores key-motion checkpoints trained elsewhere (the bundled recipe's seeds and ablations): each
+one's full LVE, its keys-only LVE and the share of the keys-only error completion removes.
 """
 
 from __future__ import annotations
@@ -162,6 +168,19 @@ def keys_only_score(dataset: Any, path: Path) -> dict[str, float]:
     return score(dataset, keys_only(CachedAlignments(load_model(path), dataset)))
 
 
+def completion_rows(dataset: Any, paths: list[Path]) -> tuple[list[str], dict[str, Any]]:
+    """Full and keys-only LVE of each key-motion checkpoint, and what completion removes."""
+    lines = ["| checkpoint | LVE (mm) | keys only, interpolated (mm) | completion removes |", "| --- | ---: | ---: | ---: |"]
+    results: dict[str, Any] = {}
+    for path in paths:
+        full, only = model_score(dataset, path), keys_only_score(dataset, path)
+        share = (only["lve_mm"] - full["lve_mm"]) / only["lve_mm"]
+        results[str(path)] = {"full": full, "keys_only": only, "completion_share": share}
+        lines.append(f"| {path} | {full['lve_mm']:.3f} | {only['lve_mm']:.3f} | {share:.1%} |")
+        print(lines[-1], flush=True)
+    return lines, results
+
+
 def row(label: str, m: dict[str, float], base: dict[str, float] | None = None, seeds: list[dict[str, float]] | None = None) -> str:
     gain = "" if base is None else f"{100 * (m['lve_mm'] - base['lve_mm']) / base['lve_mm']:+.1f}%"
     each = " / ".join(f"{s['lve_mm']:.3f}" for s in seeds) if seeds and len(seeds) > 1 else ""
@@ -190,6 +209,7 @@ def main() -> None:
     parser.add_argument("--config", type=Path, help="JSON sizes: backbone → config fields, 'key_motions' → options")
     parser.add_argument("--lr-schedule", default="cosine", choices=("cosine", "constant"))
     parser.add_argument("--split", default="test", help="held-out split to score (test, or unseen for a held-out voice family)")
+    parser.add_argument("--checkpoints", default="", help="comma-separated key-motion checkpoints to score (full and keys only); no training")
     args = parser.parse_args()
     LR_SCHEDULE[0] = args.lr_schedule
     SPLIT[0] = args.split
@@ -203,6 +223,16 @@ def main() -> None:
 
         build_corpus(args.corpus, PRESETS["vocaset-like"])
     dataset = open_dataset(args.corpus)
+    if args.checkpoints:
+        paths = [Path(p) for p in args.checkpoints.split(",") if p]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise SystemExit(f"No checkpoint at {', '.join(missing)}.")
+        lines, scored = completion_rows(dataset, paths)
+        args.runs.mkdir(parents=True, exist_ok=True)
+        (args.runs / "results.json").write_text(json.dumps({"split": args.split, "checkpoints": scored}, indent=2))
+        print("\n".join([f"Corpus {args.corpus} ({args.split}: {len(dataset.split(args.split))} held-out sequences); aligner timings.", "", *lines]))
+        return
     styles = dataset.train_subjects()
     train_refs = dataset.split("train")
     if args.train_limit:

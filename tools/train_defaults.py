@@ -3,6 +3,12 @@ checkpoints and model cards in ``kmtalk_cli/weights/``.
 
     python tools/train_defaults.py --work /tmp/defaults            # everything (about 2 h on 2 busy cores)
     python tools/train_defaults.py --work /tmp/defaults --only faceformer-km --jobs 1
+    python tools/train_defaults.py --work /tmp/seed1 --corpus /tmp/defaults/corpus --only selftalk-km --seed 1 --no-install
+    python tools/train_defaults.py --work /tmp/no-audio --corpus /tmp/defaults/corpus --only selftalk-km --set audio_guidance=false --no-install
+
+The last two are the recipe's seed and ablation runs (README, "Bundled weights"): another training
+seed, or a key-motion option changed (``--set``, JSON values), on the same corpus; they are never
+installed as the bundled weights.
 
 Every step is a ``kmtalk`` command (printed, and written into the cards), so each checkpoint can
 be rebuilt by hand. Finished steps are skipped when run again with the same ``--work``.
@@ -20,12 +26,12 @@ import os
 import shlex
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "kmtalk_cli" / "weights"
-SEED = 0
+SEED = 0  # the corpus' seed, and the bundled weights' training seed
 # The protocol of benchmarks/paper_protocol.py (preset full): hidden prosody and per-subject voice
 # warp (synth defaults), 16 subjects of which the espeak-named family is never trained on.
 CORPUS_COMMAND = ["synth", "--preset", "vocaset-like", "--subjects", "16", "--held-out-family", "espeak-named", "--seed", str(SEED)]
@@ -48,9 +54,9 @@ class Recipe:
     lr_schedule: str = "cosine"  # the same schedule for every bundled model
     alignments: str = "aligner"  # phones for key motions (kmtalk train --alignments); unused by plain models
 
-    def train_args(self, corpus: Path, out: Path, config_path: Path) -> list[str]:
+    def train_args(self, corpus: Path, out: Path, config_path: Path, seed: int = SEED) -> list[str]:
         args = ["train", "--data", str(corpus), "--out", str(out), "--backbone", self.backbone, "--config", str(config_path),
-                "--seed", str(SEED), "--augment", "--device", "cpu", "--quiet", "--lr-schedule", self.lr_schedule]
+                "--seed", str(seed), "--augment", "--device", "cpu", "--quiet", "--lr-schedule", self.lr_schedule]
         args += ["--key-motions", "--alignments", self.alignments] if self.key_motions else []
         for stage, n in self.stage_epochs.items():
             args += ["--stage-epochs", f"{stage}={n}"]
@@ -80,7 +86,7 @@ def kmtalk(args: list[str], log: Path | None = None, threads: int | None = None)
         raise SystemExit(f"`kmtalk {shlex.join(args)}` failed (exit {done.returncode}); see {log}.")
 
 
-def train_one(recipe: Recipe, work: Path, threads: int) -> dict:
+def train_one(recipe: Recipe, work: Path, threads: int, seed: int = SEED) -> dict:
     """Train and evaluate one recipe (skipped when its run finished before)."""
     run = work / "runs" / recipe.name
     summary_path = run / "summary.json"
@@ -89,7 +95,7 @@ def train_one(recipe: Recipe, work: Path, threads: int) -> dict:
     run.mkdir(parents=True, exist_ok=True)
     config_path = run / "config.json"
     config_path.write_text(json.dumps(recipe.config, indent=1))
-    train_args = recipe.train_args(work / "corpus", run / "model", config_path)
+    train_args = recipe.train_args(work / "corpus", run / "model", config_path, seed)
     resume = (run / "model" / "last.safetensors").is_file()
     kmtalk(train_args + (["--resume"] if resume else []), run / f"train{'-resumed' if resume else ''}.log", threads)
     epochs = [json.loads(line) for line in (run / "model" / "train_log.jsonl").read_text().splitlines() if line.strip()]
@@ -98,7 +104,7 @@ def train_one(recipe: Recipe, work: Path, threads: int) -> dict:
                  "--out", str(run / "test"), "--force", "--quiet"]
     kmtalk(eval_args, run / "evaluate.log", threads)
     report = json.loads((run / "test.json").read_text())
-    summary = {"train_args": train_args, "eval_args": eval_args, "train_seconds": round(seconds, 1), "threads": threads,
+    summary = {"train_args": train_args, "eval_args": eval_args, "train_seconds": round(seconds, 1), "threads": threads, "seed": seed,
                "test": report["pooled"] if "pooled" in report else report}
     summary_path.write_text(json.dumps(summary, indent=1))
     return with_unseen(summary, run, work, threads, summary_path)
@@ -138,7 +144,7 @@ def install_checkpoint(recipe: Recipe, summary: dict, work: Path, weights: Path,
         "command": train_command,
         "regenerate": command,
         "config_file": recipe.config,
-        "seed": SEED,
+        "seed": summary.get("seed", SEED),
         "minutes": round(summary["train_seconds"] / 60, 1),
         "threads": summary["threads"],
         **({"alignments": recipe.alignments} if recipe.key_motions else {}),
@@ -161,26 +167,53 @@ def install_checkpoint(recipe: Recipe, summary: dict, work: Path, weights: Path,
     return target
 
 
+def key_motion_option(text: str) -> tuple[str, object]:
+    """``KEY=JSON`` of ``--set`` → (key, value); a bare word that is not JSON is a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise SystemExit(f"--set takes KEY=VALUE, e.g. audio_guidance=false; got '{text}'.")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, required=True, help="Working directory (corpus, runs, logs).")
     parser.add_argument("--only", default="", help="Comma-separated recipe names (default: all six).")
     parser.add_argument("--jobs", type=int, default=2, help="Trainings at once (each gets cores/jobs threads).")
     parser.add_argument("--no-install", action="store_true", help="Train and evaluate, but leave kmtalk_cli/weights alone.")
+    parser.add_argument("--seed", type=int, default=SEED, help=f"Training seed (default {SEED}; the corpus keeps seed {SEED}).")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                        help="Change a key-motion option of the + KM recipes, e.g. audio_guidance=false (repeatable).")
+    parser.add_argument("--corpus", type=Path, help="Use this corpus (built by an earlier run) instead of building WORK/corpus.")
     args = parser.parse_args()
 
     recipes = [r for r in RECIPES if not args.only or r.name in args.only.split(",")]
     if not recipes:
         raise SystemExit(f"--only names none of {', '.join(r.name for r in RECIPES)}.")
+    if (args.seed != SEED or args.set) and not args.no_install:
+        raise SystemExit("--seed and --set train variants of the bundled recipe; add --no-install (the bundled weights are seed 0 of the recipe).")
+    changes = dict(key_motion_option(text) for text in args.set)
+    recipes = [replace(r, config={**r.config, "key_motions": {**KEY_MOTIONS, **changes}}) if r.key_motions else r for r in recipes]
     work = args.work.resolve()
     corpus = work / "corpus"
+    if args.corpus is not None:
+        if not (args.corpus / "splits.json").is_file():
+            raise SystemExit(f"--corpus {args.corpus} is not a corpus (no splits.json).")
+        work.mkdir(parents=True, exist_ok=True)
+        if not corpus.exists():
+            corpus.symlink_to(args.corpus.resolve(), target_is_directory=True)
+            source = args.corpus.resolve().parent / "corpus-commit.txt"
+            (work / "corpus-commit.txt").write_text(source.read_text() if source.is_file() else "unknown")
     if not (corpus / "splits.json").is_file():
         kmtalk([*CORPUS_COMMAND, str(corpus), "--quiet"], work / "synth.log")
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
         (work / "corpus-commit.txt").write_text(commit or "unknown")
     threads = max(1, (os.cpu_count() or 2) // args.jobs)
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-        summaries = dict(zip([r.name for r in recipes], pool.map(lambda r: train_one(r, work, threads), recipes)))
+        summaries = dict(zip([r.name for r in recipes], pool.map(lambda r: train_one(r, work, threads, args.seed), recipes)))
     if not args.no_install:
         for recipe in recipes:
             install_checkpoint(recipe, summaries[recipe.name], work, WEIGHTS, "python tools/train_defaults.py --work WORK")
