@@ -173,7 +173,8 @@ def completion_rows(dataset: Any, paths: list[Path]) -> tuple[list[str], dict[st
     lines = ["| checkpoint | LVE (mm) | keys only, interpolated (mm) | completion removes |", "| --- | ---: | ---: | ---: |"]
     results: dict[str, Any] = {}
     for path in paths:
-        full, only = model_score(dataset, path), keys_only_score(dataset, path)
+        helper = CachedAlignments(load_model(path), dataset)  # one model for both rows
+        full, only = score(dataset, helper), score(dataset, keys_only(helper))
         share = (only["lve_mm"] - full["lve_mm"]) / only["lve_mm"]
         results[str(path)] = {"full": full, "keys_only": only, "completion_share": share}
         lines.append(f"| {path} | {full['lve_mm']:.3f} | {only['lve_mm']:.3f} | {share:.1%} |")
@@ -217,18 +218,18 @@ def main() -> None:
         SIZES.update(json.loads(args.config.read_text()))
     if args.bundled:
         args.ablations, args.seeds = "", "0"
+    checkpoints = [Path(p) for p in args.checkpoints.split(",") if p]
+    missing = [str(p) for p in checkpoints if not p.is_file()]
+    if missing:
+        raise SystemExit(f"No checkpoint at {', '.join(missing)}.")
 
     if not args.corpus.is_dir():
         from kmtalk_cli.data.synth import PRESETS, build_corpus
 
         build_corpus(args.corpus, PRESETS["vocaset-like"])
     dataset = open_dataset(args.corpus)
-    if args.checkpoints:
-        paths = [Path(p) for p in args.checkpoints.split(",") if p]
-        missing = [str(p) for p in paths if not p.is_file()]
-        if missing:
-            raise SystemExit(f"No checkpoint at {', '.join(missing)}.")
-        lines, scored = completion_rows(dataset, paths)
+    if checkpoints:
+        lines, scored = completion_rows(dataset, checkpoints)
         args.runs.mkdir(parents=True, exist_ok=True)
         (args.runs / "results.json").write_text(json.dumps({"split": args.split, "checkpoints": scored}, indent=2))
         print("\n".join([f"Corpus {args.corpus} ({args.split}: {len(dataset.split(args.split))} held-out sequences); aligner timings.", "", *lines]))
