@@ -155,6 +155,27 @@ def keys_only(helper: Any) -> Any:
     return predict
 
 
+def completed_true_keys(helper: Any) -> Any:
+    """Predictions of a key-motion model whose completion is given the *true* face at its key
+    frames (the aligner's): what completion does with perfect key motions. Scored against
+    :func:`true_keys_interpolated`, it separates what completion can add between keys from the
+    key decoder's own error, which completion cannot see."""
+    import torch
+
+    from kmtalk_cli.keymotions import KeyMotions, select_key_frames
+
+    def predict(seq: Any) -> np.ndarray:
+        n = len(seq.vertices)
+        audio = torch.from_numpy(seq.audio.samples.astype(np.float32))
+        frames = select_key_frames(helper._alignment(seq), n, float(seq.fps), helper.model.model.km_config.rule)
+        truth = (seq.vertices[frames.indices] - seq.template[None]).reshape(len(frames.indices), -1).astype(np.float32)
+        style = helper.model.style_index(helper.style_for(seq.subject))
+        offsets = helper.model.model.complete(audio, n, KeyMotions(frames, truth), style=style)
+        return offsets.numpy().reshape(n, -1, 3) + seq.template
+
+    return predict
+
+
 def model_score(dataset: Any, path: Path, alignments: str = "aligner") -> dict[str, float]:
     scores = score(dataset, CachedAlignments(load_model(path), dataset, alignments=alignments))
     done = path.parent / "done"
@@ -169,16 +190,22 @@ def keys_only_score(dataset: Any, path: Path) -> dict[str, float]:
 
 
 def completion_rows(dataset: Any, paths: list[Path]) -> tuple[list[str], dict[str, Any]]:
-    """Full and keys-only LVE of each key-motion checkpoint, and what completion removes."""
-    lines = ["| checkpoint | LVE (mm) | keys only, interpolated (mm) | completion removes |", "| --- | ---: | ---: | ---: |"]
-    results: dict[str, Any] = {}
+    """Full and keys-only LVE of each key-motion checkpoint and what completion removes; then the
+    same with the true key motions: interpolated, and completed by each checkpoint."""
+    lines = ["| checkpoint | LVE (mm) | keys only, interpolated (mm) | completion removes | true keys completed (mm) | completion removes |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    between = score(dataset, lambda seq: true_keys_interpolated(seq, aligned(dataset, seq)))
+    results: dict[str, Any] = {"true_keys_interpolated": between}
     for path in paths:
-        helper = CachedAlignments(load_model(path), dataset)  # one model for both rows
-        full, only = score(dataset, helper), score(dataset, keys_only(helper))
+        helper = CachedAlignments(load_model(path), dataset)  # one model for every row
+        full, only, oracle = score(dataset, helper), score(dataset, keys_only(helper)), score(dataset, completed_true_keys(helper))
         share = (only["lve_mm"] - full["lve_mm"]) / only["lve_mm"]
-        results[str(path)] = {"full": full, "keys_only": only, "completion_share": share}
-        lines.append(f"| {path} | {full['lve_mm']:.3f} | {only['lve_mm']:.3f} | {share:.1%} |")
+        oracle_share = (between["lve_mm"] - oracle["lve_mm"]) / between["lve_mm"]
+        results[str(path)] = {"full": full, "keys_only": only, "completion_share": share, "true_keys_completed": oracle,
+                              "true_keys_completion_share": oracle_share}
+        lines.append(f"| {path} | {full['lve_mm']:.3f} | {only['lve_mm']:.3f} | {share:.1%} | {oracle['lve_mm']:.3f} | {oracle_share:.1%} |")
         print(lines[-1], flush=True)
+    lines.append(f"| true key motions, interpolated (no model) | | | | {between['lve_mm']:.3f} | |")
     return lines, results
 
 

@@ -59,3 +59,29 @@ def test_scoring_a_missing_checkpoint_is_refused_before_a_corpus_is_built(tmp_pa
     assert done.returncode != 0
     assert "No checkpoint at" in done.stderr and "Traceback" not in done.stderr
     assert not corpus.exists()
+
+
+def test_an_untrained_completion_of_the_true_keys_is_their_interpolation(tiny_corpus: Path, tmp_path: Path) -> None:
+    """The oracle row (completion given the true key motions) puts the keys on the model's key
+    frames in the corpus' units and on the sequence's face: an untrained residual adds nothing,
+    so it must reproduce the true keys interpolated exactly."""
+    import numpy as np
+
+    from kmtalk_cli.backbones.checkpoint import save_checkpoint
+    from kmtalk_cli.data.dataset import open_dataset
+    from kmtalk_cli.models import load_model
+    from kmtalk_cli.trainable import build_run
+
+    spec = importlib.util.spec_from_file_location("keymotion_gain", ROOT / "benchmarks" / "keymotion_gain.py")
+    gain = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gain)
+    dataset = open_dataset(tiny_corpus)
+    model, info, _ = build_run("selftalk", dataset, overrides={"d_model": 32}, key_motions=True,
+                               key_motion_overrides={"decoder_dim": 32, "embed_dim": 32, "decoder_layers": 1})
+    helper = gain.CachedAlignments(load_model(save_checkpoint(model, tmp_path / "km.safetensors", info)), dataset, alignments="true")
+    seq = dataset.load(dataset.split("test")[0])
+    completed = gain.completed_true_keys(helper)(seq)
+    interpolated = gain.true_keys_interpolated(seq, dataset.alignment(dataset.ref(seq.name)))
+    assert completed.shape == seq.vertices.shape
+    assert np.abs(completed - seq.template).max() > 1e-4  # the keys move the face
+    np.testing.assert_allclose(completed, interpolated, atol=1e-6)
