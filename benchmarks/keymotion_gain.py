@@ -31,7 +31,9 @@ corpus with their own, larger budgets; no training here, no ablations).
         --checkpoints /tmp/seed1/runs/selftalk-km/model/best.safetensors,...
 
 scores key-motion checkpoints trained elsewhere (the bundled recipe's seeds and ablations): each
-one's full LVE, its keys-only LVE and the share of the keys-only error completion removes.
+one's full LVE, its keys-only LVE and the share of the keys-only error completion removes; then
+the same checkpoint completing the *true* key motions, against their interpolation (what
+completion adds when the keys are right).
 """
 
 from __future__ import annotations
