@@ -7,7 +7,9 @@ emphasis and rate; the mood's smile). A model that hears a subject it never trai
 principle recover the phones, their timings and the prosody from the sound, but not the style:
 it is drawn per subject, independently of the voice. Rebuilding the lips with some parts true and
 the others replaced by the best guess a listener has (the average training subject's style, no
-prosody) shows what each part costs, and where the floor under every audio-only model lies.
+prosody) shows what each part costs, and where the floor under every audio-only model lies. One
+part of the prosody, the utterance's vocal effort, is only a level in the speech, which every
+audio encoder normalises away; a row leaves it out to show the floor for level-normalised speech.
 
     python benchmarks/error_budget.py --corpus /tmp/defaults/corpus --split test|unseen
 
@@ -30,8 +32,9 @@ from typing import Any
 import numpy as np
 
 from keymotion_gain import SPLIT, CachedAlignments, rig_floor, score
+from kmtalk_cli.data import prosody
 from kmtalk_cli.data.dataset import open_dataset
-from kmtalk_cli.data.synth import Performance, SynthOptions, perform, plan_corpus
+from kmtalk_cli.data.synth import Performance, SynthOptions, _tier_by_word, perform, plan_corpus
 from kmtalk_cli.face.coarticulation import SpeakingStyle, animate_phones
 from kmtalk_cli.face.rig import build_rig
 from kmtalk_cli.face.template import bundled_template
@@ -44,6 +47,21 @@ def average_style(styles: list[SpeakingStyle]) -> SpeakingStyle:
 def with_mood(style: SpeakingStyle, take: Performance, subject_style: SpeakingStyle) -> SpeakingStyle:
     """``style`` plus the utterance's mood smile (part of the prosody, not of the subject)."""
     return replace(style, rest_smile=style.rest_smile + take.style.rest_smile - subject_style.rest_smile)
+
+
+def without_effort(take: Performance) -> Any:
+    """The take's prosody controls with the utterance's vocal effort at its mean (0).
+
+    Effort reaches the speech only as a level (``prosody.EFFORT_DB`` per unit on every word),
+    and every audio encoder here normalises each utterance's level (the mel encoder per band,
+    wav2vec2 per waveform), so no model hears it; the words' loudness *relative* to each other,
+    their rate and accents stay audible and stay true here."""
+    plan = take.plan
+    if plan is None:
+        return take.controls
+    level = prosody.EFFORT_DB * plan.effort
+    level_free = replace(plan, effort=0.0, words=tuple(replace(w, loudness_db=w.loudness_db - level) for w in plan.words))
+    return prosody.controls(level_free, take.phones, _tier_by_word(take.alignment.words, [w.word for w in plan.words]))
 
 
 def main() -> None:
@@ -82,6 +100,9 @@ def main() -> None:
         ("every part true (rebuild check: the corpus' own lips)", lambda t, s: (t.style, t.controls)),
         ("style unknown (the average training subject's), phones, timings and prosody true: a perfect listener",
          lambda t, s: (with_mood(train_style, t, s.style), t.controls)),
+        ("style and the utterance's vocal effort unknown (it is only a level, which every encoder normalises away), "
+         "phones, timings and the rest of the prosody true: a perfect listener to level-normalised speech",
+         lambda t, s: (with_mood(train_style, t, s.style), without_effort(t))),
         ("prosody unknown, phones, timings and style true", lambda t, s: (s.style, None)),
         ("style and prosody unknown, phones and timings true", lambda t, s: (train_style, None)),
         ("the rig's own style, phones and timings true (a perfect aligner)", lambda t, s: (SpeakingStyle(), None)),
