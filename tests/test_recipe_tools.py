@@ -85,3 +85,28 @@ def test_an_untrained_completion_of_the_true_keys_is_their_interpolation(tiny_co
     assert completed.shape == seq.vertices.shape
     assert np.abs(completed - seq.template).max() > 1e-4  # the keys move the face
     np.testing.assert_allclose(completed, interpolated, atol=1e-6)
+
+
+def test_the_level_free_floor_takes_out_the_utterance_effort_and_nothing_else(monkeypatch) -> None:
+    """error_budget's level-normalised floor: each word's articulation gain loses exactly the
+    utterance effort's share; accents, phrase ends and the words' relative loudness stay."""
+    import numpy as np
+
+    from kmtalk_cli.data import prosody
+    from kmtalk_cli.data.synth import SynthOptions, perform, plan_corpus
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # error_budget imports keymotion_gain
+    spec = importlib.util.spec_from_file_location("error_budget", ROOT / "benchmarks" / "error_budget.py")
+    budget = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(budget)
+    options = SynthOptions(subjects=3, sentences=2, max_words=7)
+    subjects, utterances, _ = plan_corpus(options)
+    take = perform(utterances[0], subjects[utterances[0].subject], options.fps, options.seed, prosody=True)
+    assert abs(take.plan.effort) > 0.1  # this seed's first utterance has an effort to take out
+    free = budget.without_effort(take)
+    assert free.accents == take.controls.accents and free.phrase_ends == take.controls.phrase_ends
+    low, high = prosody.GAIN_RANGE
+    ratio = 2.0 ** (-prosody.EFFORT_DB * take.plan.effort / prosody.GAIN_DB_PER_OCTAVE)
+    pairs = [(g, f) for g, f in zip(take.controls.gains, free.gains) if g != 1.0 and low < g < high and low < f < high]
+    assert pairs
+    np.testing.assert_allclose([f / g for g, f in pairs], ratio, rtol=1e-6)
