@@ -186,6 +186,11 @@ def rig_by_aligner(dataset: Any) -> Any:
     return predict
 
 
+def ablation_label(backbone: str, what: str, seed: int) -> str:
+    """A row of the paper decoder's ablations; it names its backbone, since rows are keyed by label."""
+    return f"… {backbone} + KM, {what}, seed {seed}"
+
+
 def summary(runs: list[dict[str, float]]) -> dict[str, float]:
     out = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
     out["lve_sd"] = float(statistics.stdev([r["lve_mm"] for r in runs])) if len(runs) > 1 else 0.0
@@ -252,14 +257,15 @@ def main() -> None:
             print(f"{label}: " + ", ".join(f"{s} {rows[label][s]['lve_mm']:.3f}" for s in splits), flush=True)
         if args.no_ablations:
             continue
-        first = args.work / f"{backbone}-km-s{preset.seeds[0]}" / "best.safetensors"
-        rows[f"… keys only, interpolated (no completion), seed {preset.seeds[0]}"] = {**evaluate_model(first, keys_only), "seeds": 1, "base": backbone}
-        for variant, label in (("km-no-audio", "… no audio guidance in completion"),
-                               ("km-predicted", "… completion learnt from the decoder's own keys"),
-                               ("km-window", "… ±2 frames of audio at each key (key_window 2)"),
-                               ("km-staged", "… staged: keys, then completion on noisy true keys (the earlier form)")):
-            path = train_one(dataset, items, preset, backbone, variant, preset.seeds[0], args.work / f"{backbone}-{variant}-s{preset.seeds[0]}")
-            rows[f"{label}, seed {preset.seeds[0]}"] = {**evaluate_model(path), "seeds": 1, "minutes": minutes(path), "base": backbone}
+        seed = preset.seeds[0]
+        first = args.work / f"{backbone}-km-s{seed}" / "best.safetensors"
+        rows[ablation_label(backbone, "keys only, interpolated (no completion)", seed)] = {**evaluate_model(first, keys_only), "seeds": 1, "base": backbone}
+        for variant, what in (("km-no-audio", "no audio guidance in completion"),
+                              ("km-predicted", "completion learnt from the decoder's own keys"),
+                              ("km-window", "±2 frames of audio at each key (key_window 2)"),
+                              ("km-staged", "staged: keys, then completion on noisy true keys (the earlier form)")):
+            path = train_one(dataset, items, preset, backbone, variant, seed, args.work / f"{backbone}-{variant}-s{seed}")
+            rows[ablation_label(backbone, what, seed)] = {**evaluate_model(path), "seeds": 1, "minutes": minutes(path), "base": backbone}
     recognised = Recognised.__new__(Recognised)  # only its alignment cache is used
     between = lambda seq: true_keys_interpolated(seq, recognised._alignment(seq))  # noqa: E731
     rows["true key motions, interpolated (no learning)"] = {split: score(dataset, split, between) for split in splits}
