@@ -44,9 +44,17 @@ def f0_median(x: np.ndarray, rate: int) -> float:
     return float(np.median(out)) if out else float("nan")
 
 
+def tilt_db(x: np.ndarray, rate: int, split_hz: float = 1000.0) -> float:
+    """Spectral tilt of ``x``: energy above ``split_hz`` against below it, in dB. A level change
+    leaves it alone; real vocal effort flattens the spectrum (more energy high up)."""
+    power = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2 if len(x) > 1 else np.zeros(2)
+    freqs = np.fft.rfftfreq(len(x), 1.0 / rate) if len(x) > 1 else np.zeros(2)
+    return float(10 * np.log10((power[freqs >= split_hz].sum() + 1e-12) / (power[freqs < split_hz].sum() + 1e-12)))
+
+
 def word_table(root: Path) -> dict[str, list[float]]:
     """Per word: hidden variables and what the wav and the rig show."""
-    cols: dict[str, list[float]] = {k: [] for k in ("loudness_db", "emphasis", "rate", "gain", "rms_db", "f0_rel", "sec_per_phone", "jaw", "brow")}
+    cols: dict[str, list[float]] = {k: [] for k in ("loudness_db", "emphasis", "rate", "gain", "effort", "rms_db", "tilt_db", "f0_rel", "sec_per_phone", "jaw", "brow")}
     for path in sorted((root / "alignments").glob("*.prosody.json")):
         name = path.name.removesuffix(".prosody.json")
         plan = json.loads(path.read_text())
@@ -67,6 +75,8 @@ def word_table(root: Path) -> dict[str, list[float]]:
             fa, fb = int(seg.start * fps), max(int(seg.end * fps), int(seg.start * fps) + 1)
             n_ph = sum(1 for p in grid.phones if p.start >= seg.start - 1e-6 and p.end <= seg.end + 1e-6)
             cols["rms_db"].append(float(20 * np.log10(np.sqrt((audio[a:b] ** 2).mean()) + 1e-9)))
+            cols["tilt_db"].append(tilt_db(audio[a:b], rate))
+            cols["effort"].append(float(plan["effort"]))
             f0s.append(f0_median(audio[a:b], rate))
             cols["sec_per_phone"].append((seg.end - seg.start) / max(n_ph, 1))
             cols["jaw"].append(float(rig[fa:fb, INDEX["jawOpen"]].max()))
@@ -86,6 +96,8 @@ def corr(a: list[float], b: list[float]) -> float:
 
 PAIRS = (
     ("loudness_db", "rms_db", "audible: word level (dB) follows hidden loudness"),
+    ("effort", "rms_db", "audible as a level: word level (dB) follows the utterance's vocal effort"),
+    ("effort", "tilt_db", "audible beyond its level: spectral tilt (dB above / below 1 kHz) follows effort"),
     ("emphasis", "f0_rel", "audible: F0 (semitones) rises on accents"),
     ("rate", "sec_per_phone", "audible: local rate shortens phones (expect r < 0)"),
     ("gain", "jaw", "visible: jaw opening follows articulation gain"),
