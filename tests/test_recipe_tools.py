@@ -1,4 +1,4 @@
-"""The bundled recipe's variant runs (tools/train_defaults.py) and their scoring (keymotion_gain.py):
+"""The research tools a user types (tools/train_defaults.py, keymotion_gain.py, error_budget.py, prosody_audible.py):
 options that a researcher types, so they must refuse bad input before anything is built."""
 
 from __future__ import annotations
@@ -110,3 +110,19 @@ def test_the_level_free_floor_takes_out_the_utterance_effort_and_nothing_else(mo
     pairs = [(g, f) for g, f in zip(take.controls.gains, free.gains) if g != 1.0 and low < g < high and low < f < high]
     assert pairs
     np.testing.assert_allclose([f / g for g, f in pairs], ratio, rtol=1e-6)
+
+
+def test_spectral_tilt_ignores_the_level_and_sees_a_flatter_spectrum(monkeypatch) -> None:
+    """prosody_audible's level-free effort cue: a gain leaves the tilt as it is; pre-emphasis
+    (more energy high up, as real vocal effort gives) raises it."""
+    import numpy as np
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("prosody_audible", ROOT / "benchmarks" / "prosody_audible.py")
+    audible = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(audible)
+    x = np.random.default_rng(0).normal(size=16_000).astype(np.float32)
+    voice = np.convolve(x, np.ones(8) / 8, mode="same")  # low-passed: most energy below 1 kHz
+    flat = np.append(voice[0], voice[1:] - 0.9 * voice[:-1])
+    assert abs(audible.tilt_db(4.0 * voice, 16_000) - audible.tilt_db(voice, 16_000)) < 1e-6
+    assert audible.tilt_db(flat, 16_000) > audible.tilt_db(voice, 16_000) + 6.0
