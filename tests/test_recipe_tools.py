@@ -1,5 +1,5 @@
-"""The research tools a user types (tools/train_defaults.py, keymotion_gain.py, error_budget.py, prosody_audible.py):
-options that a researcher types, so they must refuse bad input before anything is built."""
+"""The research tools (tools/train_defaults.py and the benchmarks): options a researcher types are
+refused before anything is built, and the measurements they print measure what they say."""
 
 from __future__ import annotations
 
