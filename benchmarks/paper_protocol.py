@@ -22,7 +22,7 @@ One command builds the corpus, trains every model and prints every table:
   motionless template.
 
     python benchmarks/paper_protocol.py --preset tiny --work /tmp/pp-tiny     # minutes on 2 cores (a smoke run)
-    python benchmarks/paper_protocol.py --preset small --work /tmp/pp-small   # about 2 h for three seeds
+    python benchmarks/paper_protocol.py --preset small --work /tmp/pp-small   # about 70 min: three backbones, three seeds
     python benchmarks/paper_protocol.py --preset full --work /tmp/pp-full     # hours: the README tables
 
 Finished trainings are reused from ``--work``; ``results.json`` there holds every number.
@@ -74,7 +74,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "small": Preset(
         SynthOptions(subjects=9, sentences=12, max_words=10, held_out_family="espeak-female"),
-        epochs=10, seeds=(0, 1, 2), backbones=("selftalk",),
+        epochs=10, seeds=(0, 1, 2), backbones=("faceformer", "codetalker", "selftalk"),
         sizes={"faceformer": {"d_model": 32}, "codetalker": {"hidden": 32}, "selftalk": {"d_model": 64},
                "key_motions": {"decoder_dim": 48, "embed_dim": 32}},
         batch_size=4,
