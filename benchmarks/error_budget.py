@@ -34,7 +34,7 @@ import numpy as np
 from keymotion_gain import SPLIT, CachedAlignments, rig_floor, score
 from kmtalk_cli.data import prosody
 from kmtalk_cli.data.dataset import open_dataset
-from kmtalk_cli.data.synth import Performance, SynthOptions, _tier_by_word, perform, plan_corpus
+from kmtalk_cli.data.synth import Performance, SynthOptions, perform, plan_corpus, tier_by_word
 from kmtalk_cli.face.coarticulation import SpeakingStyle, animate_phones
 from kmtalk_cli.face.rig import build_rig
 from kmtalk_cli.face.template import bundled_template
@@ -61,7 +61,7 @@ def without_effort(take: Performance) -> Any:
         return take.controls
     level = prosody.EFFORT_DB * plan.effort
     level_free = replace(plan, effort=0.0, words=tuple(replace(w, loudness_db=w.loudness_db - level) for w in plan.words))
-    return prosody.controls(level_free, take.phones, _tier_by_word(take.alignment.words, [w.word for w in plan.words]))
+    return prosody.controls(level_free, take.phones, tier_by_word(take.alignment.words, [w.word for w in plan.words]))
 
 
 def main() -> None:

@@ -47,8 +47,10 @@ def f0_median(x: np.ndarray, rate: int) -> float:
 def tilt_db(x: np.ndarray, rate: int, split_hz: float = 1000.0) -> float:
     """Spectral tilt of ``x``: energy above ``split_hz`` against below it, in dB. A level change
     leaves it alone; real vocal effort flattens the spectrum (more energy high up)."""
-    power = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2 if len(x) > 1 else np.zeros(2)
-    freqs = np.fft.rfftfreq(len(x), 1.0 / rate) if len(x) > 1 else np.zeros(2)
+    if len(x) < 2:
+        return float("nan")
+    power = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
+    freqs = np.fft.rfftfreq(len(x), 1.0 / rate)
     return float(10 * np.log10((power[freqs >= split_hz].sum() + 1e-12) / (power[freqs < split_hz].sum() + 1e-12)))
 
 

@@ -523,7 +523,7 @@ def _speak(text: str, subject: SubjectSpec, plan: UtteranceProsody | None = None
     return samples, _tile(_warp_phones(phones, warp), len(samples) / TARGET_RATE), note
 
 
-def _tier_by_word(tier: Sequence[Segment], words: Sequence[str]) -> list[Segment | None]:
+def tier_by_word(tier: Sequence[Segment], words: Sequence[str]) -> list[Segment | None]:
     """The word tier laid over the transcript's words (None where a word got no phones)."""
     out: list[Segment | None] = [None] * len(words)
     k = 0
@@ -578,7 +578,7 @@ def perform(spec: UtteranceSpec, subject: SubjectSpec, fps: float, seed: int, pr
     n_frames = max(1, int(round(duration * fps)))
     style, controls, head = subject.style, None, None
     if plan is not None:
-        words = _tier_by_word(alignment.words, [w.word for w in plan.words])
+        words = tier_by_word(alignment.words, [w.word for w in plan.words])
         controls = pros.controls(plan, phones, words)
         style = replace(style, rest_smile=style.rest_smile + pros.MOODS[plan.mood][1])
         head = pros.head_nods(controls.accents, n_frames, fps)
