@@ -15,9 +15,11 @@ One command builds the corpus, trains every model and prints every table:
   print each model's wall time (a joint step costs more than a plain one).
 - **Seeds**: plain and +KM rows over ``--seeds`` (≥ 3 by default), mean ± s.d.
 - **Ablations** (first seed): keys only (the predicted key motions linearly interpolated, no
-  completion), no audio guidance in completion, completion learnt from the decoder's own keys
-  (``completion_keys: predicted``), ±2 frames of audio at each key (``key_window``), the staged schedule (keys, then completion on noisy true
-  keys: E split 40/50/10); floors: the true key motions interpolated (how much there is
+  completion), completion given the true key motions (what it adds where the keys are right;
+  with and without audio guidance), no audio guidance in completion, completion learnt from the
+  decoder's own keys (``completion_keys: predicted``), ±2 frames of audio at each key
+  (``key_window``), the staged schedule (keys, then completion on noisy true keys: E split
+  40/50/10); floors: the true key motions interpolated (how much there is
   between the keys for completion to add), the rig driven by the aligner (no learning) and the
   motionless template.
 
@@ -44,7 +46,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from keymotion_gain import CachedAlignments, keys_only, true_keys_interpolated  # noqa: E402
+from keymotion_gain import CachedAlignments, completed_true_keys, keys_only, true_keys_interpolated  # noqa: E402
 
 from kmtalk_cli.trainable import build_run  # noqa: E402
 from kmtalk_cli.data.dataset import open_dataset  # noqa: E402
@@ -260,12 +262,17 @@ def main() -> None:
         seed = preset.seeds[0]
         first = args.work / f"{backbone}-km-s{seed}" / "best.safetensors"
         rows[ablation_label(backbone, "keys only, interpolated (no completion)", seed)] = {**evaluate_model(first, keys_only), "seeds": 1, "base": backbone}
+        rows[ablation_label(backbone, "completing the true key motions (against them interpolated, last rows)", seed)] = {
+            **evaluate_model(first, completed_true_keys), "seeds": 1}
         for variant, what in (("km-no-audio", "no audio guidance in completion"),
                               ("km-predicted", "completion learnt from the decoder's own keys"),
                               ("km-window", "±2 frames of audio at each key (key_window 2)"),
                               ("km-staged", "staged: keys, then completion on noisy true keys (the earlier form)")):
             path = train_one(dataset, items, preset, backbone, variant, seed, args.work / f"{backbone}-{variant}-s{seed}")
             rows[ablation_label(backbone, what, seed)] = {**evaluate_model(path), "seeds": 1, "minutes": minutes(path), "base": backbone}
+            if variant == "km-no-audio":
+                rows[ablation_label(backbone, "no audio guidance, completing the true key motions", seed)] = {
+                    **evaluate_model(path, completed_true_keys), "seeds": 1}
     recognised = Recognised.__new__(Recognised)  # only its alignment cache is used
     between = lambda seq: true_keys_interpolated(seq, recognised._alignment(seq))  # noqa: E731
     rows["true key motions, interpolated (no learning)"] = {split: score(dataset, split, between) for split in splits}
