@@ -33,7 +33,8 @@ corpus with their own, larger budgets; no training here, no ablations).
 scores key-motion checkpoints trained elsewhere (the bundled recipe's seeds and ablations): each
 one's full LVE, its keys-only LVE and the share of the keys-only error completion removes; then
 the same checkpoint completing the *true* key motions, against their interpolation (what
-completion adds when the keys are right).
+completion adds when the keys are right). ``--timings true`` gives every row the corpus' true
+phones instead of the aligner's (what the aligner's errors cost).
 """
 
 from __future__ import annotations
@@ -191,15 +192,17 @@ def keys_only_score(dataset: Any, path: Path) -> dict[str, float]:
     return score(dataset, keys_only(CachedAlignments(load_model(path), dataset)))
 
 
-def completion_rows(dataset: Any, paths: list[Path]) -> tuple[list[str], dict[str, Any]]:
+def completion_rows(dataset: Any, paths: list[Path], timings: str = "aligner") -> tuple[list[str], dict[str, Any]]:
     """Full and keys-only LVE of each key-motion checkpoint and what completion removes; then the
-    same with the true key motions: interpolated, and completed by each checkpoint."""
+    same with the true key motions: interpolated, and completed by each checkpoint. ``timings``:
+    the phones every row gets, the aligner's or the corpus' true ones (``true``)."""
     lines = ["| checkpoint | LVE (mm) | keys only, interpolated (mm) | completion removes | true keys completed (mm) | completion removes |",
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    between = score(dataset, lambda seq: true_keys_interpolated(seq, aligned(dataset, seq)))
-    results: dict[str, Any] = {"true_keys_interpolated": between}
+    phones = (lambda seq: dataset.alignment(dataset.ref(seq.name))) if timings == "true" else (lambda seq: aligned(dataset, seq))
+    between = score(dataset, lambda seq: true_keys_interpolated(seq, phones(seq)))
+    results: dict[str, Any] = {"timings": timings, "true_keys_interpolated": between}
     for path in paths:
-        helper = CachedAlignments(load_model(path), dataset)  # one model for every row
+        helper = CachedAlignments(load_model(path), dataset, alignments=timings)  # one model for every row
         full, only, oracle = score(dataset, helper), score(dataset, keys_only(helper)), score(dataset, completed_true_keys(helper))
         share = (only["lve_mm"] - full["lve_mm"]) / only["lve_mm"]
         oracle_share = (between["lve_mm"] - oracle["lve_mm"]) / between["lve_mm"]
@@ -240,6 +243,8 @@ def main() -> None:
     parser.add_argument("--lr-schedule", default="cosine", choices=("cosine", "constant"))
     parser.add_argument("--split", default="test", help="held-out split to score (test, or unseen for a held-out voice family)")
     parser.add_argument("--checkpoints", default="", help="comma-separated key-motion checkpoints to score (full and keys only); no training")
+    parser.add_argument("--timings", default="aligner", choices=("aligner", "true"),
+                        help="with --checkpoints: phones from the aligner (what a user gets) or the corpus' true TextGrids")
     args = parser.parse_args()
     LR_SCHEDULE[0] = args.lr_schedule
     SPLIT[0] = args.split
@@ -258,10 +263,10 @@ def main() -> None:
         build_corpus(args.corpus, PRESETS["vocaset-like"])
     dataset = open_dataset(args.corpus)
     if checkpoints:
-        lines, scored = completion_rows(dataset, checkpoints)
+        lines, scored = completion_rows(dataset, checkpoints, args.timings)
         args.runs.mkdir(parents=True, exist_ok=True)
         (args.runs / "results.json").write_text(json.dumps({"split": args.split, "checkpoints": scored}, indent=2))
-        print("\n".join([f"Corpus {args.corpus} ({args.split}: {len(dataset.split(args.split))} held-out sequences); aligner timings.", "", *lines]))
+        print("\n".join([f"Corpus {args.corpus} ({args.split}: {len(dataset.split(args.split))} held-out sequences); {args.timings} timings.", "", *lines]))
         return
     styles = dataset.train_subjects()
     train_refs = dataset.split("train")
