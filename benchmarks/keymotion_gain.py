@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from kmtalk_cli.backbones.checkpoint import read_checkpoint_info
 from kmtalk_cli.trainable import build_run
 from kmtalk_cli.data.dataset import open_dataset
 from kmtalk_cli.evaluation import ModelPredictions, evaluate, resolve_regions
@@ -256,6 +257,9 @@ def main() -> None:
     missing = [str(p) for p in checkpoints if not p.is_file()]
     if missing:
         raise SystemExit(f"No checkpoint at {', '.join(missing)}.")
+    plain = [str(p) for p in checkpoints if read_checkpoint_info(p).get("kind") != "key-motion"]
+    if plain:
+        raise SystemExit(f"{', '.join(plain)} holds no key-motion model; --checkpoints scores key motions and completion.")
 
     if not args.corpus.is_dir():
         from kmtalk_cli.data.synth import PRESETS, build_corpus

@@ -61,6 +61,15 @@ def test_scoring_a_missing_checkpoint_is_refused_before_a_corpus_is_built(tmp_pa
     assert not corpus.exists()
 
 
+def test_scoring_a_plain_checkpoint_is_refused_before_a_corpus_is_built(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    plain = ROOT / "kmtalk_cli" / "weights" / "selftalk.safetensors"
+    done = _run("benchmarks/keymotion_gain.py", "--corpus", str(corpus), "--runs", str(tmp_path / "runs"), "--checkpoints", str(plain))
+    assert done.returncode != 0
+    assert "holds no key-motion model" in done.stderr and "Traceback" not in done.stderr
+    assert not corpus.exists()
+
+
 def test_an_untrained_completion_of_the_true_keys_is_their_interpolation(tiny_corpus: Path, tmp_path: Path) -> None:
     """The oracle row (completion given the true key motions) puts the keys on the model's key
     frames in the corpus' units and on the sequence's face: an untrained residual adds nothing,
