@@ -145,14 +145,19 @@ def true_keys_interpolated(seq: Any, alignment: Any) -> np.ndarray:
     return interpolated_face(seq, indices, (seq.vertices[indices] - seq.template[None]).reshape(len(indices), -1))
 
 
+def _speech_and_style(helper: Any, seq: Any) -> tuple[Any, int | None]:
+    """The sequence's speech as a tensor and the style index ``helper`` scores it with."""
+    import torch
+
+    return torch.from_numpy(seq.audio.samples.astype(np.float32)), helper.model.style_index(helper.style_for(seq.subject))
+
+
 def keys_only(helper: Any) -> Any:
     """Predictions of a key-motion model (``helper``: its :class:`ModelPredictions`) made of its key
     motions alone, linearly interpolated: completion left out."""
-    import torch
 
     def predict(seq: Any) -> np.ndarray:
-        audio = torch.from_numpy(seq.audio.samples.astype(np.float32))
-        style = helper.model.style_index(helper.style_for(seq.subject))
+        audio, style = _speech_and_style(helper, seq)
         keys = helper.model.model.predict_keys(audio, len(seq.vertices), alignment=helper._alignment(seq), style=style)
         return interpolated_face(seq, keys.frames.indices, keys.offsets)
 
@@ -164,16 +169,13 @@ def completed_true_keys(helper: Any) -> Any:
     frames (the aligner's): what completion does with perfect key motions. Scored against
     :func:`true_keys_interpolated`, it separates what completion can add between keys from the
     key decoder's own error, which completion cannot see."""
-    import torch
-
     from kmtalk_cli.keymotions import KeyMotions, select_key_frames
 
     def predict(seq: Any) -> np.ndarray:
         n = len(seq.vertices)
-        audio = torch.from_numpy(seq.audio.samples.astype(np.float32))
+        audio, style = _speech_and_style(helper, seq)
         frames = select_key_frames(helper._alignment(seq), n, float(seq.fps), helper.model.model.km_config.rule)
         truth = (seq.vertices[frames.indices] - seq.template[None]).reshape(len(frames.indices), -1).astype(np.float32)
-        style = helper.model.style_index(helper.style_for(seq.subject))
         offsets = helper.model.model.complete(audio, n, KeyMotions(frames, truth), style=style)
         return offsets.numpy().reshape(n, -1, 3) + seq.template
 
