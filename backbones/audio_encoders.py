@@ -42,6 +42,9 @@ PRESETS: dict[str, dict[str, int]] = {
 }
 
 
+MEL_NORMALISATIONS = ("bands", "level")
+
+
 @dataclass(frozen=True)
 class AudioEncoderConfig:
     kind: str = "mel"
@@ -54,6 +57,10 @@ class AudioEncoderConfig:
     freeze_cnn: bool = True
     window_seconds: float = 20.0
     context_seconds: float = 2.0
+    #: mel: "bands" subtracts each band's mean over the utterance (and divides by its spread), which
+    #: removes the recording's gain and its spectral tilt alike; "level" subtracts one mean over all
+    #: bands, so the gain goes and the spectrum's shape (how bright the voice is) stays.
+    normalise: str = "bands"
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AudioEncoderConfig:
@@ -61,7 +68,10 @@ class AudioEncoderConfig:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"unknown audio encoder field(s): {', '.join(unknown)}")
-        return cls(**dict(data))
+        config = cls(**dict(data))
+        if config.normalise not in MEL_NORMALISATIONS:
+            raise ValueError(f"audio encoder normalise must be one of {', '.join(MEL_NORMALISATIONS)}, not '{config.normalise}'")
+        return config
 
 
 def resample_frames(
@@ -179,7 +189,8 @@ class MelEncoder(AudioEncoder):
         self.out = nn.Linear(config.dim, config.dim)
 
     def log_mel(self, audio: Tensor, audio_lengths: Tensor) -> tuple[Tensor, Tensor]:
-        """(B, N) → (B, n_mels, S) log-mel normalised per utterance over its valid steps, and S per item."""
+        """(B, N) → (B, n_mels, S) log-mel normalised per utterance over its valid steps (per band or
+        over all bands, ``normalise``), and S per item."""
         # Zero padding (not reflection) so a clip padded in a batch gives the same steps as alone.
         padded = F.pad(audio, (self.N_FFT // 2, self.N_FFT // 2))
         spec = torch.stft(padded, self.N_FFT, self.HOP, window=self.window, center=False, return_complex=True)
@@ -187,9 +198,10 @@ class MelEncoder(AudioEncoder):
         mel = torch.log(torch.einsum("mf,bfs->bms", self.filters, power) + 1e-8)
         steps = (audio_lengths // self.HOP + 1).clamp(max=mel.shape[-1])
         valid = frame_mask_f(steps, mel.shape[-1])[:, None, :].to(mel.dtype)
-        count = valid.sum(-1, keepdim=True).clamp_min(1.0)
-        mean = (mel * valid).sum(-1, keepdim=True) / count
-        var = ((mel - mean).pow(2) * valid).sum(-1, keepdim=True) / count
+        dims = (-1,) if self.config.normalise == "bands" else (-2, -1)
+        count = valid.expand_as(mel).sum(dims, keepdim=True).clamp_min(1.0)
+        mean = (mel * valid).sum(dims, keepdim=True) / count
+        var = ((mel - mean).pow(2) * valid).sum(dims, keepdim=True) / count
         return (mel - mean) / (var + 1e-5).sqrt() * valid, steps
 
     def encode(self, audio: Tensor, audio_lengths: Tensor, frame_lengths: Tensor) -> Tensor:

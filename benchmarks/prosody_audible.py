@@ -56,7 +56,9 @@ def tilt_db(x: np.ndarray, rate: int, split_hz: float = 1000.0) -> float:
 
 def word_table(root: Path) -> dict[str, list[float]]:
     """Per word: hidden variables and what the wav and the rig show."""
-    cols: dict[str, list[float]] = {k: [] for k in ("loudness_db", "emphasis", "rate", "gain", "effort", "rms_db", "tilt_db", "f0_rel", "sec_per_phone", "jaw", "brow")}
+    keys = ("loudness_db", "emphasis", "rate", "gain", "effort", "rms_db", "tilt_db", "f0_rel", "f0_subject", "tilt_subject", "sec_per_phone", "jaw", "brow")
+    cols: dict[str, list[float]] = {k: [] for k in keys}
+    subjects, f0_hz = [], []  # per word: its speaker, its median F0
     for path in sorted((root / "alignments").glob("*.prosody.json")):
         name = path.name.removesuffix(".prosody.json")
         plan = json.loads(path.read_text())
@@ -87,6 +89,16 @@ def word_table(root: Path) -> dict[str, list[float]]:
                 cols[key].append(float(w[key]))
         f0 = np.asarray(f0s)
         cols["f0_rel"] += list(np.log2(f0 / np.nanmedian(f0)) * 12)  # semitones from the utterance's median
+        f0_hz += f0s
+        subjects += [name.rsplit("_sentence", 1)[0]] * len(f0s)
+    # What a listener who knows the speaker hears: F0 (semitones) and tilt (dB) against the speaker's medians.
+    who, f0_all, tilt = np.asarray(subjects), np.asarray(f0_hz), np.asarray(cols["tilt_db"])
+    f0_subject, tilt_subject = np.full(len(who), np.nan), np.full(len(who), np.nan)
+    for subject in set(subjects):
+        mine = who == subject
+        f0_subject[mine] = np.log2(f0_all[mine] / np.nanmedian(f0_all[mine])) * 12
+        tilt_subject[mine] = tilt[mine] - np.nanmedian(tilt[mine])
+    cols["f0_subject"], cols["tilt_subject"] = list(f0_subject), list(tilt_subject)
     return cols
 
 
@@ -100,6 +112,8 @@ PAIRS = (
     ("loudness_db", "rms_db", "audible: word level (dB) follows hidden loudness"),
     ("effort", "rms_db", "audible as a level: word level (dB) follows the utterance's vocal effort"),
     ("effort", "tilt_db", "audible beyond its level: spectral tilt (dB above / below 1 kHz) follows effort"),
+    ("effort", "tilt_subject", "the same, against the speaker's median tilt"),
+    ("effort", "f0_subject", "audible beyond its level: F0 (semitones from the speaker's median) follows effort"),
     ("emphasis", "f0_rel", "audible: F0 (semitones) rises on accents"),
     ("rate", "sec_per_phone", "audible: local rate shortens phones (expect r < 0)"),
     ("gain", "jaw", "visible: jaw opening follows articulation gain"),

@@ -44,3 +44,30 @@ def test_mel_encoder_and_the_cli_do_not_need_transformers() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def _mel(normalise: str, audio):
+    import torch
+
+    torch.manual_seed(0)
+    encoder = build_audio_encoder(AudioEncoderConfig(kind="mel", normalise=normalise), 30.0)
+    return encoder.log_mel(audio, torch.tensor([audio.shape[1]] * audio.shape[0]))[0]
+
+
+def test_level_normalisation_ignores_the_gain_and_keeps_the_spectral_tilt() -> None:
+    """"bands" removes a voice's brightness with the recording's colour; "level" keeps it, so
+    effort can be heard in a recording of unknown gain."""
+    import torch
+
+    noise = torch.randn(1, 16_000, generator=torch.Generator().manual_seed(0))
+    bright = torch.cat([noise[:, :1], noise[:, 1:] - 0.9 * noise[:, :-1]], dim=1)  # pre-emphasis: more high band
+    high_minus_low = lambda mel: float(mel[0, 60:].mean() - mel[0, :20].mean())  # noqa: E731
+    for normalise in ("bands", "level"):
+        assert torch.allclose(_mel(normalise, noise), _mel(normalise, 5.0 * noise), atol=1e-4)
+    assert abs(high_minus_low(_mel("bands", bright)) - high_minus_low(_mel("bands", noise))) < 1e-4
+    assert high_minus_low(_mel("level", bright)) - high_minus_low(_mel("level", noise)) > 0.5
+
+
+def test_unknown_normalisation_is_refused() -> None:
+    with pytest.raises(ValueError, match="normalise must be one of bands, level"):
+        AudioEncoderConfig.from_dict({"normalise": "loudness"})

@@ -5,9 +5,10 @@ checkpoints and model cards in ``kmtalk_cli/weights/``.
     python tools/train_defaults.py --work /tmp/defaults --only faceformer-km --jobs 1
     python tools/train_defaults.py --work /tmp/seed1 --corpus /tmp/defaults/corpus --only selftalk-km --seed 1 --no-install
     python tools/train_defaults.py --work /tmp/no-audio --corpus /tmp/defaults/corpus --only selftalk-km --set audio_guidance=false --no-install
+    python tools/train_defaults.py --work /tmp/level --corpus /tmp/defaults/corpus --only selftalk-km --config 'audio={"normalise": "level"}' --no-install
 
 The last two are the recipe's seed and ablation runs (README, "Bundled weights"): another training
-seed, or a key-motion option changed (``--set``, JSON values), on the same corpus; they are never
+seed, a key-motion option changed (``--set``, JSON values) or a backbone option (``--config``), on the same corpus; they are never
 installed as the bundled weights.
 
 Every step is a ``kmtalk`` command (printed, and written into the cards), so each checkpoint can
@@ -168,7 +169,7 @@ def install_checkpoint(recipe: Recipe, summary: dict, work: Path, weights: Path,
 
 
 def key_motion_option(text: str) -> tuple[str, object]:
-    """``KEY=JSON`` of ``--set`` → (key, value); a bare word that is not JSON is a string."""
+    """``KEY=JSON`` of ``--set`` or ``--config`` → (key, value); a bare word that is not JSON is a string."""
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise SystemExit(f"--set takes KEY=VALUE, e.g. audio_guidance=false; got '{text}'.")
@@ -187,15 +188,19 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=SEED, help=f"Training seed (default {SEED}; the corpus keeps seed {SEED}).")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                         help="Change a key-motion option of the + KM recipes, e.g. audio_guidance=false (repeatable).")
+    parser.add_argument("--config", action="append", default=[], metavar="KEY=JSON", dest="config_changes",
+                        help="Change a backbone option of the chosen recipes, e.g. 'audio={\"normalise\": \"level\"}' (repeatable).")
     parser.add_argument("--corpus", type=Path, help="Use this corpus (built by an earlier run) instead of building WORK/corpus.")
     args = parser.parse_args()
 
     recipes = [r for r in RECIPES if not args.only or r.name in args.only.split(",")]
     if not recipes:
         raise SystemExit(f"--only names none of {', '.join(r.name for r in RECIPES)}.")
-    if (args.seed != SEED or args.set) and not args.no_install:
-        raise SystemExit("--seed and --set train variants of the bundled recipe; add --no-install (the bundled weights are seed 0 of the recipe).")
+    if (args.seed != SEED or args.set or args.config_changes) and not args.no_install:
+        raise SystemExit("--seed, --set and --config train variants of the bundled recipe; add --no-install (the bundled weights are seed 0 of the recipe).")
     changes = dict(key_motion_option(text) for text in args.set)
+    backbone_changes = dict(key_motion_option(text) for text in args.config_changes)
+    recipes = [replace(r, config={**r.config, **backbone_changes}) for r in recipes]
     recipes = [replace(r, config={**r.config, "key_motions": {**KEY_MOTIONS, **changes}}) if r.key_motions else r for r in recipes]
     work = args.work.resolve()
     corpus = work / "corpus"

@@ -35,6 +35,7 @@ def synth(
     voices: Annotated[VoiceChoice, typer.Option("--voices", help="espeak (espeak-ng, from the synth extra that every voice set needs), mbrola (needs the espeak-ng and mbrola programs and an MBROLA voice such as Debian's mbrola-us1; not for commercial use) or both (subjects alternate); festival / espeak+festival: Festival's kal, ked and slt voices (Debian festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts, free; an optional extra).")] = VoiceChoice.espeak,
     prosody: Annotated[bool, typer.Option("--prosody/--no-prosody", help="Hidden per-utterance and per-word effort, accents, rate and phrasing that shape both the speech (SSML) and the motion (espeak-ng voices).")] = True,
     voice_warp: Annotated[bool, typer.Option("--voice-warp/--no-voice-warp", help="Give each subject its own vocal-tract length (resampling warp, timings stay exact).")] = True,
+    effort_voice: Annotated[bool, typer.Option("--effort-voice/--no-effort-voice", help="Make the hidden vocal effort heard beyond the level: the pitch rises and the spectrum brightens as a voice speaks up (espeak-ng voices, with --prosody).")] = False,
     held_out_family: Annotated[str, typer.Option("--held-out-family", help="Keep this voice family (espeak-male, espeak-female, espeak-named, mbrola) out of train/val/test, as an 'unseen' split.")] = "",
     workers: Annotated[int, typer.Option("--workers", help="Processes to use (0: one per core, at most 4).", min=0, max=64)] = 0,
     force: Annotated[bool, typer.Option("--force", "-f", help="Replace an existing OUT_DIR (only once the new corpus is complete).")] = False,
@@ -63,6 +64,7 @@ def synth(
             prosody=prosody,
             voice_warp=voice_warp,
             held_out_family=held_out_family,
+            effort_voice=effort_voice,
         )
         with progress_bar(f"Synthesising {out_dir.name}", enabled=not quiet) as update:
             summary = build_corpus(out_dir, options, force=force, progress=update)

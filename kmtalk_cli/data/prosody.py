@@ -44,6 +44,12 @@ ACCENT_PITCH = 35.0
 ACCENT_SLOWING = 0.8
 #: Head nod (radians of pitch) of a fully emphasised word.
 NOD_RADIANS = math.radians(3.0)
+#: With ``effort_voice``: pitch rise (%) per unit of utterance effort, and the boost (dB) of the
+#: band above BRIGHT_HZ per dB of a word's loudness. Speaking up raises the pitch and flattens the
+#: spectrum (the Lombard effect), so effort is audible in a recording of unknown level.
+EFFORT_PITCH = 12.0
+BRIGHTNESS_DB_PER_DB = 0.5
+BRIGHT_HZ = 1000.0
 
 
 @dataclass(frozen=True)
@@ -109,13 +115,14 @@ def draw_prosody(words: Sequence[str], rng: np.random.Generator) -> UtterancePro
     return UtteranceProsody(effort, articulation, mood, rate, tuple(out))
 
 
-def to_ssml(prosody: UtteranceProsody, *, volume: bool = True) -> str:
+def to_ssml(prosody: UtteranceProsody, *, volume: bool = True, effort_pitch: float = 0.0) -> str:
     """SSML for espeak-ng: every word in its own ``<prosody>``, a ``<break>`` after phrase ends.
 
     Volume is a linear amplitude change in espeak-ng (+100% ≈ +6 dB), pitch and rate are relative.
     ``volume`` False leaves loudness out, for :func:`apply_word_loudness` to put on the samples.
+    ``effort_pitch`` (% per unit of effort) raises the whole utterance's pitch with its effort.
     """
-    pitch0 = MOODS[prosody.mood][0]
+    pitch0 = MOODS[prosody.mood][0] + effort_pitch * prosody.effort
     parts = []
     for w in prosody.words:
         level = f'volume="{round(100.0 * (10.0 ** (w.loudness_db / 20.0) - 1.0)):+d}%" ' if volume else ""
@@ -136,22 +143,41 @@ def ssml_word_positions(ssml: str) -> list[int]:
 LOUDNESS_RAMP = 0.005
 
 
+def _word_curve(n: int, rate: int, word_starts: Sequence[float], values: Sequence[float], before: float) -> np.ndarray:
+    """(n,) per-sample value: ``before`` until the first word, then each word's value from its
+    start (seconds) to the next word's, reached over a short ramp (no clicks)."""
+    curve = np.full(n, before, dtype=np.float64)
+    ramp = max(1, int(LOUDNESS_RAMP * rate))
+    level = before
+    for start, target in zip(word_starts, values):
+        i = min(n, max(0, int(round(start * rate))))
+        curve[i:] = target
+        j = min(n, i + ramp)
+        curve[i:j] = np.linspace(level, target, j - i, endpoint=False)
+        level = target
+    return curve
+
+
 def apply_word_loudness(
     samples: np.ndarray, rate: int, word_starts: Sequence[float], prosody: UtteranceProsody
 ) -> np.ndarray:
     """``samples`` with each word's loudness (dB) applied from its first phoneme (``word_starts``,
     seconds, one per word of ``prosody``) to the next word's, as ``<prosody volume>`` would have."""
-    gain = np.ones(len(samples), dtype=np.float64)
-    ramp = max(1, int(LOUDNESS_RAMP * rate))
-    level = 1.0
-    for start, word in zip(word_starts, prosody.words):
-        i = min(len(samples), max(0, int(round(start * rate))))
-        target = 10.0 ** (word.loudness_db / 20.0)
-        gain[i:] = target
-        j = min(len(samples), i + ramp)
-        gain[i:j] = np.linspace(level, target, j - i, endpoint=False)
-        level = target
+    gain = _word_curve(len(samples), rate, word_starts, [10.0 ** (w.loudness_db / 20.0) for w in prosody.words], 1.0)
     return np.clip(samples * gain, -1.0, 1.0).astype(np.float32)
+
+
+def apply_word_brightness(
+    samples: np.ndarray, rate: int, word_starts: Sequence[float], prosody: UtteranceProsody, db_per_db: float = BRIGHTNESS_DB_PER_DB
+) -> np.ndarray:
+    """``samples`` with the band above :data:`BRIGHT_HZ` raised by ``db_per_db`` × each word's
+    loudness (dB), so a louder word is brighter and a soft one duller; the level below is kept."""
+    from scipy.signal import butter, sosfiltfilt
+
+    high = sosfiltfilt(butter(2, BRIGHT_HZ, "highpass", fs=rate, output="sos"), samples.astype(np.float64))
+    boosts = [10.0 ** (db_per_db * w.loudness_db / 20.0) - 1.0 for w in prosody.words]
+    extra = _word_curve(len(samples), rate, word_starts, boosts, 0.0)
+    return np.clip(samples + extra * high, -1.0, 1.0).astype(np.float32)
 
 
 def _word_of(phones: Sequence[SpokenPhone], words: Sequence[Segment | None]) -> list[int | None]:

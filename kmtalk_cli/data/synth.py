@@ -73,6 +73,7 @@ class SynthOptions:
     prosody: bool = True  # hidden effort, accents, rate and phrasing shape speech and motion (data/prosody.py)
     voice_warp: bool = True  # each subject's vocal-tract length differs (resampling warp, exact timings)
     held_out_family: str = ""  # a voice family kept out of train/val/test: the "unseen" split
+    effort_voice: bool = False  # effort heard beyond the level: pitch and brightness (data/prosody.py)
 
 
 PRESETS: dict[str, SynthOptions] = {
@@ -457,7 +458,20 @@ def _spoken_words(speech: Synthesis) -> int:
     return len({e.word for e in speech.phonemes if e.word and not e.name.startswith("_")})
 
 
-def _say_espeak(text: str, subject: SubjectSpec, plan: UtteranceProsody | None) -> Synthesis:
+def _word_starts(speech: Synthesis, ssml: str) -> np.ndarray:
+    """When each ``<prosody>`` word of ``ssml`` starts in ``speech`` (seconds); an unspoken word
+    starts where the next one does (or at the end)."""
+    from . import prosody as pros
+
+    first: dict[int, float] = {}
+    for event in speech.phonemes:
+        if not event.name.startswith("_"):
+            first.setdefault(event.word, event.start)
+    starts = [first.get(pos, speech.duration) for pos in pros.ssml_word_positions(ssml)]
+    return np.minimum.accumulate(np.asarray(starts, dtype=np.float64)[::-1])[::-1]
+
+
+def _say_espeak(text: str, subject: SubjectSpec, plan: UtteranceProsody | None, effort_voice: bool = False) -> Synthesis:
     """espeak-ng's speech of ``text``, marked up with ``plan`` (:func:`prosody.to_ssml`) when given.
 
     espeak-ng's SSML stack sometimes skips words (their audio and their events) when the
@@ -465,30 +479,34 @@ def _say_espeak(text: str, subject: SubjectSpec, plan: UtteranceProsody | None) 
     was tiny", its middle clause gone, while its transcript and text kept all eleven words. Without
     the volume attribute it says every word, so when words are missing the sentence is spoken
     again without it and each word's loudness is put on the samples instead.
+
+    ``effort_voice``: effort is heard beyond the level too: the utterance's pitch rises with its
+    effort and each word's brightness with its loudness (:func:`prosody.apply_word_brightness`).
     """
     from ..alignment.espeak import synthesize
     from . import prosody as pros
 
     if plan is None:
         return synthesize(text, subject.voice, rate=subject.rate, pitch=subject.pitch)
-    speech = synthesize(pros.to_ssml(plan), subject.voice, rate=subject.rate, pitch=subject.pitch, ssml=True)
-    if _spoken_words(speech) >= len(plan.words):
+    effort_pitch = pros.EFFORT_PITCH if effort_voice else 0.0
+    ssml = pros.to_ssml(plan, effort_pitch=effort_pitch)
+    speech = synthesize(ssml, subject.voice, rate=subject.rate, pitch=subject.pitch, ssml=True)
+    if _spoken_words(speech) < len(plan.words):
+        quiet = pros.to_ssml(plan, volume=False, effort_pitch=effort_pitch)
+        again = synthesize(quiet, subject.voice, rate=subject.rate, pitch=subject.pitch, ssml=True)
+        if _spoken_words(again) > _spoken_words(speech):
+            starts = _word_starts(again, quiet)
+            samples = pros.apply_word_loudness(again.samples, again.sample_rate, starts, plan)
+            speech, ssml = replace(again, samples=samples), quiet
+    if not effort_voice:
         return speech
-    ssml = pros.to_ssml(plan, volume=False)
-    again = synthesize(ssml, subject.voice, rate=subject.rate, pitch=subject.pitch, ssml=True)
-    if _spoken_words(again) <= _spoken_words(speech):
-        return speech
-    first: dict[int, float] = {}
-    for event in again.phonemes:
-        if not event.name.startswith("_"):
-            first.setdefault(event.word, event.start)
-    starts = [first.get(pos, again.duration) for pos in pros.ssml_word_positions(ssml)]
-    starts = np.minimum.accumulate(np.asarray(starts)[::-1])[::-1]  # an unspoken word starts where the next does (or the end)
-    samples = pros.apply_word_loudness(again.samples, again.sample_rate, starts, plan)
-    return replace(again, samples=samples)
+    samples = pros.apply_word_brightness(speech.samples, speech.sample_rate, _word_starts(speech, ssml), plan)
+    return replace(speech, samples=samples)
 
 
-def _speak(text: str, subject: SubjectSpec, plan: UtteranceProsody | None = None) -> tuple[np.ndarray, tuple[SpokenPhone, ...], str]:
+def _speak(
+    text: str, subject: SubjectSpec, plan: UtteranceProsody | None = None, effort_voice: bool = False
+) -> tuple[np.ndarray, tuple[SpokenPhone, ...], str]:
     """16 kHz samples, tiled true phones and a provenance note for one sentence in the subject's voice.
 
     ``plan`` (espeak-ng only): the sentence's hidden prosody, spoken through SSML (:func:`_say_espeak`).
@@ -514,7 +532,7 @@ def _speak(text: str, subject: SubjectSpec, plan: UtteranceProsody | None = None
         samples = warp_voice(mb.samples, mb.sample_rate, warp)
         phones = _stress_from_text(text, phones_from_pho(mb.phones, len(mb.samples) / mb.sample_rate))
         return samples, _tile(_warp_phones(phones, warp), len(samples) / TARGET_RATE), f"synthetic: MBROLA {voice} .pho durations (exact){warp_note}"
-    speech = _say_espeak(text, subject, plan)
+    speech = _say_espeak(text, subject, plan, effort_voice)
     samples = warp_voice(speech.samples, speech.sample_rate, warp)
     phones = phones_from_events(
         [(e.name, e.start) for e in speech.phonemes], speech.duration, [e.word for e in speech.phonemes]
@@ -552,10 +570,12 @@ class Performance:
     head: np.ndarray | None = None  # (T, 3) head rotation (nods on accents), when drawn
 
 
-def perform(spec: UtteranceSpec, subject: SubjectSpec, fps: float, seed: int, prosody: bool = False) -> Performance:
+def perform(
+    spec: UtteranceSpec, subject: SubjectSpec, fps: float, seed: int, prosody: bool = False, effort_voice: bool = False
+) -> Performance:
     """Speak one sentence and time its phones; with ``prosody`` draw its hidden variables
-    (:mod:`.prosody`), which shape the speech through SSML and the motion through the rig's
-    prosody controls and a head nod per accent."""
+    (:mod:`.prosody`), which shape the speech through SSML (and with ``effort_voice`` its pitch
+    and brightness) and the motion through the rig's prosody controls and a head nod per accent."""
     from ..audio import TARGET_RATE
     from . import prosody as pros
 
@@ -563,7 +583,7 @@ def perform(spec: UtteranceSpec, subject: SubjectSpec, fps: float, seed: int, pr
     if prosody and subject.engine == "espeak":
         prng = np.random.default_rng(np.random.SeedSequence([seed, 0x9205, spec.subject, spec.sentence]))
         plan = pros.draw_prosody(transcript_words(spec.text), prng)
-    samples, phones, note = _speak(spec.text, subject, plan)
+    samples, phones, note = _speak(spec.text, subject, plan, effort_voice)
     duration = len(samples) / TARGET_RATE
     alignment = Alignment(
         words=_word_tier(spec.text, phones),
@@ -586,10 +606,11 @@ def perform(spec: UtteranceSpec, subject: SubjectSpec, fps: float, seed: int, pr
 
 
 def make_utterance(
-    spec: UtteranceSpec, subject: SubjectSpec, rig: Rig, rest: np.ndarray, fps: float, seed: int, prosody: bool = False
+    spec: UtteranceSpec, subject: SubjectSpec, rig: Rig, rest: np.ndarray, fps: float, seed: int, prosody: bool = False,
+    effort_voice: bool = False,
 ) -> Utterance:
     """Speak one sentence (:func:`perform`), animate the rig on the subject's face."""
-    take = perform(spec, subject, fps, seed, prosody)
+    take = perform(spec, subject, fps, seed, prosody, effort_voice)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xF4CE, spec.subject, spec.sentence]))
     params = animate_phones(take.phones, take.n_frames, fps, take.style, rng, prosody=take.controls)
     vertices = rig.pose(params, rest=rest).astype(np.float32)
@@ -686,9 +707,9 @@ def _make_and_write(job: _Job) -> dict:
     from ..audio import TARGET_RATE, Audio, write_wav
     from ..face.headpose import HeadPose, write_head_pose
 
-    spec, subjects, fps, seed, root, prosody = job
+    spec, subjects, fps, seed, root, prosody, effort_voice = job
     rig, rests = _worker_state(subjects)
-    utt = make_utterance(spec, subjects[spec.subject], rig, rests[spec.subject], fps, seed, prosody=prosody)
+    utt = make_utterance(spec, subjects[spec.subject], rig, rests[spec.subject], fps, seed, prosody=prosody, effort_voice=effort_voice)
     out = Path(root)
     np.save(out / "vertices_npy" / f"{spec.name}.npy", utt.vertices.reshape(len(utt.vertices), -1))
     write_wav(Audio(utt.samples, TARGET_RATE), out / "wav" / f"{spec.name}.wav")
@@ -786,6 +807,14 @@ def _prosody_section(options: SynthOptions) -> list[str]:
             "more when the mood is bright, and `head/<name>.head.npz` holds a small nod (≤ 3°) per accent. The phone",
             "timings stay exact: espeak-ng counts the samples the markup changes. A rig driven by the phones alone cannot",
             "know any of this; a model that listens can (`benchmarks/prosody_audible.py` measures both sides).",
+            *(
+                [
+                    "With `--effort-voice` effort is heard beyond the level (which a recording's gain hides): the utterance's pitch",
+                    "rises 12% per unit of effort and each word's band above 1 kHz rises 0.5 dB per dB of its loudness.",
+                ]
+                if options.effort_voice
+                else []
+            ),
             "",
         ]
     if options.voice_warp:
@@ -814,6 +843,7 @@ def _datacard(options: SynthOptions, subjects: Sequence[SubjectSpec], records: S
         f"--seed {options.seed} --fps {options.fps:g} --voices {options.voices}"
         + ("" if options.prosody else " --no-prosody")
         + ("" if options.voice_warp else " --no-voice-warp")
+        + (" --effort-voice" if options.effort_voice else "")
         + (f" --held-out-family {options.held_out_family}" if options.held_out_family else "")
         + "`. The same command rebuilds it byte for byte.",
         "",
@@ -926,7 +956,7 @@ def build_corpus(
         # each subject's sentences are spoken, in order, by a fresh process of their own: the
         # audio then depends on the seed alone, never on scheduling or on the caller's history.
         tasks = [
-            [(u, subjects, float(options.fps), options.seed, str(scratch), options.prosody) for u in utterances if u.subject == i]
+            [(u, subjects, float(options.fps), options.seed, str(scratch), options.prosody, options.effort_voice) for u in utterances if u.subject == i]
             for i in range(len(subjects))
         ]
         workers = min(options.workers or _default_workers(), len(tasks))
