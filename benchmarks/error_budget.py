@@ -87,7 +87,7 @@ def main() -> None:
             spec = by_name[seq.name]
             subject = subjects[spec.subject]
             if seq.name not in takes:
-                takes[seq.name] = perform(spec, subject, options.fps, options.seed, options.prosody)
+                takes[seq.name] = perform(spec, subject, options.fps, options.seed, options.prosody, options.effort_voice)
             take = takes[seq.name]
             style, controls = choose(take, subject)
             params = animate_phones(take.phones, len(seq.vertices), seq.fps, style, prosody=controls, upper_face=False)

@@ -28,6 +28,7 @@ def test_set_values_are_json_and_a_bare_word_is_a_string() -> None:
     assert tool.key_motion_option("audio_guidance=false") == ("audio_guidance", False)
     assert tool.key_motion_option("key_noise=0.3") == ("key_noise", 0.3)
     assert tool.key_motion_option("completion_keys=predicted") == ("completion_keys", "predicted")
+    assert tool.key_motion_option('audio={"normalise": "level"}') == ("audio", {"normalise": "level"})
 
 
 def test_a_variant_trains_with_its_seed() -> None:
@@ -42,6 +43,7 @@ def test_variants_are_never_installed_and_bad_options_are_refused_before_any_wor
     work = tmp_path / "work"
     cases = [
         (["--seed", "1", "--only", "selftalk-km"], "--no-install"),
+        (["--config", 'audio={"normalise": "level"}', "--only", "selftalk-km"], "--no-install"),
         (["--set", "audio_guidance", "--no-install", "--only", "selftalk-km"], "KEY=VALUE"),
         (["--corpus", str(tmp_path / "none"), "--no-install", "--only", "selftalk-km"], "is not a corpus"),
     ]
