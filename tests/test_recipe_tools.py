@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -137,3 +139,27 @@ def test_spectral_tilt_ignores_the_level_and_sees_a_flatter_spectrum(monkeypatch
     flat = np.append(voice[0], voice[1:] - 0.9 * voice[:-1])
     assert abs(audible.tilt_db(4.0 * voice, 16_000) - audible.tilt_db(voice, 16_000)) < 1e-6
     assert audible.tilt_db(flat, 16_000) > audible.tilt_db(voice, 16_000) + 6.0
+
+
+def test_effort_heard_is_none_for_a_deaf_decoder_and_all_for_an_exact_one(monkeypatch) -> None:
+    """effort_heard's fit: keys missing exactly the effort's gain show the deaf slope (0% heard),
+    keys right up to a constant gain show slope 0 (100% heard), whatever the noise in shape."""
+    import numpy as np
+
+    from kmtalk_cli.data import prosody
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("effort_heard", ROOT / "benchmarks" / "effort_heard.py")
+    heard = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(heard)
+    rng = np.random.default_rng(0)
+    efforts = list(rng.uniform(-1, 1, 30))
+    deaf, exact = [], []
+    for effort in efforts:
+        true = rng.normal(size=(12, 40, 3))
+        effort_gain = 2.0 ** (prosody.EFFORT_DB * effort / prosody.GAIN_DB_PER_OCTAVE)
+        deaf.append(heard.best_gain(true / effort_gain + 0.01 * rng.normal(size=true.shape), true))
+        exact.append(heard.best_gain(0.8 * true + 0.01 * rng.normal(size=true.shape), true))
+    assert heard.effort_fit(deaf, efforts)["heard"] == pytest.approx(0.0, abs=0.02)
+    assert heard.effort_fit(exact, efforts)["heard"] == pytest.approx(1.0, abs=0.02)
+    assert heard.effort_fit(deaf, efforts)["r"] > 0.99
