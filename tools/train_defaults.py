@@ -7,7 +7,7 @@ checkpoints and model cards in ``kmtalk_cli/weights/``.
     python tools/train_defaults.py --work /tmp/no-audio --corpus /tmp/defaults/corpus --only selftalk-km --set audio_guidance=false --no-install
     python tools/train_defaults.py --work /tmp/level --corpus /tmp/defaults/corpus --only selftalk-km --config 'audio={"normalise": "level"}' --no-install
 
-The last two are the recipe's seed and ablation runs (README, "Bundled weights"): another training
+The last three are the recipe's seed and variant runs (README, "Bundled weights"): another training
 seed, a key-motion option changed (``--set``, JSON values) or a backbone option (``--config``), on the same corpus; they are never
 installed as the bundled weights.
 
@@ -172,7 +172,7 @@ def key_motion_option(text: str) -> tuple[str, object]:
     """``KEY=JSON`` of ``--set`` or ``--config`` → (key, value); a bare word that is not JSON is a string."""
     key, sep, value = text.partition("=")
     if not sep or not key:
-        raise SystemExit(f"--set takes KEY=VALUE, e.g. audio_guidance=false; got '{text}'.")
+        raise SystemExit(f"--set and --config take KEY=VALUE, e.g. audio_guidance=false; got '{text}'.")
     try:
         return key, json.loads(value)
     except json.JSONDecodeError:
