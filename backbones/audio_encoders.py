@@ -62,16 +62,17 @@ class AudioEncoderConfig:
     #: bands, so the gain goes and the spectrum's shape (how bright the voice is) stays.
     normalise: str = "bands"
 
+    def __post_init__(self) -> None:  # every way a config is made (from_dict, a --config change) is checked
+        if self.normalise not in MEL_NORMALISATIONS:
+            raise ValueError(f"audio encoder normalise must be one of {', '.join(MEL_NORMALISATIONS)}, not '{self.normalise}'")
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AudioEncoderConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"unknown audio encoder field(s): {', '.join(unknown)}")
-        config = cls(**dict(data))
-        if config.normalise not in MEL_NORMALISATIONS:
-            raise ValueError(f"audio encoder normalise must be one of {', '.join(MEL_NORMALISATIONS)}, not '{config.normalise}'")
-        return config
+        return cls(**dict(data))
 
 
 def resample_frames(

@@ -95,6 +95,7 @@ def test_unknown_names_and_presets_are_errors_listing_what_exists() -> None:
     ("n_styles", "two", "n_styles must be a whole number, got 'two'"),
     ("fps", True, "fps must be a number, got True"),
     ("audio", {"dim": "wide"}, "dim must be a whole number, got 'wide'"),
+    ("audio", {"normalise": "loud"}, "audio encoder normalise must be one of bands, level, not 'loud'"),
 ])
 def test_values_of_the_wrong_kind_are_named(name: str, field: str, value, said: str) -> None:
     """A user's JSON with a string or a flag where a number goes fails with one sentence naming

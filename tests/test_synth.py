@@ -560,3 +560,9 @@ def test_effort_voice_makes_a_louder_take_higher_and_brighter_beyond_its_level()
     # Measured 1.093 (1.5 semitones: espeak-ng's pitch percentage is not one of F0) and 4.6 dB.
     assert f0_loud / f0_soft > 1.06 and tilt_loud - tilt_soft > 3.0
     assert 'pitch="+12%"' in to_ssml(replace(_plan(words[:1]), mood="neutral", effort=1.0), effort_pitch=EFFORT_PITCH)
+
+
+def test_effort_voice_without_prosody_is_refused_before_writing(tmp_path):
+    result = CliRunner().invoke(app, ["synth", str(tmp_path / "c"), "--preset", "tiny", "--no-prosody", "--effort-voice"])
+    assert result.exit_code != 0 and "needs --prosody" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "c").exists()

@@ -933,6 +933,8 @@ def build_corpus(
     _check_voices(options.voices)
     if options.subjects < 1 or options.sentences < 1:
         raise OutputError("A corpus needs at least one subject and one sentence.")
+    if options.effort_voice and not options.prosody:
+        raise OutputError("--effort-voice speaks the hidden prosody's effort and needs --prosody.")
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"Output {out_dir} is a file; a corpus needs a directory name.")
     if out_dir.exists() and not force:
