@@ -18,10 +18,11 @@ import argparse
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from keymotion_gain import CachedAlignments, _speech_and_style
+from keymotion_gain import CachedAlignments, predicted_keys
 from kmtalk_cli.data.prosody import EFFORT_DB, GAIN_DB_PER_OCTAVE
 from kmtalk_cli.data.dataset import open_dataset
 from kmtalk_cli.evaluation import resolve_regions
@@ -44,8 +45,7 @@ def effort_fit(gains: list[float], efforts: list[float]) -> dict[str, float]:
             "mean_abs_log_gain": float(np.abs(g).mean())}
 
 
-def measure(corpus: Path, split: str, checkpoint: Path) -> dict[str, float]:
-    dataset = open_dataset(corpus)
+def measure(dataset: Any, corpus: Path, split: str, checkpoint: Path) -> dict[str, float]:
     lips = resolve_regions(dataset).lips
     helper = CachedAlignments(load_model(checkpoint), dataset)
     gains, efforts = [], []
@@ -54,8 +54,7 @@ def measure(corpus: Path, split: str, checkpoint: Path) -> dict[str, float]:
         if not plan.is_file():  # voices that speak without hidden prosody (MBROLA, Festival)
             continue
         seq = dataset.load(ref)
-        audio, style = _speech_and_style(helper, seq)
-        keys = helper.model.model.predict_keys(audio, len(seq.vertices), alignment=helper._alignment(seq), style=style)
+        keys = predicted_keys(helper, seq)
         frames = keys.frames.indices
         predicted = np.asarray(keys.offsets).reshape(len(frames), -1, 3)[:, lips]
         gains.append(best_gain(predicted, (seq.vertices[frames] - seq.template[None])[:, lips]))
@@ -77,8 +76,9 @@ def main() -> None:
     print(f"Corpus {args.corpus}, {args.split} split; a decoder deaf to effort has slope {DEAF_SLOPE:.3f}.\n")
     print("| checkpoint | sequences | r (log best gain, effort) | slope per unit effort | effort heard | mean abs log gain |")
     print("|---|---:|---:|---:|---:|---:|")
+    dataset = open_dataset(args.corpus)
     for path in args.checkpoints:
-        fit = measure(args.corpus, args.split, path)
+        fit = measure(dataset, args.corpus, args.split, path)
         print(f"| {path} | {fit['n']} | {fit['r']:+.2f} | {fit['slope']:+.3f} | {fit['heard']:.0%} | {fit['mean_abs_log_gain']:.3f} |", flush=True)
 
 

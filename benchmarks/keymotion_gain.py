@@ -152,13 +152,28 @@ def _speech_and_style(helper: Any, seq: Any) -> tuple[Any, int | None]:
     return torch.from_numpy(seq.audio.samples.astype(np.float32)), helper.model.style_index(helper.style_for(seq.subject))
 
 
+def require_key_motion_checkpoints(paths: list[Path], why: str) -> None:
+    """Stop with one sentence (before any corpus work) unless every path is a key-motion checkpoint."""
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise SystemExit(f"No checkpoint at {', '.join(missing)}.")
+    plain = [str(p) for p in paths if read_checkpoint_info(p).get("kind") != "key-motion"]
+    if plain:
+        raise SystemExit(f"{', '.join(plain)} holds no key-motion model; {why}.")
+
+
+def predicted_keys(helper: Any, seq: Any) -> Any:
+    """The key motions a key-motion model (``helper``: its :class:`ModelPredictions`) predicts for ``seq``."""
+    audio, style = _speech_and_style(helper, seq)
+    return helper.model.model.predict_keys(audio, len(seq.vertices), alignment=helper._alignment(seq), style=style)
+
+
 def keys_only(helper: Any) -> Any:
-    """Predictions of a key-motion model (``helper``: its :class:`ModelPredictions`) made of its key
-    motions alone, linearly interpolated: completion left out."""
+    """Predictions of a key-motion model made of its key motions alone, linearly interpolated:
+    completion left out."""
 
     def predict(seq: Any) -> np.ndarray:
-        audio, style = _speech_and_style(helper, seq)
-        keys = helper.model.model.predict_keys(audio, len(seq.vertices), alignment=helper._alignment(seq), style=style)
+        keys = predicted_keys(helper, seq)
         return interpolated_face(seq, keys.frames.indices, keys.offsets)
 
     return predict
@@ -256,12 +271,7 @@ def main() -> None:
     if args.bundled:
         args.ablations, args.seeds = "", "0"
     checkpoints = [Path(p) for p in args.checkpoints.split(",") if p]
-    missing = [str(p) for p in checkpoints if not p.is_file()]
-    if missing:
-        raise SystemExit(f"No checkpoint at {', '.join(missing)}.")
-    plain = [str(p) for p in checkpoints if read_checkpoint_info(p).get("kind") != "key-motion"]
-    if plain:
-        raise SystemExit(f"{', '.join(plain)} holds no key-motion model; --checkpoints scores key motions and completion.")
+    require_key_motion_checkpoints(checkpoints, "--checkpoints scores key motions and completion")
 
     if not args.corpus.is_dir():
         from kmtalk_cli.data.synth import PRESETS, build_corpus

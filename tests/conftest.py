@@ -69,3 +69,21 @@ def rig(head):
     from kmtalk_cli.face.rig import build_rig
 
     return build_rig(head)
+
+
+@pytest.fixture
+def benchmark(monkeypatch):
+    """Load ``benchmarks/NAME.py`` as a module (benchmarks import each other by bare name)."""
+    import importlib.util
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(folder))
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -74,7 +74,7 @@ def test_scoring_a_plain_checkpoint_is_refused_before_a_corpus_is_built(tmp_path
     assert not corpus.exists()
 
 
-def test_an_untrained_completion_of_the_true_keys_is_their_interpolation(tiny_corpus: Path, tmp_path: Path) -> None:
+def test_an_untrained_completion_of_the_true_keys_is_their_interpolation(tiny_corpus: Path, tmp_path: Path, benchmark) -> None:
     """The oracle row (completion given the true key motions) puts the keys on the model's key
     frames in the corpus' units and on the sequence's face: an untrained residual adds nothing,
     so it must reproduce the true keys interpolated exactly."""
@@ -85,9 +85,7 @@ def test_an_untrained_completion_of_the_true_keys_is_their_interpolation(tiny_co
     from kmtalk_cli.models import load_model
     from kmtalk_cli.trainable import build_run
 
-    spec = importlib.util.spec_from_file_location("keymotion_gain", ROOT / "benchmarks" / "keymotion_gain.py")
-    gain = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gain)
+    gain = benchmark("keymotion_gain")
     dataset = open_dataset(tiny_corpus)
     model, info, _ = build_run("selftalk", dataset, overrides={"d_model": 32}, key_motions=True,
                                key_motion_overrides={"decoder_dim": 32, "embed_dim": 32, "decoder_layers": 1})
@@ -100,7 +98,7 @@ def test_an_untrained_completion_of_the_true_keys_is_their_interpolation(tiny_co
     np.testing.assert_allclose(completed, interpolated, atol=1e-6)
 
 
-def test_the_level_free_floor_takes_out_the_utterance_effort_and_nothing_else(monkeypatch) -> None:
+def test_the_level_free_floor_takes_out_the_utterance_effort_and_nothing_else(benchmark) -> None:
     """error_budget's level-normalised floor: each word's articulation gain loses exactly the
     utterance effort's share; accents, phrase ends and the words' relative loudness stay."""
     import numpy as np
@@ -108,10 +106,7 @@ def test_the_level_free_floor_takes_out_the_utterance_effort_and_nothing_else(mo
     from kmtalk_cli.data import prosody
     from kmtalk_cli.data.synth import SynthOptions, perform, plan_corpus
 
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # error_budget imports keymotion_gain
-    spec = importlib.util.spec_from_file_location("error_budget", ROOT / "benchmarks" / "error_budget.py")
-    budget = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(budget)
+    budget = benchmark("error_budget")
     options = SynthOptions(subjects=3, sentences=2, max_words=7)
     subjects, utterances, _ = plan_corpus(options)
     take = perform(utterances[0], subjects[utterances[0].subject], options.fps, options.seed, prosody=True)
@@ -125,15 +120,12 @@ def test_the_level_free_floor_takes_out_the_utterance_effort_and_nothing_else(mo
     np.testing.assert_allclose([f / g for g, f in pairs], ratio, rtol=1e-6)
 
 
-def test_spectral_tilt_ignores_the_level_and_sees_a_flatter_spectrum(monkeypatch) -> None:
+def test_spectral_tilt_ignores_the_level_and_sees_a_flatter_spectrum(benchmark) -> None:
     """prosody_audible's level-free effort cue: a gain leaves the tilt as it is; pre-emphasis
     (more energy high up, as real vocal effort gives) raises it."""
     import numpy as np
 
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("prosody_audible", ROOT / "benchmarks" / "prosody_audible.py")
-    audible = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(audible)
+    audible = benchmark("prosody_audible")
     x = np.random.default_rng(0).normal(size=16_000).astype(np.float32)
     voice = np.convolve(x, np.ones(8) / 8, mode="same")  # low-passed: most energy below 1 kHz
     flat = np.append(voice[0], voice[1:] - 0.9 * voice[:-1])
@@ -141,17 +133,14 @@ def test_spectral_tilt_ignores_the_level_and_sees_a_flatter_spectrum(monkeypatch
     assert audible.tilt_db(flat, 16_000) > audible.tilt_db(voice, 16_000) + 6.0
 
 
-def test_effort_heard_is_none_for_a_deaf_decoder_and_all_for_an_exact_one(monkeypatch) -> None:
+def test_effort_heard_is_none_for_a_deaf_decoder_and_all_for_an_exact_one(benchmark) -> None:
     """effort_heard's fit: keys missing exactly the effort's gain show the deaf slope (0% heard),
     keys right up to a constant gain show slope 0 (100% heard), whatever the noise in shape."""
     import numpy as np
 
     from kmtalk_cli.data import prosody
 
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("effort_heard", ROOT / "benchmarks" / "effort_heard.py")
-    heard = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(heard)
+    heard = benchmark("effort_heard")
     rng = np.random.default_rng(0)
     efforts = list(rng.uniform(-1, 1, 30))
     deaf, exact = [], []

@@ -515,14 +515,10 @@ def test_word_loudness_on_the_samples_follows_each_word_without_clicks():
     assert [quiet[p - 1 : p - 1 + len(w.word)] for p, w in zip(ssml_word_positions(quiet), plan.words)] == ["one", "two", "three"]
 
 
-def _band_ratio_db(x: np.ndarray, rate: int, split_hz: float = 1000.0) -> float:
-    power = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
-    freqs = np.fft.rfftfreq(len(x), 1.0 / rate)
-    return float(10 * np.log10(power[freqs >= split_hz].sum() / power[freqs < split_hz].sum()))
-
-
-def test_word_brightness_raises_the_high_band_with_loudness_and_keeps_the_low_band():
+def test_word_brightness_raises_the_high_band_with_loudness_and_keeps_the_low_band(benchmark):
     from kmtalk_cli.data.prosody import apply_word_brightness
+
+    tilt_db = benchmark("prosody_audible").tilt_db  # energy above 1 kHz against below, dB
 
     plan = _plan((("one", 0.0, 0.0, 1.0), ("two", 6.0, 0.0, 1.0), ("three", -6.0, 0.0, 1.0)))
     rate = 16_000
@@ -530,19 +526,20 @@ def test_word_brightness_raises_the_high_band_with_loudness_and_keeps_the_low_ba
     x = (0.2 * np.sin(2 * np.pi * 200 * t) + 0.1 * np.sin(2 * np.pi * 3000 * t)).astype(np.float32)
     y = apply_word_brightness(x, rate, [0.0, 1.0, 2.0], plan, db_per_db=0.5)
     mid = lambda s, k: s[k * rate + rate // 4 : k * rate + 3 * rate // 4]  # noqa: E731 - the steady half of word k
-    rise = [_band_ratio_db(mid(y, k), rate) - _band_ratio_db(mid(x, k), rate) for k in range(3)]
+    rise = [tilt_db(mid(y, k), rate) - tilt_db(mid(x, k), rate) for k in range(3)]
     assert np.allclose(rise, [0.0, 3.0, -3.0], atol=0.1)
     low = lambda s: np.abs(np.fft.rfft(s))[100]  # noqa: E731 - 200 Hz in a half-second window
     assert low(mid(y, 1)) == pytest.approx(low(mid(x, 1)), rel=0.01)
 
 
-def test_effort_voice_makes_a_louder_take_higher_and_brighter_beyond_its_level():
+def test_effort_voice_makes_a_louder_take_higher_and_brighter_beyond_its_level(benchmark):
     """Two takes of one sentence, soft and loud: without ``effort_voice`` they differ in level
     only (a recording's gain hides it); with it the loud one is higher and brighter too."""
     from kmtalk_cli.data.prosody import EFFORT_PITCH, to_ssml
     from kmtalk_cli.data.synth import _say_espeak, make_subjects
     from kmtalk_cli.face.liveliness import prosody
 
+    tilt_db = benchmark("prosody_audible").tilt_db
     subject = make_subjects(1, 0, warp=False)[0]
     words = (("the", 0.0, 0.0, 1.0), ("boy", 0.0, 0.0, 1.0), ("was", 0.0, 0.0, 1.0), ("woolen", 0.0, 0.0, 1.0))
 
@@ -552,7 +549,7 @@ def test_effort_voice_makes_a_louder_take_higher_and_brighter_beyond_its_level()
         speech = _say_espeak("the boy was woolen", subject, plan, effort_voice=voiced)
         x = speech.samples / np.sqrt(np.mean(speech.samples**2))  # the level, normalised away
         f0 = prosody(x, speech.sample_rate, int(speech.duration * 100), 100.0).f0
-        return float(np.median(f0[f0 > 0])), _band_ratio_db(x, speech.sample_rate)
+        return float(np.median(f0[f0 > 0])), tilt_db(x, speech.sample_rate)
 
     (f0_soft, tilt_soft), (f0_loud, tilt_loud) = take(-1.0, False), take(1.0, False)
     assert abs(np.log2(f0_loud / f0_soft)) < 0.02 and abs(tilt_loud - tilt_soft) < 0.5
