@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from keymotion_gain import CachedAlignments, predicted_keys
+from keymotion_gain import CachedAlignments, predicted_keys, require_key_motion_checkpoints
 from kmtalk_cli.data.prosody import EFFORT_DB, GAIN_DB_PER_OCTAVE
 from kmtalk_cli.data.dataset import open_dataset
 from kmtalk_cli.evaluation import resolve_regions
@@ -70,9 +70,9 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("checkpoints", type=Path, nargs="+", help="key-motion checkpoints")
     args = parser.parse_args()
-    missing = [str(p) for p in args.checkpoints if not p.is_file()]
-    if missing:
-        raise SystemExit(f"No checkpoint at {', '.join(missing)}.")
+    require_key_motion_checkpoints(args.checkpoints, "effort_heard.py measures key motions")
+    if not (args.corpus / "splits.json").is_file():
+        raise SystemExit(f"{args.corpus} is not a corpus (no splits.json); build one with `kmtalk synth`.")
     print(f"Corpus {args.corpus}, {args.split} split; a decoder deaf to effort has slope {DEAF_SLOPE:.3f}.\n")
     print("| checkpoint | sequences | r (log best gain, effort) | slope per unit effort | effort heard | mean abs log gain |")
     print("|---|---:|---:|---:|---:|---:|")

@@ -74,6 +74,14 @@ def test_scoring_a_plain_checkpoint_is_refused_before_a_corpus_is_built(tmp_path
     assert not corpus.exists()
 
 
+def test_effort_heard_refuses_a_plain_checkpoint_and_a_folder_that_is_no_corpus(tmp_path: Path) -> None:
+    plain = ROOT / "kmtalk_cli" / "weights" / "selftalk.safetensors"
+    keyed = ROOT / "kmtalk_cli" / "weights" / "selftalk-km.safetensors"
+    for checkpoint, said in ((plain, "holds no key-motion model"), (keyed, "is not a corpus")):
+        done = _run("benchmarks/effort_heard.py", "--corpus", str(tmp_path / "none"), str(checkpoint))
+        assert done.returncode != 0 and said in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
 def test_an_untrained_completion_of_the_true_keys_is_their_interpolation(tiny_corpus: Path, tmp_path: Path, benchmark) -> None:
     """The oracle row (completion given the true key motions) puts the keys on the model's key
     frames in the corpus' units and on the sequence's face: an untrained residual adds nothing,
