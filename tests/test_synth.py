@@ -530,6 +530,9 @@ def test_word_brightness_raises_the_high_band_with_loudness_and_keeps_the_low_ba
     assert np.allclose(rise, [0.0, 3.0, -3.0], atol=0.1)
     low = lambda s: np.abs(np.fft.rfft(s))[100]  # noqa: E731 - 200 Hz in a half-second window
     assert low(mid(y, 1)) == pytest.approx(low(mid(x, 1)), rel=0.01)
+    near_full = x / np.abs(x).max() * 0.97  # a loud word brightened past full scale is turned down, not clipped
+    y = apply_word_brightness(near_full, rate, [0.0, 1.0, 2.0], plan, db_per_db=0.5)
+    assert np.abs(y).max() <= 0.99 and tilt_db(mid(y, 1), rate) - tilt_db(mid(near_full, 1), rate) == pytest.approx(3.0, abs=0.1)
 
 
 def test_effort_voice_makes_a_louder_take_higher_and_brighter_beyond_its_level(benchmark):

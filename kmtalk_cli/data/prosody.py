@@ -50,6 +50,7 @@ NOD_RADIANS = math.radians(3.0)
 EFFORT_PITCH = 12.0
 BRIGHTNESS_DB_PER_DB = 0.5
 BRIGHT_HZ = 1000.0
+BRIGHT_PEAK = 0.99  # the highest sample a brightened utterance may reach
 
 
 @dataclass(frozen=True)
@@ -171,13 +172,16 @@ def apply_word_brightness(
     samples: np.ndarray, rate: int, word_starts: Sequence[float], prosody: UtteranceProsody, db_per_db: float = BRIGHTNESS_DB_PER_DB
 ) -> np.ndarray:
     """``samples`` with the band above :data:`BRIGHT_HZ` raised by ``db_per_db`` × each word's
-    loudness (dB), so a louder word is brighter and a soft one duller; the level below is kept."""
+    loudness (dB), so a louder word is brighter and a soft one duller; the level below is kept.
+    Where the boost would pass full scale the whole utterance is turned down instead of clipped
+    (clipping is broadband noise, which would say "loud" in every band)."""
     from scipy.signal import butter, sosfiltfilt
 
     high = sosfiltfilt(butter(2, BRIGHT_HZ, "highpass", fs=rate, output="sos"), samples.astype(np.float64))
     boosts = [10.0 ** (db_per_db * w.loudness_db / 20.0) - 1.0 for w in prosody.words]
-    extra = _word_curve(len(samples), rate, word_starts, boosts, 0.0)
-    return np.clip(samples + extra * high, -1.0, 1.0).astype(np.float32)
+    out = samples + _word_curve(len(samples), rate, word_starts, boosts, 0.0) * high
+    peak = float(np.abs(out).max(initial=0.0))
+    return (out * (BRIGHT_PEAK / peak if peak > BRIGHT_PEAK else 1.0)).astype(np.float32)
 
 
 def _word_of(phones: Sequence[SpokenPhone], words: Sequence[Segment | None]) -> list[int | None]:
