@@ -74,11 +74,12 @@ def test_scoring_a_plain_checkpoint_is_refused_before_a_corpus_is_built(tmp_path
     assert not corpus.exists()
 
 
-def test_effort_heard_refuses_a_plain_checkpoint_and_a_folder_that_is_no_corpus(tmp_path: Path) -> None:
+@pytest.mark.parametrize("script", ["effort_heard", "prosody_heard"])
+def test_hearing_benchmarks_refuse_a_plain_checkpoint_and_a_folder_that_is_no_corpus(script: str, tmp_path: Path) -> None:
     plain = ROOT / "kmtalk_cli" / "weights" / "selftalk.safetensors"
     keyed = ROOT / "kmtalk_cli" / "weights" / "selftalk-km.safetensors"
     for checkpoint, said in ((plain, "holds no key-motion model"), (keyed, "is not a corpus")):
-        done = _run("benchmarks/effort_heard.py", "--corpus", str(tmp_path / "none"), str(checkpoint))
+        done = _run(f"benchmarks/{script}.py", "--corpus", str(tmp_path / "none"), str(checkpoint))
         assert done.returncode != 0 and said in done.stderr and "Traceback" not in done.stderr, done.stderr
 
 
@@ -160,3 +161,51 @@ def test_effort_heard_is_none_for_a_deaf_decoder_and_all_for_an_exact_one(benchm
     assert heard.effort_fit(deaf, efforts)["heard"] == pytest.approx(0.0, abs=0.02)
     assert heard.effort_fit(exact, efforts)["heard"] == pytest.approx(1.0, abs=0.02)
     assert heard.effort_fit(deaf, efforts)["r"] > 0.99
+
+
+def test_prosody_heard_finds_the_factor_a_decoder_is_deaf_to(benchmark) -> None:
+    """prosody_heard's fit: keys missing exactly the effort's part of each word's gain show
+    coefficient 1 for effort and 0 for the rest, and taking that part out leaves no error; keys
+    with every factor show 0 throughout."""
+    import numpy as np
+
+    heard = benchmark("prosody_heard")
+    rng = np.random.default_rng(0)
+    factors, true = [], []
+    for _ in range(40):  # utterances of 10 words, one key each
+        plan = {"effort": rng.uniform(-1, 1), "articulation": rng.uniform(-1, 1)}
+        for _ in range(10):
+            word = {"emphasis": rng.choice([0.0, rng.uniform(0.6, 1.0)]), "rate": rng.uniform(0.7, 1.4)}
+            word["loudness_db"] = 6 * plan["effort"] + 6 * word["emphasis"] + rng.normal(0, 1.5)
+            factors.append(heard.word_factors(plan, word))
+            true.append(rng.normal(size=(20, 3)) * np.exp(factors[-1].sum()))
+    factors, true = np.asarray(factors), np.asarray(true)
+    deaf = heard.deafness(true / np.exp(factors[:, 0])[:, None, None], true, factors)
+    assert deaf["coef"]["effort"] == pytest.approx(1.0, abs=1e-6)
+    assert all(abs(deaf["coef"][f]) < 1e-6 for f in heard.FACTORS[1:])
+    assert deaf["without"]["effort"] == pytest.approx(0.0, abs=1e-6) and deaf["error"] > 0.1
+    exact = heard.deafness(true, true, factors)
+    assert all(abs(c) < 1e-6 for c in exact["coef"].values()) and exact["error"] == pytest.approx(0.0)
+
+
+def test_prosody_heard_factors_multiply_to_the_corpus_word_gain(benchmark) -> None:
+    """The factors are the corpus' own: their product is each word's jaw and lip gain (where unclipped)."""
+    import math
+
+    import numpy as np
+
+    from kmtalk_cli.data import prosody
+
+    heard = benchmark("prosody_heard")
+    rng = np.random.default_rng(1)
+    checked = 0
+    for _ in range(20):
+        drawn = prosody.draw_prosody("please give the beautiful yellow lamp to my grandmother today".split(), rng)
+        plan = drawn.to_json()
+        hyper = 1.0 + prosody.ARTICULATION_GAIN * drawn.articulation
+        for word, w in zip(plan["words"], drawn.words):
+            raw = 2.0 ** (w.loudness_db / prosody.GAIN_DB_PER_OCTAVE) * w.rate ** -prosody.RATE_EXPONENT
+            if prosody.GAIN_RANGE[0] < raw < prosody.GAIN_RANGE[1]:
+                assert math.exp(heard.word_factors(plan, word).sum()) == pytest.approx(raw * hyper, rel=2e-3)
+                checked += 1
+    assert checked > 100

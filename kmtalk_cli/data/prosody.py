@@ -39,6 +39,8 @@ EMPHASIS_DB = 6.0
 GAIN_DB_PER_OCTAVE = 12.0
 RATE_EXPONENT = 0.5
 GAIN_RANGE = (0.5, 1.7)
+#: Hyper-articulation (+1) opens every word this much more, hypo-articulation (-1) this much less.
+ARTICULATION_GAIN = 0.15
 #: Pitch rise (%) of a fully emphasised word, and how much an accent slows it.
 ACCENT_PITCH = 35.0
 ACCENT_SLOWING = 0.8
@@ -200,7 +202,7 @@ def controls(prosody: UtteranceProsody, phones: Sequence[SpokenPhone], words: Se
     ``words`` is the word tier laid over the prosody's words (None where a word got no phones).
     """
     owner = _word_of(phones, words)
-    hyper = 1.0 + 0.15 * prosody.articulation
+    hyper = 1.0 + ARTICULATION_GAIN * prosody.articulation
     gains = tuple(1.0 if k is None or k >= len(prosody.words) else float(np.clip(prosody.words[k].gain * hyper, *GAIN_RANGE)) for k in owner)
     accents: list[tuple[float, float]] = []
     ends: list[float] = []
