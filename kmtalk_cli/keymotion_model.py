@@ -93,8 +93,6 @@ class KeyMotionConfig:
     schedule: str = "joint"  # keys and completion learn in the same steps; "staged": keys first, then completion (see notes)
     completion_keys: str = "true"  # "predicted": ``joint`` completion learns from the decoder's own keys
     key_window: int = 0  # > 0: the decoder reads the audio features this many frames either side of a key too
-    decoder_dropout: float = 0.1  # dropout in the key decoder's attention layers
-    feature_dropout: float = 0.0  # dropout on the audio features the key decoder reads
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -117,9 +115,6 @@ class KeyMotionConfig:
             raise ModelError(f"Unknown key-motion schedule '{config.schedule}'; choose from {', '.join(SCHEDULES)}.")
         if config.completion_keys not in COMPLETION_KEYS:
             raise ModelError(f"Unknown completion_keys '{config.completion_keys}'; choose from {', '.join(COMPLETION_KEYS)}.")
-        for name in ("decoder_dropout", "feature_dropout"):
-            if not 0.0 <= getattr(config, name) < 1.0:
-                raise ModelError(f"{name} is a probability below 1; got {getattr(config, name)}.")
         if config.key_window < 0:
             raise ModelError(f"key_window counts frames either side of a key and cannot be negative; got {config.key_window}.")
         if config.completion_keys == "predicted" and config.schedule != "joint":
@@ -141,12 +136,11 @@ class KeyMotionDecoder(nn.Module):
         self.config = config
         d = config.decoder_dim
         self.inp = nn.Linear((2 * config.key_window + 1) * feature_dim, d)
-        self.drop = nn.Dropout(config.feature_dropout)
         self.phones = nn.Embedding(len(LABELS), config.phone_dim) if config.phone_context else None
         self.phone_map = nn.Linear(2 * config.phone_dim, d) if config.phone_context else None
         self.style = nn.Embedding(n_styles, d) if n_styles > 0 else None
         if config.decoder == "transformer":
-            layer = nn.TransformerEncoderLayer(d, config.decoder_heads, 2 * d, dropout=config.decoder_dropout, batch_first=True)
+            layer = nn.TransformerEncoderLayer(d, config.decoder_heads, 2 * d, dropout=0.1, batch_first=True)
             self.encoder: nn.Module | None = nn.TransformerEncoder(layer, config.decoder_layers, enable_nested_tensor=False)
         else:
             self.encoder = None
@@ -178,7 +172,7 @@ class KeyMotionDecoder(nn.Module):
 
     def hidden(self, key_features: Tensor, key_frames: Tensor, context: Tensor, key_mask: Tensor, style: Tensor | None) -> Tensor:
         """The (B, K, decoder_dim) state the linear ``out`` maps to offsets: the key motions' code."""
-        x = self.inp(self.drop(key_features))
+        x = self.inp(key_features)
         if self.config.decoder == "linear":
             return x
         x = x + _sinusoid(key_frames, x.shape[-1])

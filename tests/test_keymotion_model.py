@@ -10,7 +10,7 @@ from kmtalk_cli.backbones import create_backbone, list_backbones
 from kmtalk_cli.backbones.checkpoint import save_checkpoint
 from kmtalk_cli.data.dataset import open_dataset
 from kmtalk_cli.errors import ModelError
-from kmtalk_cli.keymotion_model import KeyMotionConfig, KeyMotionDecoder, KeyMotionModel, interpolate_keys, key_features, load_keymotion_model
+from kmtalk_cli.keymotion_model import KeyMotionConfig, KeyMotionModel, interpolate_keys, key_features, load_keymotion_model
 from kmtalk_cli.keymotions import KeyMotions, select_key_frames
 from kmtalk_cli.training import collate, load_items
 
@@ -263,22 +263,3 @@ def test_unknown_schedules_and_predicted_keys_without_joint_are_refused() -> Non
         KeyMotionConfig.from_dict({"completion_keys": "predicted", "schedule": "staged"})
     with pytest.raises(ModelError, match="key_window .* cannot be negative"):
         KeyMotionConfig.from_dict({"key_window": -1})
-
-
-def test_decoder_dropouts_regularise_training_only() -> None:
-    """``feature_dropout`` drops the features the key decoder reads while it learns; inference is deterministic."""
-    torch.manual_seed(0)
-    config = KeyMotionConfig(**{**KM.to_dict(), "decoder_dropout": 0.0, "feature_dropout": 0.5})
-    decoder = KeyMotionDecoder(config, feature_dim=8, n_vertices=4, n_styles=0)
-    torch.nn.init.normal_(decoder.out.weight)
-    features, frames = torch.randn(1, 3, 8), torch.tensor([[0, 4, 9]])
-    context, valid = torch.zeros(1, 3, 2, dtype=torch.long), torch.ones(1, 3, dtype=torch.bool)
-    decoder.train()
-    assert not torch.allclose(decoder(features, frames, context, valid, None), decoder(features, frames, context, valid, None))
-    decoder.eval()
-    torch.testing.assert_close(decoder(features, frames, context, valid, None), decoder(features, frames, context, valid, None))
-    layer = KeyMotionDecoder(KeyMotionConfig(**{**KM.to_dict(), "decoder_dropout": 0.3}), 8, 4, 0).encoder.layers[0]
-    assert layer.dropout.p == 0.3
-    for name in ("decoder_dropout", "feature_dropout"):
-        with pytest.raises(ModelError, match=f"{name} is a probability"):
-            KeyMotionConfig.from_dict({name: 1.0})
