@@ -93,7 +93,6 @@ class KeyMotionConfig:
     schedule: str = "joint"  # keys and completion learn in the same steps; "staged": keys first, then completion (see notes)
     completion_keys: str = "true"  # "predicted": ``joint`` completion learns from the decoder's own keys
     key_window: int = 0  # > 0: the decoder reads the audio features this many frames either side of a key too
-    style_dropout: float = 0.0  # share of training sequences whose key decoder gets the average style, as a subject never heard does
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -116,8 +115,6 @@ class KeyMotionConfig:
             raise ModelError(f"Unknown key-motion schedule '{config.schedule}'; choose from {', '.join(SCHEDULES)}.")
         if config.completion_keys not in COMPLETION_KEYS:
             raise ModelError(f"Unknown completion_keys '{config.completion_keys}'; choose from {', '.join(COMPLETION_KEYS)}.")
-        if not 0.0 <= config.style_dropout <= 1.0:
-            raise ModelError(f"style_dropout is a share of sequences between 0 and 1; got {config.style_dropout}.")
         if config.key_window < 0:
             raise ModelError(f"key_window counts frames either side of a key and cannot be negative; got {config.key_window}.")
         if config.completion_keys == "predicted" and config.schedule != "joint":
@@ -182,11 +179,7 @@ class KeyMotionDecoder(nn.Module):
         if self.phones is not None:
             x = x + self.phone_map(self.phones(context).flatten(-2))
         if self.style is not None:
-            average = self.style.weight.mean(0, keepdim=True).expand(x.shape[0], -1)
-            emb = self.style(style) if style is not None else average
-            if self.training and style is not None and self.config.style_dropout > 0:
-                unknown = torch.rand(x.shape[0], 1, device=x.device) < self.config.style_dropout
-                emb = torch.where(unknown, average, emb)
+            emb = self.style(style) if style is not None else self.style.weight.mean(0, keepdim=True).expand(x.shape[0], -1)
             x = x + emb[:, None]
         return self.encoder(x, src_key_padding_mask=~key_mask)
 

@@ -10,7 +10,7 @@ from kmtalk_cli.backbones import create_backbone, list_backbones
 from kmtalk_cli.backbones.checkpoint import save_checkpoint
 from kmtalk_cli.data.dataset import open_dataset
 from kmtalk_cli.errors import ModelError
-from kmtalk_cli.keymotion_model import KeyMotionConfig, KeyMotionDecoder, KeyMotionModel, interpolate_keys, key_features, load_keymotion_model
+from kmtalk_cli.keymotion_model import KeyMotionConfig, KeyMotionModel, interpolate_keys, key_features, load_keymotion_model
 from kmtalk_cli.keymotions import KeyMotions, select_key_frames
 from kmtalk_cli.training import collate, load_items
 
@@ -263,26 +263,3 @@ def test_unknown_schedules_and_predicted_keys_without_joint_are_refused() -> Non
         KeyMotionConfig.from_dict({"completion_keys": "predicted", "schedule": "staged"})
     with pytest.raises(ModelError, match="key_window .* cannot be negative"):
         KeyMotionConfig.from_dict({"key_window": -1})
-
-
-def test_style_dropout_trains_the_key_decoder_on_the_average_style() -> None:
-    """With ``style_dropout`` 1 every training sequence gets the average style, what a subject never
-    heard gets at inference; inference keeps the style it is given."""
-    features, frames = torch.randn(2, 3, 8), torch.tensor([[0, 4, 9], [1, 2, 3]])
-    context, valid, style = torch.zeros(2, 3, 2, dtype=torch.long), torch.ones(2, 3, dtype=torch.bool), torch.tensor([0, 2])
-    decoders = {}
-    for share in (0.0, 1.0):
-        torch.manual_seed(0)
-        config = KeyMotionConfig(**{**KM.to_dict(), "decoder_layers": 1, "style_dropout": share})
-        decoders[share] = KeyMotionDecoder(config, feature_dim=8, n_vertices=4, n_styles=3)
-        torch.nn.init.normal_(decoders[share].style.weight)
-    for decoder in decoders.values():
-        for module in decoder.modules():
-            module.train(isinstance(module, KeyMotionDecoder))  # the decoder trains; its attention's own dropout is off
-    given = lambda d, s: d.hidden(features, frames, context, valid, s)  # noqa: E731
-    torch.testing.assert_close(given(decoders[1.0], style), given(decoders[1.0], None))
-    assert not torch.allclose(given(decoders[0.0], style), given(decoders[0.0], None))
-    decoders[1.0].eval()
-    assert not torch.allclose(given(decoders[1.0], style), given(decoders[1.0], None))
-    with pytest.raises(ModelError, match="style_dropout is a share"):
-        KeyMotionConfig.from_dict({"style_dropout": 1.5})
