@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +46,9 @@ def effort_fit(gains: list[float], efforts: list[float]) -> dict[str, float]:
             "mean_abs_log_gain": float(np.abs(g).mean())}
 
 
-def measure(dataset: Any, corpus: Path, split: str, checkpoint: Path) -> dict[str, float]:
-    lips = resolve_regions(dataset).lips
-    helper = CachedAlignments(load_model(checkpoint), dataset)
-    gains, efforts = [], []
+def keys_with_prosody(dataset: Any, corpus: Path, split: str, helper: Any, lips: np.ndarray) -> Iterator[tuple[Any, dict, np.ndarray, np.ndarray, np.ndarray]]:
+    """Each ``split`` sequence with hidden prosody: (its reference, its drawn prosody, key frames,
+    predicted and true lip key motions (K, L, 3)). Voices that speak without it are skipped."""
     for ref in dataset.split(split):
         plan = corpus / "alignments" / f"{ref.name}.prosody.json"
         if not plan.is_file():  # voices that speak without hidden prosody (MBROLA, Festival)
@@ -57,8 +57,21 @@ def measure(dataset: Any, corpus: Path, split: str, checkpoint: Path) -> dict[st
         keys = predicted_keys(helper, seq)
         frames = keys.frames.indices
         predicted = np.asarray(keys.offsets).reshape(len(frames), -1, 3)[:, lips]
-        gains.append(best_gain(predicted, (seq.vertices[frames] - seq.template[None])[:, lips]))
-        efforts.append(json.loads(plan.read_text())["effort"])
+        yield ref, json.loads(plan.read_text()), frames, predicted, (seq.vertices[frames] - seq.template[None])[:, lips]
+
+
+def require_corpus(path: Path) -> None:
+    """Stop with one sentence unless ``path`` is a corpus."""
+    if not (path / "splits.json").is_file():
+        raise SystemExit(f"{path} is not a corpus (no splits.json); build one with `kmtalk synth`.")
+
+
+def measure(dataset: Any, corpus: Path, split: str, checkpoint: Path) -> dict[str, float]:
+    helper = CachedAlignments(load_model(checkpoint), dataset)
+    gains, efforts = [], []
+    for _, plan, _, predicted, true in keys_with_prosody(dataset, corpus, split, helper, resolve_regions(dataset).lips):
+        gains.append(best_gain(predicted, true))
+        efforts.append(plan["effort"])
     if len(gains) < 3:
         raise SystemExit(f"{corpus}'s {split} split has {len(gains)} sequences with hidden prosody; build the corpus with prosody.")
     return effort_fit(gains, efforts)
@@ -71,8 +84,7 @@ def main() -> None:
     parser.add_argument("checkpoints", type=Path, nargs="+", help="key-motion checkpoints")
     args = parser.parse_args()
     require_key_motion_checkpoints(args.checkpoints, "effort_heard.py measures key motions")
-    if not (args.corpus / "splits.json").is_file():
-        raise SystemExit(f"{args.corpus} is not a corpus (no splits.json); build one with `kmtalk synth`.")
+    require_corpus(args.corpus)
     print(f"Corpus {args.corpus}, {args.split} split; a decoder deaf to effort has slope {DEAF_SLOPE:.3f}.\n")
     print("| checkpoint | sequences | r (log best gain, effort) | slope per unit effort | effort heard | mean abs log gain |")
     print("|---|---:|---:|---:|---:|---:|")

@@ -20,14 +20,14 @@ over keys of the mean lip-vertex distance (mm).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from keymotion_gain import CachedAlignments, predicted_keys, require_key_motion_checkpoints
+from effort_heard import keys_with_prosody, require_corpus
+from keymotion_gain import CachedAlignments, require_key_motion_checkpoints
 from kmtalk_cli.data import prosody
 from kmtalk_cli.data.dataset import open_dataset
 from kmtalk_cli.evaluation import resolve_regions
@@ -56,7 +56,8 @@ def deafness(predicted: np.ndarray, true: np.ndarray, factors: np.ndarray) -> di
     pp = (predicted**2).sum(axis=(1, 2))
     pt = (predicted * true).sum(axis=(1, 2))
     keep = pp > np.quantile(pp, 0.2)  # a key at rest has no amplitude to misjudge
-    log_gain = np.log(np.clip(pt / np.maximum(pp, 1e-20), 0.05, 20.0))
+    gain = pt / np.maximum(pp, 1e-20)  # the best gain per key
+    log_gain = np.log(np.clip(gain, 0.05, 20.0))
     design = np.c_[factors, np.ones(len(factors))][keep]
     weight = np.sqrt(pp[keep])[:, None]
     coef = np.linalg.lstsq(design * weight, log_gain[keep] * weight[:, 0], rcond=None)[0][: len(FACTORS)]
@@ -67,31 +68,23 @@ def deafness(predicted: np.ndarray, true: np.ndarray, factors: np.ndarray) -> di
     out = {"keys": len(predicted), "coef": dict(zip(FACTORS, coef)), "error": error(np.ones(len(predicted)))}
     out["without"] = {name: error(np.exp(factors[:, i] * coef[i])) for i, name in enumerate(FACTORS)}
     out["without all"] = error(np.exp(factors @ coef))
-    out["best gain per key"] = error(np.clip(pt / np.maximum(pp, 1e-20), 0.0, 5.0))
+    out["best gain per key"] = error(np.clip(gain, 0.0, 5.0))
     return out
 
 
 def collect(dataset: Any, corpus: Path, split: str, helper: Any, lips: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Predicted and true lip key motions of every key inside a word, and the word's factors."""
     predicted, true, factors = [], [], []
-    for ref in dataset.split(split):
-        plan_path = corpus / "alignments" / f"{ref.name}.prosody.json"
-        if not plan_path.is_file():  # voices that speak without hidden prosody (MBROLA, Festival)
-            continue
-        plan = json.loads(plan_path.read_text())
+    for ref, plan, frames, keys, truth in keys_with_prosody(dataset, corpus, split, helper, lips):
         words = [w for w in dataset.alignment(ref).words if w.label.strip()]
         if len(words) != len(plan["words"]):  # a word espeak-ng gave no phones: no safe pairing
             continue
-        seq = dataset.load(ref)
-        keys = predicted_keys(helper, seq)
-        frames = keys.frames.indices
-        offsets = np.asarray(keys.offsets).reshape(len(frames), -1, 3)[:, lips]
         for k, frame in enumerate(frames):
-            t = frame / seq.fps
+            t = frame / dataset.fps
             inside = [i for i, w in enumerate(words) if w.start <= t < w.end]
             if inside:
-                predicted.append(offsets[k])
-                true.append(seq.vertices[frame, lips] - seq.template[lips])
+                predicted.append(keys[k])
+                true.append(truth[k])
                 factors.append(word_factors(plan, plan["words"][inside[0]]))
     if len(predicted) < 10:
         raise SystemExit(f"{corpus}'s {split} split has {len(predicted)} keys inside words with hidden prosody; build the corpus with prosody.")
@@ -105,8 +98,7 @@ def main() -> None:
     parser.add_argument("checkpoints", type=Path, nargs="+", help="key-motion checkpoints")
     args = parser.parse_args()
     require_key_motion_checkpoints(args.checkpoints, "prosody_heard.py measures key motions")
-    if not (args.corpus / "splits.json").is_file():
-        raise SystemExit(f"{args.corpus} is not a corpus (no splits.json); build one with `kmtalk synth`.")
+    require_corpus(args.corpus)
     dataset = open_dataset(args.corpus)
     splits = [s for s in args.splits.split(",") if s]
     unknown = [s for s in splits if s not in dataset.splits]
