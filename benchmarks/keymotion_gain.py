@@ -51,6 +51,7 @@ import numpy as np
 from kmtalk_cli.backbones.checkpoint import read_checkpoint_info
 from kmtalk_cli.trainable import build_run
 from kmtalk_cli.data.dataset import open_dataset
+from kmtalk_cli.errors import KmtalkError
 from kmtalk_cli.evaluation import ModelPredictions, evaluate, resolve_regions
 from kmtalk_cli.models import load_model
 from kmtalk_cli.training import TrainOptions, load_items, seed_everything, train
@@ -157,7 +158,10 @@ def require_key_motion_checkpoints(paths: list[Path], why: str) -> None:
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise SystemExit(f"No checkpoint at {', '.join(missing)}.")
-    plain = [str(p) for p in paths if read_checkpoint_info(p).get("kind") != "key-motion"]
+    try:
+        plain = [str(p) for p in paths if read_checkpoint_info(p).get("kind") != "key-motion"]
+    except KmtalkError as exc:  # not a checkpoint at all
+        raise SystemExit(str(exc)) from None
     if plain:
         raise SystemExit(f"{', '.join(plain)} holds no key-motion model; {why}.")
 

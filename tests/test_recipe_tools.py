@@ -78,7 +78,8 @@ def test_scoring_a_plain_checkpoint_is_refused_before_a_corpus_is_built(tmp_path
 def test_hearing_benchmarks_refuse_a_plain_checkpoint_and_a_folder_that_is_no_corpus(script: str, tmp_path: Path) -> None:
     plain = ROOT / "kmtalk_cli" / "weights" / "selftalk.safetensors"
     keyed = ROOT / "kmtalk_cli" / "weights" / "selftalk-km.safetensors"
-    for checkpoint, said in ((plain, "holds no key-motion model"), (keyed, "is not a corpus")):
+    not_a_checkpoint = ROOT / "README.md"
+    for checkpoint, said in ((plain, "holds no key-motion model"), (keyed, "is not a corpus"), (not_a_checkpoint, "not a readable safetensors file")):
         done = _run(f"benchmarks/{script}.py", "--corpus", str(tmp_path / "none"), str(checkpoint))
         assert done.returncode != 0 and said in done.stderr and "Traceback" not in done.stderr, done.stderr
 
